@@ -1,0 +1,4 @@
+from jesse_mcp.server import main
+
+if __name__ == "__main__":
+    main()

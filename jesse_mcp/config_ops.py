@@ -1,0 +1,142 @@
+"""Configuration reads and guarded updates for jesse_mcp. Plain Python: the confirmation step is injected."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.changes import apply_changes, leaf_changes, loosenings, stage_moves
+from shared.config import TradingConfig, validate_config_data
+from shared.config_store import ConfigStore
+from shared.errors import ConfigError, PolicyDenied
+from shared.redact import redact
+from shared.resolve import effective_stage
+from shared.store import Store
+
+ENV_VARS = (
+    "TRADING_MCP_HOME",
+    "TRADING_MCP_CONFIG",
+    "ZHIPUAI_API_KEY",
+    "ZHIPUAI_BASE_URL",
+    "CRYPTOPANIC_API_KEY",
+    "BINANCE_BASE_URL",
+    "COINBASE_BASE_URL",
+    "KRAKEN_BASE_URL",
+    "COINGECKO_BASE_URL",
+    "YAHOO_BASE_URL",
+)
+SECRET_VARS = {"ZHIPUAI_API_KEY", "CRYPTOPANIC_API_KEY"}
+
+
+class ConfigView(BaseModel):
+    path: str = Field(description="The configuration file.")
+    config: dict[str, Any] = Field(description="The whole configuration; secrets never live here.")
+    environment: dict[str, str] = Field(description="Relevant environment variables; secrets only as set/not set.")
+
+
+class ChangeRecord(BaseModel):
+    path: str
+    old: Any
+    new: Any
+
+
+class ConfigUpdateResult(BaseModel):
+    applied: list[ChangeRecord] = Field(description="Every field that changed, old and new value.")
+    loosened: list[str] = Field(description="Risk or portfolio limits that became looser (needed confirmation).")
+    confirmation: str = Field(description="'not needed' or how the person confirmed.")
+    demotions: list[ChangeRecord] = Field(description="Stage demotions, also written to the stage history.")
+
+
+class StrategyStage(BaseModel):
+    name: str
+    stage: str
+    effective_stage: str
+    enabled: bool
+    risk_profile: str
+
+
+class StageView(BaseModel):
+    global_stage: str
+    strategies: list[StrategyStage]
+    history: list[dict[str, Any]] = Field(description="Recent stage changes, newest first, with reasons.")
+
+
+def config_view(config: ConfigStore) -> ConfigView:
+    cfg = config.load()
+    env = {}
+    for name in ENV_VARS:
+        value = os.environ.get(name)
+        if name in SECRET_VARS:
+            env[name] = "set" if value else "not set"
+        else:
+            env[name] = value if value else "not set"
+    return ConfigView(path=str(config.path), config=redact(cfg.model_dump(mode="json")), environment=env)
+
+
+def stage_view(cfg: TradingConfig, store: Store, strategy: str | None) -> StageView:
+    names = [strategy] if strategy else sorted(cfg.strategies)
+    if strategy and strategy not in cfg.strategies:
+        raise ConfigError(f"Unknown strategy '{strategy}'. Configured: {', '.join(sorted(cfg.strategies))}.")
+    rows = [
+        StrategyStage(
+            name=n,
+            stage=cfg.strategies[n].stage,
+            effective_stage=effective_stage(cfg, n),
+            enabled=cfg.strategies[n].enabled,
+            risk_profile=cfg.strategies[n].risk_profile,
+        )
+        for n in names
+    ]
+    return StageView(global_stage=cfg.stage, strategies=rows, history=store.stage_history(strategy, limit=20))
+
+
+Confirm = Callable[[str, str], Awaitable[str]]
+
+
+async def update_config(
+    config: ConfigStore, store: Store, changes: dict[str, Any], reason: str, confirm: Confirm
+) -> ConfigUpdateResult:
+    """Validate the change, refuse stage raises, ask `confirm` for any loosening, then write atomically."""
+    old = config.load()
+    seen = old.model_dump(mode="json")
+    new = validate_config_data(apply_changes(seen, changes), "configuration change")
+    raises, demotions = stage_moves(old, new)
+    if raises:
+        moved = "; ".join(f"{c.path} {c.old} -> {c.new}" for c in raises)
+        raise PolicyDenied(
+            "promotion_needs_evidence",
+            f"update_config never raises a stage ({moved}).",
+            "use request_stage_promotion, which checks recorded backtest, stress-test and paper evidence.",
+        )
+    loosened = loosenings(old, new)
+    confirmation = "not needed"
+    if loosened:
+        question = (
+            "Loosen risk limits? " + "; ".join(loosened) + f". Reason given: {reason or 'none'}. "
+            "Confirm only if you, the person, want this."
+        )
+        confirmation = await confirm("loosening_needs_confirmation", question)
+
+    def write(current: dict[str, Any]) -> dict[str, Any]:
+        if current != seen:
+            raise ConfigError(
+                "The configuration changed while this update waited for confirmation; nothing "
+                "was written. Read it again (get_config) and repeat the update."
+            )
+        return new.model_dump(mode="json")
+
+    config.update(write)
+    for change in demotions:
+        strategy = change.path.split(".")[1] if change.path.startswith("strategies.") else None
+        store.record_stage_change(strategy, change.old, change.new, f"demoted via update_config: {reason or '-'}")
+    return ConfigUpdateResult(
+        applied=[
+            ChangeRecord(path=c.path, old=c.old, new=c.new) for c in leaf_changes(seen, new.model_dump(mode="json"))
+        ],
+        loosened=loosened,
+        confirmation=confirmation,
+        demotions=[ChangeRecord(path=c.path, old=c.old, new=c.new) for c in demotions],
+    )

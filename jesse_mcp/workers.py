@@ -1,0 +1,193 @@
+"""A small pool of worker processes that import Jesse once and run one task each at a time.
+
+Written by hand rather than with ProcessPoolExecutor because a timed-out or cancelled backtest must really stop:
+the pool kills that worker and starts a fresh one, which an executor cannot do. Workers are spawned (not forked)
+from a thread, so `initialize` and `tools/list` never wait for Jesse's 5-9 s import, and their stdout is pointed at
+stderr, so nothing Jesse prints can reach the stdio protocol wire.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from shared.errors import TradingMcpError
+
+log = logging.getLogger("jesse_mcp.workers")
+DEFAULT_WARMUP = ("jesse.research",)
+
+
+class WorkerError(TradingMcpError):
+    """A task failed inside a worker, timed out, or the pool is not available."""
+
+
+def _worker_main(conn: Connection, warmup: tuple[str, ...]) -> None:
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # anything printed goes to stderr, never to the protocol wire
+    sys.stdout = sys.stderr
+    started = time.perf_counter()
+    try:
+        for module in warmup:
+            importlib.import_module(module)
+    except BaseException as e:
+        conn.send(("failed", f"{type(e).__name__}: {e}"))
+        return
+    try:
+        conn.send(("ready", time.perf_counter() - started))
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            module, func, kwargs = task
+            try:
+                result = getattr(importlib.import_module(module), func)(**kwargs)
+                conn.send(("ok", result))
+            except Exception as e:
+                conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the parent went away
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    state: str = "starting"  # starting, ready, busy, failed, dead
+    started_at: float = field(default_factory=time.monotonic)
+    ready_after_s: float | None = None
+    error: str | None = None
+
+
+class WorkerPool:
+    def __init__(self, size: int, warmup: tuple[str, ...] = DEFAULT_WARMUP):
+        self.size = size
+        self.warmup = warmup
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._available = threading.Condition(self._lock)
+        self._closed = False
+
+    def start_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self._start_all, name="jesse-pool-start", daemon=True)
+        thread.start()
+        return thread
+
+    def _start_all(self) -> None:
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            parent, child = self._ctx.Pipe()
+            process = self._ctx.Process(
+                target=_worker_main, args=(child, self.warmup), daemon=True, name="jesse-worker"
+            )
+            process.start()
+            child.close()
+            worker = _Worker(process, parent)
+            self._workers.append(worker)
+        threading.Thread(target=self._await_ready, args=(worker,), daemon=True).start()
+
+    def _await_ready(self, worker: _Worker) -> None:
+        try:
+            kind, detail = worker.conn.recv()
+        except (EOFError, OSError):
+            kind, detail = "failed", f"worker exited with code {worker.process.exitcode}"
+        with self._lock:
+            if self._closed:
+                return
+            if kind == "ready":
+                worker.state, worker.ready_after_s = "ready", float(detail)
+                log.info("jesse worker %s ready after %.1f s", worker.process.pid, detail)
+            else:
+                worker.state, worker.error = "failed", str(detail)
+                log.error("jesse worker failed to start: %s", detail)
+            self._available.notify_all()
+
+    def status(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"pid": w.process.pid, "state": w.state, "ready_after_s": w.ready_after_s, "error": w.error}
+                for w in self._workers
+            ]
+
+    def _acquire(self, wait_s: float) -> _Worker:
+        deadline = time.monotonic() + wait_s
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise WorkerError("the worker pool is shut down")
+                ready = [w for w in self._workers if w.state == "ready"]
+                if ready:
+                    ready[0].state = "busy"
+                    return ready[0]
+                if self._workers and all(w.state == "failed" for w in self._workers):
+                    raise WorkerError(f"no Jesse worker could start: {self._workers[0].error}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WorkerError(f"no Jesse worker became free within {wait_s:g} s; try again shortly")
+                self._available.wait(min(left, 0.5))
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        with self._lock:
+            if healthy and worker.state == "busy":
+                worker.state = "ready"
+            else:
+                worker.state = "dead"
+                if worker.process.is_alive():
+                    worker.process.kill()
+                self._workers.remove(worker)
+            self._available.notify_all()
+        if not healthy:
+            self._spawn()  # keep the pool at its size
+
+    async def run(
+        self, module: str, func: str, kwargs: dict[str, Any], *, timeout_s: float, wait_s: float = 60.0
+    ) -> Any:
+        """Run `module.func(**kwargs)` in a worker. On timeout or cancellation that worker is killed and
+        replaced, so the task really stops."""
+        worker = await anyio.to_thread.run_sync(self._acquire, wait_s)
+        healthy = False
+        try:
+            worker.conn.send((module, func, kwargs))
+            with anyio.fail_after(timeout_s):
+                reply = await anyio.to_thread.run_sync(worker.conn.recv, abandon_on_cancel=True)
+            healthy = True
+        except TimeoutError:
+            raise WorkerError(f"the task exceeded its time limit of {timeout_s:g} s and was stopped") from None
+        except (EOFError, OSError) as e:
+            raise WorkerError(f"the worker died while running the task ({type(e).__name__})") from None
+        finally:
+            self._release(worker, healthy)
+        if reply[0] == "ok":
+            return reply[1]
+        log.error("task %s.%s failed in worker:\n%s", module, func, reply[2])
+        raise WorkerError(f"the task failed: {reply[1]}")
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._workers = list(self._workers), []
+            self._available.notify_all()
+        for w in workers:
+            if w.process.is_alive():
+                w.process.kill()
+        for w in workers:
+            w.process.join(timeout=5)
+            w.conn.close()

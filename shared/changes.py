@@ -1,0 +1,117 @@
+"""Configuration changes: apply dotted-path edits, and classify them (loosening, stage raise, demotion). Pure."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from shared.config import RISK_FIELD_NAMES, STAGE_RANK, TradingConfig
+from shared.errors import ConfigError, ConfigProblem
+from shared.profiles import PORTFOLIO_LOOSER_DIRECTION, PROFILE_RANK, RISK_LOOSER_DIRECTION, is_looser
+from shared.resolve import resolve_risk
+
+# Dict-valued sections whose keys are names chosen by the user (new entries may be created).
+_NAMED_COLLECTIONS = {("strategies",), ("news_priorities",)}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str
+    old: Any
+    new: Any
+
+
+def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `data` with each `dotted.path: value` applied.
+
+    `null` on an entry of strategies/news_priorities removes it; elsewhere it sets the field to null (which only
+    optional fields such as risk_overrides.* accept). Validation of the result is the caller's job.
+    """
+    if not changes:
+        raise ConfigError("No changes given: pass at least one 'dotted.path': value pair.")
+    out = copy.deepcopy(data)
+    for path, value in changes.items():
+        parts = path.split(".")
+        if not path or any(not p for p in parts):
+            raise ConfigError(
+                f"Bad path {path!r}: use dot-separated keys such as 'strategies.trend_following.risk_profile'.",
+                [ConfigProblem(path, value, "a path")],
+            )
+        node = out
+        for depth, key in enumerate(parts[:-1]):
+            child = node.get(key)
+            if child is None and tuple(parts[:depth]) in _NAMED_COLLECTIONS:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                allowed = f"keys here: {', '.join(node)}" if key not in node else f"{where} is a value, not a section"
+                raise ConfigError(f"Bad path {path!r}: {allowed}.", [ConfigProblem(path, value, allowed)])
+            node = child
+        last = parts[-1]
+        if value is None and tuple(parts[:-1]) in _NAMED_COLLECTIONS:
+            if last not in node:
+                raise ConfigError(f"Cannot remove {path!r}: no such entry.", [ConfigProblem(path, None, "an entry")])
+            del node[last]
+        else:
+            node[last] = copy.deepcopy(value)
+    return out
+
+
+def leaf_changes(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[FieldChange] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            sub = f"{prefix}.{key}" if prefix else key
+            out += leaf_changes(old.get(key, _MISSING), new.get(key, _MISSING), sub)
+        return out
+    if old == new:
+        return []
+    return [FieldChange(prefix, None if old is _MISSING else old, None if new is _MISSING else new)]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+def loosenings(old: TradingConfig, new: TradingConfig) -> list[str]:
+    """Every way `new` takes more risk than `old`, as readable sentences (empty: nothing loosened)."""
+    found: list[str] = []
+    if PROFILE_RANK[new.global_risk_profile] > PROFILE_RANK[old.global_risk_profile]:
+        found.append(f"global_risk_profile {old.global_risk_profile} -> {new.global_risk_profile}")
+    scopes: list[str | None] = [None, *new.strategies]
+    for strategy in scopes:
+        baseline_strategy = strategy if strategy is None or strategy in old.strategies else None
+        before = resolve_risk(old, baseline_strategy, mode="backtest")
+        after = resolve_risk(new, strategy, mode="backtest")
+        label = f"strategy '{strategy}'" if strategy else "global"
+        if PROFILE_RANK[after.risk_profile] > PROFILE_RANK[before.risk_profile] and strategy is not None:
+            found.append(f"{label}: risk_profile {before.risk_profile} -> {after.risk_profile}")
+        b, a = before.settings.model_dump(), after.settings.model_dump()
+        for field in RISK_FIELD_NAMES:
+            if is_looser(RISK_LOOSER_DIRECTION[field], b[field], a[field]):
+                found.append(f"{label}: {field} {b[field]:g} -> {a[field]:g}")
+    b, a = old.portfolio_limits.model_dump(), new.portfolio_limits.model_dump()
+    for field, direction in PORTFOLIO_LOOSER_DIRECTION.items():
+        if is_looser(direction, b[field], a[field]):
+            found.append(f"portfolio_limits.{field} {b[field]:g} -> {a[field]:g}")
+    return found
+
+
+def stage_moves(old: TradingConfig, new: TradingConfig) -> tuple[list[FieldChange], list[FieldChange]]:
+    """(raises, demotions) of the global stage and of each strategy; a new strategy starts from exploration."""
+    raises, demotions = [], []
+    pairs = [("stage", old.stage, new.stage)]
+    for name, strat in new.strategies.items():
+        before = old.strategies[name].stage if name in old.strategies else "exploration"
+        pairs.append((f"strategies.{name}.stage", before, strat.stage))
+    for path, before, after in pairs:
+        if STAGE_RANK[after] > STAGE_RANK[before]:
+            raises.append(FieldChange(path, before, after))
+        elif STAGE_RANK[after] < STAGE_RANK[before]:
+            demotions.append(FieldChange(path, before, after))
+    return raises, demotions

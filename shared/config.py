@@ -1,0 +1,224 @@
+"""The whole configuration as pydantic models: defaults, strict validation, and field-path error messages.
+
+Loading, atomic saving and caching live in `shared.config_store`; resolution of effective settings in
+`shared.resolve`. Every model forbids unknown keys and validates in strict JSON mode (no "7" -> 7, no true -> 1).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+
+from shared.errors import ConfigError, ConfigProblem
+from shared.profiles import PROFILE_TEMPLATES, ProfileName
+
+Stage = Literal["exploration", "paper", "live"]
+STAGES: tuple[Stage, ...] = ("exploration", "paper", "live")
+STAGE_RANK: dict[str, int] = {name: rank for rank, name in enumerate(STAGES)}
+
+StrategyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
+
+# One definition of each risk field: type bounds and description, shared by RiskSettings and RiskOverrides.
+_RISK_FIELDS: dict[str, tuple[dict[str, float], str]] = {
+    "max_portfolio_risk": (
+        {"gt": 0, "le": 0.5},
+        "Capital risked per trade, fraction of equity (0.02 = 2 %).",
+    ),
+    "max_position_size": ({"gt": 0, "le": 1}, "Largest position notional, fraction of equity."),
+    "max_leverage": ({"ge": 1, "le": 125}, "Largest leverage, a multiple (1.0 = no leverage)."),
+    "max_drawdown": ({"gt": 0, "lt": 1}, "Drawdown from peak at which no new entries are made, fraction."),
+    "stop_loss": ({"gt": 0, "lt": 1}, "Stop-loss distance from entry, fraction of price."),
+    "take_profit": ({"gt": 0, "le": 10}, "Take-profit distance from entry, fraction of price."),
+    "var_confidence": ({"gt": 0.5, "lt": 1}, "Confidence level of Value-at-Risk estimates (0.95 = 95 %)."),
+    "max_correlation": ({"ge": 0, "le": 1}, "Largest return correlation allowed with any open position."),
+    "emergency_stop": ({"gt": 0, "lt": 1}, "Fall of equity from its peak that halts all trading, fraction."),
+}
+RISK_FIELD_NAMES: tuple[str, ...] = tuple(_RISK_FIELDS)
+
+
+def _risk_model(name: str, optional: bool) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for field, (bounds, description) in _RISK_FIELDS.items():
+        if optional:
+            fields[field] = (float | None, Field(None, description=description, **bounds))
+        else:
+            fields[field] = (float, Field(..., description=description, **bounds))
+    return create_model(name, __config__=_STRICT, **fields)
+
+
+RiskSettings = _risk_model("RiskSettings", optional=False)
+RiskOverrides = _risk_model("RiskOverrides", optional=True)
+
+GLOBAL_RISK_DEFAULTS: dict[str, float] = dict(PROFILE_TEMPLATES["moderate"])
+
+
+class NewsSource(BaseModel):
+    model_config = _STRICT
+    priority: int = Field(..., ge=1, le=100, description="1 is the most trusted source.")
+    weight: float = Field(..., ge=0, le=1, description="Share of this source in aggregated sentiment.")
+    enabled: bool = True
+    url: str | None = Field(None, description="Feed or API address (RSS/Atom URL, API base URL).")
+    type: Literal["rss", "cryptopanic", "reddit", "none"] | None = Field(
+        None, description="Connector kind; 'none' or unset means no connector is configured."
+    )
+
+
+def _default_news() -> dict[str, NewsSource]:
+    seed = [
+        ("reuters", 0.25),
+        ("bloomberg", 0.20),
+        ("coindesk", 0.15),
+        ("cryptopanic", 0.15),
+        ("twitter", 0.10),
+        ("reddit", 0.10),
+        ("telegram", 0.05),
+    ]
+    return {name: NewsSource(priority=i + 1, weight=w) for i, (name, w) in enumerate(seed)}
+
+
+class PortfolioLimits(BaseModel):
+    model_config = _STRICT
+    max_total_positions: int = Field(10, ge=0, le=10_000, description="Positions of all strategies together.")
+    max_open_positions: int = Field(5, ge=0, le=10_000, description="Open positions at any moment.")
+    max_trades_per_day: int = Field(20, ge=0, le=1_000_000)
+    max_trades_per_week: int = Field(50, ge=0, le=1_000_000)
+    max_trades_per_month: int = Field(200, ge=0, le=1_000_000)
+    position_timeout_hours: float = Field(72, gt=0, le=24 * 365, description="Positions older are closed.")
+    min_account_balance: float = Field(1000, ge=0, description="No new orders below this cash balance (USD).")
+    max_account_usage: float = Field(0.95, gt=0, le=1, description="Largest fraction of equity in positions.")
+
+
+class StrategyConfig(BaseModel):
+    model_config = _STRICT
+    risk_profile: ProfileName = "moderate"
+    stage: Stage = "exploration"
+    enabled: bool = True
+    risk_overrides: RiskOverrides = Field(default_factory=RiskOverrides)  # type: ignore[valid-type]
+    hyperparameters: dict[str, float | int | bool | str] = Field(default_factory=dict)
+
+
+def _default_strategies() -> dict[str, StrategyConfig]:
+    return {
+        "trend_following": StrategyConfig(risk_profile="moderate", stage="exploration"),
+        "mean_reversion": StrategyConfig(
+            risk_profile="conservative",
+            stage="paper",
+            risk_overrides=RiskOverrides(max_position_size=0.05, max_leverage=1.0),
+        ),
+    }
+
+
+class GlmConfig(BaseModel):
+    """GLM 4.x settings. The API key comes from ZHIPUAI_API_KEY only, never from this file."""
+
+    model_config = _STRICT
+    model: str = Field("glm-4-flash", min_length=1, max_length=64)
+    max_tokens: int = Field(1024, ge=16, le=32_768)
+    temperature: float = Field(0.1, ge=0, le=1)
+    timeout_s: float = Field(30, gt=0, le=600)
+    batch_size: int = Field(20, ge=1, le=100)
+
+
+class McpConfig(BaseModel):
+    model_config = _STRICT
+    host: str = Field("127.0.0.1", min_length=1, description="Bind address for streamable HTTP.")
+    jesse_mcp_port: int = Field(8000, ge=1, le=65535)
+    asset_price_mcp_port: int = Field(8001, ge=1, le=65535)
+    discovery_mcp_port: int = Field(8002, ge=1, le=65535)
+
+
+class BacktestConfig(BaseModel):
+    model_config = _STRICT
+    workers: int = Field(2, ge=1, le=64, description="Jesse worker processes (each imports Jesse once).")
+    timeout_s: float = Field(600, gt=0, le=86_400, description="Longest single backtest run.")
+
+
+class TradingConfig(BaseModel):
+    model_config = _STRICT
+    global_risk_profile: ProfileName = "moderate"
+    global_risk_settings: RiskSettings = Field(  # type: ignore[valid-type]
+        default_factory=lambda: RiskSettings(**GLOBAL_RISK_DEFAULTS)
+    )
+    news_priorities: dict[SourceName, NewsSource] = Field(default_factory=_default_news)
+    portfolio_limits: PortfolioLimits = Field(default_factory=PortfolioLimits)
+    strategies: dict[StrategyName, StrategyConfig] = Field(default_factory=_default_strategies)
+    stage: Stage = "exploration"
+    zai_glm_config: GlmConfig = Field(default_factory=GlmConfig)
+    mcp_config: McpConfig = Field(default_factory=McpConfig)
+    backtest_config: BacktestConfig = Field(default_factory=BacktestConfig)
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """Walk `loc` down the model tree and list the keys allowed at its end (None when not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        else:  # a dict[str, Model]: the key is free, the value is the model
+            args = getattr(current, "__args__", ())
+            current = args[-1] if args else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def problems_from(error: ValidationError, model: type[BaseModel] = TradingConfig) -> list[ConfigProblem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            keys = _allowed_keys(model, loc[:-1])
+            allowed = "unknown key" + (f"; allowed keys here: {', '.join(keys)}" if keys else "")
+        elif err["type"] == "missing":
+            allowed = "this field is required"
+        else:
+            allowed = err["msg"]
+        problems.append(ConfigProblem(format_loc(loc), err.get("input"), allowed))
+    return problems
+
+
+def validate_config_data(data: Any, source: str = "configuration") -> TradingConfig:
+    """Validate plain JSON data strictly; raise ConfigError naming every bad field."""
+    try:
+        return TradingConfig.model_validate_json(json.dumps(data, allow_nan=True), strict=True)
+    except ValidationError as e:
+        problems = problems_from(e)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"Invalid {source} ({len(problems)} problem(s)):\n{lines}", problems) from None
+
+
+def parse_config_text(text: str, source: str) -> TradingConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        problem = ConfigProblem("(file)", text[max(0, e.pos - 20) : e.pos + 20], "valid JSON is required")
+        raise ConfigError(
+            f"{source} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}. "
+            "Fix the syntax (quotes around keys, no trailing commas) or delete the file to get the defaults.",
+            [problem],
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source} must hold a JSON object at the top level, got {type(data).__name__}.",
+            [ConfigProblem("(root)", data, "a JSON object is required")],
+        )
+    return validate_config_data(data, source)
+
+
+def config_to_json(cfg: TradingConfig) -> str:
+    return json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"

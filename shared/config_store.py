@@ -1,0 +1,117 @@
+"""Where the configuration lives, how it is loaded (cached by file signature) and saved (validated, atomic)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from shared.config import TradingConfig, config_to_json, parse_config_text, validate_config_data
+from shared.errors import ConfigError
+
+
+def trading_home() -> Path:
+    """`$TRADING_MCP_HOME`, default `~/.trading-mcp`; created on first use."""
+    home = Path(os.environ.get("TRADING_MCP_HOME") or Path.home() / ".trading-mcp").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("TRADING_MCP_CONFIG")
+    return Path(explicit).expanduser() if explicit else trading_home() / "config.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder, fsync, rename, fsync the folder: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class ConfigStore:
+    """Loads the configuration file once and again only when its (mtime, size, inode) changes."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path is not None else config_path()
+        self._cached: TradingConfig | None = None
+        self._signature: tuple[int, int, int] | None = None
+
+    def _stat_signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def load(self) -> TradingConfig:
+        """The current configuration; a missing file is created with the defaults."""
+        signature = self._stat_signature()
+        if signature is not None and signature == self._signature and self._cached is not None:
+            return self._cached
+        if signature is None:
+            with self._locked():
+                if not self.path.exists():
+                    write_atomic(self.path, config_to_json(TradingConfig()))
+            signature = self._stat_signature()
+        cfg = parse_config_text(self.path.read_text(encoding="utf-8"), str(self.path))
+        self._cached, self._signature = cfg, signature
+        return cfg
+
+    def save(self, cfg: TradingConfig) -> None:
+        """Validate again (the model may have been built loosely) and replace the file atomically."""
+        checked = validate_config_data(cfg.model_dump(mode="json"))
+        with self._locked():
+            write_atomic(self.path, config_to_json(checked))
+        self._cached, self._signature = checked, self._stat_signature()
+
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[TradingConfig, TradingConfig]:
+        """Read-modify-write under an exclusive lock, so concurrent writers never lose each other's changes.
+
+        `change` gets the current data as plain JSON and returns the new data. Returns (old, new). On any error
+        nothing is written.
+        """
+        if not self.path.exists():
+            self.load()
+        with self._locked():
+            old = parse_config_text(self.path.read_text(encoding="utf-8"), str(self.path))
+            new = validate_config_data(change(old.model_dump(mode="json")), "configuration change")
+            write_atomic(self.path, config_to_json(new))
+        self._cached, self._signature = new, self._stat_signature()
+        return old, new
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def load_config(path: Path | None = None) -> TradingConfig:
+    try:
+        return ConfigStore(path).load()
+    except OSError as e:
+        raise ConfigError(f"Cannot read or create the configuration at {path or config_path()}: {e}") from e

@@ -1,0 +1,110 @@
+"""The guard: a pure decision on one tool call. It fails closed: any exception inside is a denial."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.config import STAGE_RANK, TradingConfig
+from shared.policy import CAPABILITIES, CAPABILITY_MIN_STAGE, TradingStateName, Violation
+from shared.resolve import effective_stage
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    server: str
+    tool: str
+    capability: str
+    strategy: str | None = None
+    halt_exempt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    rule: str = ""
+    reason: str = ""
+    remedy: str = ""
+    effective_stage: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "allow" if self.allowed else "deny"
+
+
+def _deny(rule: str, reason: str, remedy: str, stage: str | None = None) -> Decision:
+    return Decision(False, rule, reason, remedy, stage)
+
+
+def _decide(
+    call: CallRecord, cfg: TradingConfig, trading_state: TradingStateName, checks: Sequence[Violation | None]
+) -> Decision:
+    if call.capability not in CAPABILITIES:
+        return _deny(
+            "unknown_capability",
+            f"tool '{call.tool}' declares capability {call.capability!r}, which the policy does not know.",
+            "this is a server bug; report it. The call was not run.",
+        )
+    strategy = call.strategy
+    stage = effective_stage(cfg, strategy)
+    if trading_state != "ACTIVE" and call.capability != "read" and not call.halt_exempt:
+        return _deny(
+            "trading_halted",
+            f"trading state is {trading_state}; only read tools and stage demotions work until it is reset.",
+            "review what triggered the halt (get_policy, get_journal), then an admin reset with confirmation.",
+            stage,
+        )
+    needed = CAPABILITY_MIN_STAGE[call.capability]
+    if needed is not None:
+        if strategy is None:
+            return _deny(
+                "strategy_required",
+                f"'{call.tool}' needs the '{call.capability}' capability, which is granted per strategy.",
+                "pass the strategy the order belongs to.",
+                stage,
+            )
+        if strategy not in cfg.strategies:
+            return _deny(
+                "unknown_strategy",
+                f"strategy '{strategy}' is not in the configuration, so it is at stage exploration.",
+                f"configured strategies: {', '.join(sorted(cfg.strategies)) or 'none'}.",
+                stage,
+            )
+        if not cfg.strategies[strategy].enabled:
+            return _deny(
+                "strategy_disabled",
+                f"strategy '{strategy}' is disabled in the configuration.",
+                f"enable it with update_config (strategies.{strategy}.enabled = true).",
+                stage,
+            )
+        if STAGE_RANK[stage] < STAGE_RANK[needed]:
+            own, glob = cfg.strategies[strategy].stage, cfg.stage
+            return _deny(
+                "stage_too_low",
+                f"'{call.capability}' needs stage {needed}; strategy '{strategy}' is effectively at {stage} "
+                f"(its own stage {own}, global stage {glob}: the lower one counts).",
+                "promote with request_stage_promotion, which checks recorded evidence; raise the global stage "
+                "too if it is the lower one.",
+                stage,
+            )
+    for violation in checks:
+        if violation is not None:
+            return _deny(violation.rule, violation.reason, violation.remedy, stage)
+    return Decision(True, "", "", "", stage)
+
+
+def decide(
+    call: CallRecord,
+    cfg: TradingConfig,
+    trading_state: TradingStateName,
+    checks: Sequence[Violation | None] = (),
+) -> Decision:
+    """Allow or deny `call`. Pure: same inputs, same answer; an internal error denies."""
+    try:
+        return _decide(call, cfg, trading_state, checks)
+    except Exception as e:  # fail closed: a broken guard must never allow
+        return _deny(
+            "guard_error",
+            f"the policy check itself failed ({type(e).__name__}); the call was refused to be safe.",
+            "check the configuration with get_config; report the error if it persists.",
+        )

@@ -1,0 +1,163 @@
+"""Capabilities, trading states, and the limit checks as small pure functions.
+
+Each check returns a `Violation` (rule, numbers, remedy) or None. The paper engine and the guard both use them,
+so a limit means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Capability = Literal["read", "research", "paper", "live", "admin"]
+CAPABILITIES: tuple[Capability, ...] = ("read", "research", "paper", "live", "admin")
+TradingStateName = Literal["ACTIVE", "HALTED"]
+
+# Lowest effective stage at which a capability is usable; None means every stage.
+CAPABILITY_MIN_STAGE: dict[str, str | None] = {
+    "read": None,
+    "research": None,
+    "admin": None,
+    "paper": "paper",
+    "live": "live",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    reason: str
+    remedy: str
+    value: float | None = None
+    limit: float | None = None
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def check_position_size(notional_usd: float, equity_usd: float, max_position_size: float) -> Violation | None:
+    limit = max_position_size * equity_usd
+    if notional_usd <= limit:
+        return None
+    return Violation(
+        "max_position_size",
+        f"position {notional_usd:,.2f} USD is {_pct(notional_usd / equity_usd) if equity_usd > 0 else 'inf'} of "
+        f"equity {equity_usd:,.2f} USD; the limit is {_pct(max_position_size)} = {limit:,.2f} USD.",
+        f"reduce the size to at most {limit:,.2f} USD.",
+        notional_usd,
+        limit,
+    )
+
+
+def check_leverage(leverage: float, max_leverage: float) -> Violation | None:
+    if leverage <= max_leverage:
+        return None
+    return Violation(
+        "max_leverage",
+        f"leverage {leverage:g}x exceeds the limit {max_leverage:g}x.",
+        f"use leverage of at most {max_leverage:g}x.",
+        leverage,
+        max_leverage,
+    )
+
+
+def check_risk_per_trade(
+    notional_usd: float, stop_distance: float, equity_usd: float, max_portfolio_risk: float
+) -> Violation | None:
+    """Risk = notional x stop distance (fraction of price) must stay within max_portfolio_risk x equity."""
+    risk, limit = notional_usd * stop_distance, max_portfolio_risk * equity_usd
+    if risk <= limit:
+        return None
+    largest = limit / stop_distance if stop_distance > 0 else 0.0
+    return Violation(
+        "max_portfolio_risk",
+        f"risk {risk:,.2f} USD ({notional_usd:,.2f} USD x stop {_pct(stop_distance)}) exceeds "
+        f"{_pct(max_portfolio_risk)} of equity = {limit:,.2f} USD.",
+        f"reduce the size to at most {largest:,.2f} USD or tighten the stop.",
+        risk,
+        limit,
+    )
+
+
+def check_count_below(rule: str, current: int, limit: int, what: str) -> Violation | None:
+    """One more item must fit: current + 1 <= limit."""
+    if current + 1 <= limit:
+        return None
+    return Violation(
+        rule,
+        f"{what}: {current} already, the limit is {limit}.",
+        f"wait, or close existing {what.split()[0]} first; the limit is '{rule}' in portfolio_limits.",
+        float(current),
+        float(limit),
+    )
+
+
+def check_min_balance(cash_usd: float, min_account_balance: float) -> Violation | None:
+    if cash_usd >= min_account_balance:
+        return None
+    return Violation(
+        "min_account_balance",
+        f"cash {cash_usd:,.2f} USD is below the minimum balance {min_account_balance:,.2f} USD.",
+        "close positions or lower min_account_balance in portfolio_limits (needs confirmation).",
+        cash_usd,
+        min_account_balance,
+    )
+
+
+def check_account_usage(
+    used_notional_usd: float, new_notional_usd: float, equity_usd: float, max_account_usage: float
+) -> Violation | None:
+    total, limit = used_notional_usd + new_notional_usd, max_account_usage * equity_usd
+    if total <= limit:
+        return None
+    return Violation(
+        "max_account_usage",
+        f"positions would total {total:,.2f} USD, above {_pct(max_account_usage)} of equity = {limit:,.2f} USD.",
+        f"reduce the order to at most {max(0.0, limit - used_notional_usd):,.2f} USD.",
+        total,
+        limit,
+    )
+
+
+def check_correlation(correlation: float, other: str, max_correlation: float) -> Violation | None:
+    if abs(correlation) <= max_correlation:
+        return None
+    return Violation(
+        "max_correlation",
+        f"return correlation with the open position in {other} is {correlation:.2f}, above {max_correlation:.2f}.",
+        f"choose a less correlated asset or close the {other} position first.",
+        correlation,
+        max_correlation,
+    )
+
+
+def drawdown(equity_usd: float, peak_equity_usd: float) -> float:
+    return 0.0 if peak_equity_usd <= 0 else max(0.0, 1.0 - equity_usd / peak_equity_usd)
+
+
+def check_drawdown(equity_usd: float, peak_equity_usd: float, max_drawdown: float) -> Violation | None:
+    dd = drawdown(equity_usd, peak_equity_usd)
+    if dd < max_drawdown:
+        return None
+    return Violation(
+        "max_drawdown",
+        f"drawdown {_pct(dd)} from the peak {peak_equity_usd:,.2f} USD reached the profile's {_pct(max_drawdown)}.",
+        "no new entries until equity recovers; review the strategy or demote it.",
+        dd,
+        max_drawdown,
+    )
+
+
+def check_emergency_stop(equity_usd: float, peak_equity_usd: float, emergency_stop: float) -> Violation | None:
+    dd = drawdown(equity_usd, peak_equity_usd)
+    if dd < emergency_stop:
+        return None
+    return Violation(
+        "emergency_stop",
+        f"equity fell {_pct(dd)} from its peak {peak_equity_usd:,.2f} USD, past the emergency stop "
+        f"{_pct(emergency_stop)}: trading halts.",
+        "review the losses; an admin reset with a person's confirmation resumes trading.",
+        dd,
+        emergency_stop,
+    )

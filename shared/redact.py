@@ -1,0 +1,42 @@
+"""Keep secrets out of the journal, logs and outputs: secret-looking keys and any value of a secret env var."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+SECRET_KEY = re.compile(
+    r"(api[_-]?key|token|secret|password|passphrase|authorization|private[_-]?key|bearer)", re.IGNORECASE
+)
+REDACTED = "[redacted]"
+MAX_STRING = 2000
+
+
+def secret_env_values() -> list[str]:
+    """Values of environment variables whose names look secret (long enough to be worth hiding)."""
+    return [v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8]
+
+
+def redact_text(text: str, secrets: list[str] | None = None) -> str:
+    for value in secrets if secrets is not None else secret_env_values():
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact(value: Any, secrets: list[str] | None = None) -> Any:
+    """A copy of `value` with secret keys masked, secret values replaced and long strings cut."""
+    secrets = secret_env_values() if secrets is None else secrets
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "") else redact(v, secrets))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, str):
+        value = redact_text(value, secrets)
+        if len(value) > MAX_STRING:
+            return value[:MAX_STRING] + f"...(+{len(value) - MAX_STRING} chars)"
+    return value

@@ -1,0 +1,120 @@
+"""What every server has: dependencies, the policy and journal tools, the policy resource, and `main()`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from shared.config_store import ConfigStore, config_path, trading_home
+from shared.errors import ConfigError, TradingMcpError
+from shared.store import Store
+from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
+from shared.views import Decision, JournalPage, PolicyView, journal_page, policy_view
+
+StrategyArg = Annotated[
+    str | None,
+    Field(description="Strategy name (e.g. trend_following); omit for the global policy.", max_length=64),
+]
+
+
+def make_deps(server_name: str, home: Path | None = None) -> ServerDeps:
+    """Open the configuration and state database under `home` (default: $TRADING_MCP_HOME)."""
+    root = Path(home) if home is not None else trading_home()
+    root.mkdir(parents=True, exist_ok=True)
+    cfg_path = config_path() if home is None else root / "config.json"
+    deps = ServerDeps(server_name, ConfigStore(cfg_path), Store(root / "state.db"), {"home": root})
+    deps.config.load()  # creates the defaults on first run; a broken file is reported by every call
+    return deps
+
+
+def register_common_tools(tools: ToolRegistry) -> None:
+    deps = tools.deps
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Effective policy",
+        strategy_arg="strategy",
+    )
+    def get_policy(strategy: StrategyArg = None) -> PolicyView:
+        """Effective risk profile and settings, portfolio limits, stage and trading state, for one strategy or
+        the global policy; lists which capabilities (read, research, paper, live, admin) a call would get now."""
+        return policy_view(deps.config.load(), deps.store, strategy)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Audit journal",
+    )
+    def get_journal(
+        limit: Annotated[int, Field(description="Most recent entries to return.", ge=1, le=500)] = 20,
+        tool: Annotated[str | None, Field(description="Only calls of this tool.", max_length=64)] = None,
+        decision: Annotated[Decision | None, Field(description="allow, deny or invalid.")] = None,
+        since: Annotated[datetime | None, Field(description="Only calls at or after this UTC ISO-8601 time.")] = None,
+        server: Annotated[str | None, Field(description="jesse-mcp, asset-price-mcp or discovery-mcp.")] = None,
+    ) -> JournalPage:
+        """Recent tool calls of all three servers from the audit journal, newest first: decision, rule and
+        reason of denials, outcome, duration. Arguments are shown with secrets redacted."""
+        return journal_page(deps.store, limit=limit, tool=tool, decision=decision, since=since, server=server)
+
+
+def add_policy_resource(server: GuardedServer) -> None:
+    deps = server.deps
+
+    @server.resource("policy://current", name="policy", title="Current policy", mime_type="application/json")
+    def current_policy() -> str:
+        """The global policy now: stage, trading state, effective risk settings and portfolio limits."""
+        return policy_view(deps.config.load(), deps.store, None).model_dump_json(indent=2)
+
+
+def setup_logging() -> None:
+    level = os.environ.get("TRADING_MCP_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def run_server(
+    prog: str, port_field: str, build: Callable[[ServerDeps], GuardedServer], argv: list[str] | None = None
+) -> None:
+    """Command line of every server: stdio by default, or streamable HTTP on --host/--port."""
+    parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: an MCP server of the trading-mcp suite.")
+    parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    parser.add_argument("--host", help="bind address for streamable HTTP (default from mcp_config, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port for streamable HTTP (default from mcp_config)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        deps = make_deps(prog)
+        cfg = deps.config.load()
+    except (TradingMcpError, OSError) as e:
+        detail = e.problems if isinstance(e, ConfigError) else ""
+        print(f"{prog}: cannot start: {e} {detail}", file=sys.stderr)
+        raise SystemExit(2) from None
+    server = build(deps)
+    if args.transport == "stdio":
+        server.run("stdio")
+        return
+    server.settings.host = args.host or cfg.mcp_config.host
+    server.settings.port = args.port or getattr(cfg.mcp_config, port_field)
+    logging.getLogger(prog).info(
+        "serving streamable HTTP on http://%s:%s/mcp", server.settings.host, server.settings.port
+    )
+    server.run("streamable-http")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

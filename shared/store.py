@@ -1,0 +1,292 @@
+"""SQLite state shared by the three server processes: journal, counters, trading state, stage history.
+
+WAL mode, schema versioned with `PRAGMA user_version` and migrated on open. Counters are checked and incremented
+inside `BEGIN IMMEDIATE`, so several processes together never exceed a limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.errors import StoreError
+
+# Each entry migrates from version i to i + 1. Never edit a shipped entry: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        server TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        capability TEXT,
+        strategy TEXT,
+        arguments TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        rule TEXT,
+        reason TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        duration_ms REAL,
+        result_digest TEXT
+    );
+    CREATE INDEX journal_tool_ts ON journal (tool, ts_ms);
+    CREATE INDEX journal_ts ON journal (ts_ms);
+    CREATE TABLE counters (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE trading_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL CHECK (state IN ('ACTIVE', 'HALTED')),
+        reason TEXT NOT NULL,
+        since TEXT NOT NULL
+    );
+    CREATE TABLE stage_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        strategy TEXT,
+        from_stage TEXT NOT NULL,
+        to_stage TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def utc_now_iso(ms: int | None = None) -> str:
+    t = datetime.fromtimestamp((ms if ms is not None else time.time_ns() // 1_000_000) / 1000, UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class CounterResult:
+    allowed: bool
+    values: dict[str, int]
+    blocked_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    server: str
+    tool: str
+    capability: str | None
+    strategy: str | None
+    arguments: dict[str, Any]
+    decision: str
+    outcome: str
+    rule: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    duration_ms: float | None = None
+    result_digest: str | None = None
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StoreError(f"Cannot open the state database {self.path}: {e}") from e
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this program's {SCHEMA_VERSION}. "
+                    "Upgrade trading-mcp, or point TRADING_MCP_HOME at another folder."
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(
+                "INSERT OR IGNORE INTO trading_state (id, state, reason, since) VALUES (1, 'ACTIVE', ?, ?)",
+                ("initial state", utc_now_iso()),
+            )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An exclusive-write transaction (BEGIN IMMEDIATE): all or nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- journal -------------------------------------------------------------------------------------------
+    def journal_insert(self, entry: JournalEntry, db: sqlite3.Connection | None = None) -> int:
+        now_ms = time.time_ns() // 1_000_000
+        row = (
+            utc_now_iso(now_ms),
+            now_ms,
+            entry.server,
+            entry.tool,
+            entry.capability,
+            entry.strategy,
+            json.dumps(entry.arguments, default=str, sort_keys=True),
+            entry.decision,
+            entry.rule,
+            entry.reason,
+            entry.outcome,
+            entry.error,
+            entry.duration_ms,
+            entry.result_digest,
+        )
+        sql = (
+            "INSERT INTO journal (ts, ts_ms, server, tool, capability, strategy, arguments, decision, rule, reason,"
+            " outcome, error, duration_ms, result_digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        )
+        with self._lock:
+            return (db or self._db).execute(sql, row).lastrowid  # type: ignore[return-value]
+
+    def journal_finish(
+        self,
+        row_id: int,
+        outcome: str,
+        error: str | None,
+        duration_ms: float,
+        digest: str | None,
+        decision: str = "allow",
+        rule: str | None = None,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE journal SET outcome = ?, error = ?, duration_ms = ?, result_digest = ?, decision = ?,"
+                " rule = ?, reason = CASE WHEN ? IS NULL THEN reason ELSE ? END WHERE id = ?",
+                (outcome, error, duration_ms, digest, decision, rule, rule, error, row_id),
+            )
+
+    def journal_query(
+        self,
+        *,
+        limit: int = 50,
+        tool: str | None = None,
+        decision: str | None = None,
+        since_ms: int | None = None,
+        server: str | None = None,
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        for column, value in (("tool", tool), ("decision", decision), ("server", server)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since_ms is not None:
+            clauses.append("ts_ms >= ?")
+            params.append(since_ms)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM journal {where} ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            cur = self._db.execute(sql, (*params, limit))
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        for r in rows:
+            r["arguments"] = json.loads(r["arguments"])
+        return rows
+
+    # --- counters ------------------------------------------------------------------------------------------
+    def check_and_increment(self, limits: Sequence[tuple[str, int]], amount: int = 1) -> CounterResult:
+        """Increment every key by `amount` only if each stays within its limit; otherwise change nothing."""
+        now_ms = time.time_ns() // 1_000_000
+        with self.transaction() as db:
+            values = {}
+            for key, _ in limits:
+                row = db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
+                values[key] = row[0] if row else 0
+            for key, limit in limits:
+                if values[key] + amount > limit:
+                    return CounterResult(False, values, key)
+            for key, _ in limits:
+                db.execute(
+                    "INSERT INTO counters (key, value, updated_ms) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
+                    (key, amount, now_ms),
+                )
+                values[key] += amount
+        return CounterResult(True, values)
+
+    def counter_value(self, key: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else 0
+
+    # --- trading state and stage history --------------------------------------------------------------------
+    def trading_state(self) -> dict[str, str]:
+        with self._lock:
+            state, reason, since = self._db.execute(
+                "SELECT state, reason, since FROM trading_state WHERE id = 1"
+            ).fetchone()
+        return {"state": state, "reason": reason, "since": since}
+
+    def set_trading_state(self, state: str, reason: str, db: sqlite3.Connection | None = None) -> None:
+        with self._lock:
+            (db or self._db).execute(
+                "UPDATE trading_state SET state = ?, reason = ?, since = ? WHERE id = 1",
+                (state, reason, utc_now_iso()),
+            )
+
+    def record_stage_change(
+        self,
+        strategy: str | None,
+        from_stage: str,
+        to_stage: str,
+        reason: str,
+        db: sqlite3.Connection | None = None,
+    ) -> None:
+        with self._lock:
+            (db or self._db).execute(
+                "INSERT INTO stage_history (ts, strategy, from_stage, to_stage, reason) VALUES (?,?,?,?,?)",
+                (utc_now_iso(), strategy, from_stage, to_stage, reason),
+            )
+
+    def stage_history(self, strategy: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        sql = "SELECT ts, strategy, from_stage, to_stage, reason FROM stage_history"
+        params: tuple[Any, ...] = ()
+        if strategy is not None:
+            sql, params = sql + " WHERE strategy = ?", (strategy,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [dict(zip(("ts", "strategy", "from_stage", "to_stage", "reason"), r, strict=True)) for r in rows]
+
+
+def window_keys(name: str, now: datetime | None = None) -> dict[str, str]:
+    """Counter keys for the UTC day, ISO week and month containing `now`."""
+    now = now or datetime.now(UTC)
+    year, week, _ = now.isocalendar()
+    return {
+        "day": f"{name}:day:{now:%Y-%m-%d}",
+        "week": f"{name}:week:{year}-W{week:02d}",
+        "month": f"{name}:month:{now:%Y-%m}",
+    }

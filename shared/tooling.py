@@ -1,0 +1,368 @@
+"""The one way tools are registered: strict arguments, guard, journal, truthful annotations, error mapping.
+
+`ToolRegistry.tool(...)` wraps a typed function into a `GuardedTool`; `ToolRegistry.build(...)` returns a
+`GuardedServer` (a FastMCP whose plain `add_tool`/`tool` are disabled, so nothing can bypass the wrapper).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
+from mcp.server.fastmcp.tools.base import Tool
+from mcp.server.fastmcp.utilities.context_injection import find_context_parameter
+from mcp.server.fastmcp.utilities.func_metadata import ArgModelBase, func_metadata
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
+
+from shared.config import format_loc
+from shared.config_store import ConfigStore
+from shared.errors import ConfigError, PolicyDenied, TradingMcpError
+from shared.guard import CallRecord, Decision, decide
+from shared.policy import CAPABILITIES
+from shared.redact import redact
+from shared.store import JournalEntry, Store
+
+log = logging.getLogger("trading_mcp.tooling")
+
+META_KEY = "trading_mcp"
+
+
+@dataclass
+class ServerDeps:
+    """What every tool of a server may use. Servers add their own objects in `extras`."""
+
+    server_name: str
+    config: ConfigStore
+    store: Store
+    extras: dict[str, Any]
+
+
+class _StrictArgs(ArgModelBase):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
+
+
+def _strict_model(base: type[ArgModelBase], tool_name: str) -> type[ArgModelBase]:
+    """Same fields as FastMCP's argument model, but unknown keys and loose types are errors."""
+    return type(f"{tool_name}Arguments", (base, _StrictArgs), {"__module__": __name__})
+
+
+def _describe_errors(tool: str, error: ValidationError, valid: Sequence[str]) -> str:
+    parts = []
+    for err in error.errors(include_url=False):
+        where = format_loc(tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown argument '{where}'")
+        elif err["type"] == "missing":
+            parts.append(f"'{where}' is required")
+        else:
+            given = err.get("input")
+            parts.append(f"'{where}': {err['msg']} (got {json.dumps(given, default=str)[:80]})")
+    return (
+        f"Invalid arguments for {tool}: " + "; ".join(parts) + ". "
+        f"Valid arguments: {', '.join(valid) if valid else '(none)'}. Types are strict: send numbers as JSON "
+        "numbers, booleans as true/false."
+    )
+
+
+def digest(content: Any) -> str:
+    text = json.dumps(content, default=str, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class GuardedTool(Tool):
+    """A FastMCP tool whose every call goes through validation, the guard and the journal."""
+
+    capability: str
+    strategy_arg: str | None = None
+    halt_exempt: bool = False
+    strict_model: Any = Field(exclude=True)
+    deps: Any = Field(exclude=True)
+
+    async def run(self, arguments: dict[str, Any], context: Any = None, convert_result: bool = False) -> Any:
+        started = time.perf_counter()
+        deps: ServerDeps = self.deps
+        raw_strategy = arguments.get(self.strategy_arg) if self.strategy_arg else None
+        record = CallRecord(
+            server=deps.server_name,
+            tool=self.name,
+            capability=self.capability,
+            strategy=raw_strategy if isinstance(raw_strategy, str) else None,
+            halt_exempt=self.halt_exempt,
+        )
+        args_for_journal = redact(arguments)
+        try:
+            parsed = self.strict_model.model_validate_json(
+                json.dumps(self.fn_metadata.pre_parse_json(arguments), default=str)
+            )
+        except ValidationError as e:
+            message = _describe_errors(self.name, e, list(self.parameters.get("properties", {})))
+            self._journal(record, args_for_journal, "invalid", "invalid_arguments", None, message, started)
+            raise ToolError(message) from None
+
+        decision = self._decide(record)
+        if not decision.allowed:
+            message = f"Denied ({decision.rule}): {decision.reason} Remedy: {decision.remedy}"
+            self._journal(record, args_for_journal, "deny", "denied", decision, message, started)
+            raise ToolError(message)
+
+        row_id = None
+        if not (self.annotations and self.annotations.readOnlyHint):
+            # A side-effecting call is journaled before it runs, so a crash still leaves a trace.
+            row_id = deps.store.journal_insert(
+                JournalEntry(
+                    deps.server_name,
+                    self.name,
+                    self.capability,
+                    record.strategy,
+                    args_for_journal,
+                    "allow",
+                    "started",
+                )
+            )
+        kwargs = parsed.model_dump_one_level()
+        if self.context_kwarg is not None:
+            kwargs[self.context_kwarg] = context
+        try:
+            result = await self.fn(**kwargs) if self.is_async else self.fn(**kwargs)
+            converted = self.fn_metadata.convert_result(result) if convert_result else result
+        except anyio.get_cancelled_exc_class():
+            self._finish(row_id, record, args_for_journal, "cancelled", None, started, None)
+            raise
+        except ToolError as e:
+            self._finish(row_id, record, args_for_journal, "error", str(e), started, None)
+            raise
+        except PolicyDenied as e:
+            self._finish(row_id, record, args_for_journal, "denied", str(e), started, None, e.rule)
+            raise ToolError(str(e)) from None
+        except TradingMcpError as e:
+            self._finish(row_id, record, args_for_journal, "error", str(e), started, None)
+            raise ToolError(str(e)) from None
+        except Exception:
+            log.exception("tool %s failed unexpectedly", self.name)
+            ref = self._finish(row_id, record, args_for_journal, "internal_error", "see server log", started, None)
+            raise ToolError(
+                f"Internal error in {self.name} (journal #{ref}). The details are in the server's log on stderr; "
+                "your input was accepted, so retrying later or reporting the error is the way forward."
+            ) from None
+        content = converted[1] if isinstance(converted, tuple) else result
+        if isinstance(content, BaseModel):
+            content = content.model_dump(mode="json")
+        self._finish(row_id, record, args_for_journal, "ok", None, started, digest(content))
+        return converted
+
+    def _decide(self, record: CallRecord) -> Decision:
+        deps: ServerDeps = self.deps
+        try:
+            cfg = deps.config.load()
+            state = deps.store.trading_state()["state"]
+        except ConfigError as e:
+            return Decision(False, "config_invalid", str(e), f"fix the file {deps.config.path} as listed.")
+        except Exception as e:  # fail closed: no policy, no call
+            log.exception("policy inputs unavailable")
+            return Decision(
+                False,
+                "policy_unavailable",
+                f"policy inputs could not be read ({type(e).__name__}).",
+                "check TRADING_MCP_HOME and its state.db; see the server log.",
+            )
+        return decide(record, cfg, state)
+
+    def _journal(
+        self,
+        record: CallRecord,
+        args: dict[str, Any],
+        decision: str,
+        outcome: str,
+        dec: Decision | None,
+        message: str,
+        started: float,
+    ) -> int:
+        return self.deps.store.journal_insert(
+            JournalEntry(
+                server=record.server,
+                tool=record.tool,
+                capability=record.capability,
+                strategy=record.strategy,
+                arguments=args,
+                decision=decision,
+                outcome=outcome,
+                rule=dec.rule if dec else None,
+                reason=dec.reason if dec else message,
+                error=message,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+
+    def _finish(
+        self,
+        row_id: int | None,
+        record: CallRecord,
+        args: dict[str, Any],
+        outcome: str,
+        error: str | None,
+        started: float,
+        result_digest: str | None,
+        denied_by: str | None = None,
+    ) -> int:
+        """Complete the journal row; a denial raised by the domain (e.g. a missing confirmation) is a 'deny'."""
+        duration = (time.perf_counter() - started) * 1000
+        store: Store = self.deps.store
+        decision = "deny" if denied_by else "allow"
+        if row_id is not None:
+            store.journal_finish(row_id, outcome, error, duration, result_digest, decision, denied_by)
+            return row_id
+        return store.journal_insert(
+            JournalEntry(
+                record.server,
+                record.tool,
+                record.capability,
+                record.strategy,
+                args,
+                decision,
+                outcome,
+                rule=denied_by,
+                reason=error if denied_by else None,
+                error=error,
+                duration_ms=duration,
+                result_digest=result_digest,
+            )
+        )
+
+
+class GuardedServer(FastMCP):
+    """FastMCP whose tools all come from a ToolRegistry; unknown tool names are journaled too."""
+
+    def __init__(self, *args: Any, deps: ServerDeps, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.deps = deps
+
+    def add_tool(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Register tools through shared.tooling.ToolRegistry so the guard and journal apply.")
+
+    def tool(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("Register tools through shared.tooling.ToolRegistry so the guard and journal apply.")
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        if self._tool_manager.get_tool(name) is None:
+            known = sorted(t.name for t in self._tool_manager.list_tools())
+            message = f"Unknown tool '{name}' on {self.deps.server_name}. Tools here: {', '.join(known)}."
+            self.deps.store.journal_insert(
+                JournalEntry(
+                    self.deps.server_name,
+                    name,
+                    None,
+                    None,
+                    redact(arguments),
+                    "invalid",
+                    "unknown_tool",
+                    error=message,
+                )
+            )
+            raise ToolError(message)
+        return await super().call_tool(name, arguments)
+
+
+class ToolRegistry:
+    def __init__(self, deps: ServerDeps):
+        self.deps = deps
+        self.tools: list[GuardedTool] = []
+
+    def tool(
+        self,
+        *,
+        capability: str,
+        read_only: bool,
+        destructive: bool,
+        idempotent: bool,
+        open_world: bool,
+        title: str | None = None,
+        name: str | None = None,
+        strategy_arg: str | None = None,
+        halt_exempt: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; known: {CAPABILITIES}")
+        if read_only and (destructive or capability not in ("read", "research")):
+            raise ValueError("a read-only tool cannot be destructive or need paper/live/admin capability")
+        if capability == "read" and not read_only:
+            raise ValueError("a 'read' tool must be read-only")
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            tool_name = name or fn.__name__
+            if any(t.name == tool_name for t in self.tools):
+                raise ValueError(f"tool {tool_name!r} registered twice")
+            ctx_kwarg = find_context_parameter(fn)
+            meta = func_metadata(fn, skip_names=[ctx_kwarg] if ctx_kwarg else [])
+            strict = _strict_model(meta.arg_model, tool_name)
+            if strategy_arg is not None and strategy_arg not in strict.model_fields:
+                raise ValueError(f"{tool_name}: strategy_arg {strategy_arg!r} is not a parameter")
+            annotations = ToolAnnotations(
+                title=title,
+                readOnlyHint=read_only,
+                destructiveHint=destructive,
+                idempotentHint=idempotent,
+                openWorldHint=open_world,
+            )
+            self.tools.append(
+                GuardedTool(
+                    fn=fn,
+                    name=tool_name,
+                    title=title,
+                    description=(fn.__doc__ or "").strip(),
+                    parameters=strict.model_json_schema(by_alias=True),
+                    fn_metadata=meta,
+                    is_async=inspect.iscoroutinefunction(fn),
+                    context_kwarg=ctx_kwarg,
+                    annotations=annotations,
+                    meta={META_KEY: {"capability": capability, "guarded": True, "server": self.deps.server_name}},
+                    capability=capability,
+                    strategy_arg=strategy_arg,
+                    halt_exempt=halt_exempt,
+                    strict_model=strict,
+                    deps=self.deps,
+                )
+            )
+            return fn
+
+        return register
+
+    def build(
+        self,
+        *,
+        instructions: str,
+        lifespan: Any = None,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        **kwargs: Any,
+    ) -> GuardedServer:
+        if not all(t.description for t in self.tools):
+            missing = [t.name for t in self.tools if not t.description]
+            raise ValueError(f"tools without a description: {missing}")
+        with warnings.catch_warnings():
+            # FastMCP's settings model trips a harmless pydantic-settings warning on every construction.
+            warnings.simplefilter("ignore", IncompleteFieldDefinitionWarning)
+            return self._construct(instructions, lifespan, host, port, **kwargs)
+
+    def _construct(self, instructions: str, lifespan: Any, host: str, port: int, **kwargs: Any) -> GuardedServer:
+        return GuardedServer(
+            self.deps.server_name,
+            instructions=instructions,
+            tools=list(self.tools),
+            lifespan=lifespan,
+            host=host,
+            port=port,
+            deps=self.deps,
+            **kwargs,
+        )

@@ -1,0 +1,119 @@
+"""`trading-mcp`: a real MCP client of the three servers, for people at a terminal and for CI scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import anyio
+
+from trading_cli.client import SERVERS, CliError, canonical_server, error_text, open_session, result_payload
+from trading_cli.render import render
+
+
+def _parse_args(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if raw_json:
+        try:
+            loaded = json.loads(raw_json)
+        except json.JSONDecodeError as e:
+            raise CliError(f"--json is not valid JSON ({e.msg} at column {e.colno}): {raw_json!r}") from None
+        if not isinstance(loaded, dict):
+            raise CliError('--json must be a JSON object, e.g. \'{"strategy": "trend_following"}\'')
+        args.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--arg takes key=value, got {pair!r}")
+        try:
+            args[key] = json.loads(value)  # numbers, true/false, null, lists and objects as JSON
+        except json.JSONDecodeError:
+            args[key] = value  # anything else is a string
+    return args
+
+
+async def cmd_call(server: str, tool: str, arguments: dict[str, Any], as_json: bool) -> int:
+    async with open_session(server) as session:
+        result = await session.call_tool(tool, arguments)
+    print(f"-> {server}.{tool} {json.dumps(arguments)}", file=sys.stderr)
+    if result.isError:
+        print(f"error: {error_text(result)}", file=sys.stderr)
+        return 1
+    payload = result_payload(result)
+    print(json.dumps(payload, indent=2) if as_json else render(payload, indent=""))
+    return 0
+
+
+async def cmd_tools(servers: list[str], as_json: bool) -> int:
+    listing: dict[str, list[dict[str, Any]]] = {}
+    for server in servers:
+        async with open_session(server, interactive=False) as session:
+            tools = (await session.list_tools()).tools
+        listing[server] = [
+            {
+                "name": t.name,
+                "description": t.description,
+                "annotations": t.annotations.model_dump(exclude_none=True) if t.annotations else {},
+                "meta": t.meta,
+            }
+            for t in tools
+        ]
+    if as_json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for server, tools in listing.items():
+        print(f"{server} ({len(tools)} tools)")
+        for t in tools:
+            first = (t["description"] or "").split("\n")[0]
+            cap = (t["meta"] or {}).get("trading_mcp", {}).get("capability", "?")
+            print(f"  {t['name']:<24} [{cap}] {first[:90]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trading-mcp", description="Client of the trading-mcp servers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    call = sub.add_parser("call", help="call one tool: trading-mcp call jesse get_policy --json '{...}'")
+    call.add_argument("server", help=f"one of {', '.join(SERVERS)} (or jesse, prices, discovery)")
+    call.add_argument("tool")
+    call.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="value parsed as JSON if it can be"
+    )
+    call.add_argument("--json", dest="raw_json", help="all arguments as one JSON object")
+    call.add_argument("--output-json", action="store_true", help="print the raw structured result")
+    tools = sub.add_parser("tools", help="list the tools of one or all servers")
+    tools.add_argument("server", nargs="?")
+    tools.add_argument("--json", action="store_true")
+    demo = sub.add_parser("demo", help="a guided, offline tour of the three servers")
+    demo.add_argument("--home", help="TRADING_MCP_HOME for the demo (default: a fresh temporary folder)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "call":
+            code = anyio.run(
+                cmd_call,
+                canonical_server(args.server),
+                args.tool,
+                _parse_args(args.arg, args.raw_json),
+                args.output_json,
+            )
+        elif args.command == "tools":
+            servers = [canonical_server(args.server)] if args.server else list(SERVERS)
+            code = anyio.run(cmd_tools, servers, args.json)
+        else:
+            from trading_cli.demo import run_demo
+
+            code = anyio.run(run_demo, args.home)
+    except CliError as e:
+        print(f"trading-mcp: {e}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
