@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.server_common import make_deps
+from shared.tooling import ServerDeps
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh TRADING_MCP_HOME for each test; the user's own folder is never touched."""
+    monkeypatch.setenv("TRADING_MCP_HOME", str(tmp_path))
+    monkeypatch.setenv("TRADING_MCP_CONFIG", str(tmp_path / "config.json"))
+    return tmp_path
+
+
+@pytest.fixture
+def deps(home: Path) -> ServerDeps:
+    d = make_deps("test-server", home)
+    yield d
+    d.store.close()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.changes import apply_changes, leaf_changes, loosenings, stage_moves
+from shared.config import TradingConfig, validate_config_data
+from shared.errors import ConfigError
+
+
+def _changed(changes: dict) -> TradingConfig:
+    return validate_config_data(apply_changes(TradingConfig().model_dump(mode="json"), changes))
+
+
+def test_tightening_is_not_loosening():
+    new = _changed({"global_risk_settings.max_leverage": 1.5, "portfolio_limits.max_trades_per_day": 10})
+    assert loosenings(TradingConfig(), new) == []
+
+
+def test_every_looser_limit_is_named_with_old_and_new_values():
+    new = _changed(
+        {"strategies.trend_following.risk_profile": "aggressive", "portfolio_limits.min_account_balance": 500}
+    )
+    found = loosenings(TradingConfig(), new)
+    assert "strategy 'trend_following': risk_profile moderate -> aggressive" in found
+    assert "strategy 'trend_following': max_leverage 2 -> 5" in found
+    assert "portfolio_limits.min_account_balance 1000 -> 500" in found
+
+
+def test_removing_an_override_that_was_tighter_is_loosening():
+    new = _changed({"strategies.mean_reversion.risk_overrides.max_position_size": None})
+    assert loosenings(TradingConfig(), new) == []  # conservative's own 0.05 equals the override
+    new = _changed(
+        {
+            "strategies.mean_reversion.risk_overrides.max_leverage": 1.0,
+            "strategies.mean_reversion.risk_profile": "moderate",
+        }
+    )
+    assert "strategy 'mean_reversion': risk_profile conservative -> moderate" in loosenings(TradingConfig(), new)
+
+
+def test_a_new_strategy_with_a_looser_profile_than_the_global_one_is_loosening():
+    new = _changed({"strategies.breakout": {"risk_profile": "aggressive"}})
+    assert any(
+        s.startswith("strategy 'breakout': risk_profile moderate -> aggressive")
+        for s in loosenings(TradingConfig(), new)
+    )
+
+
+def test_stage_raises_and_demotions_are_told_apart():
+    raises, demotions = stage_moves(
+        TradingConfig(), _changed({"stage": "paper", "strategies.mean_reversion.stage": "exploration"})
+    )
+    assert [(c.path, c.old, c.new) for c in raises] == [("stage", "exploration", "paper")]
+    assert [(c.path, c.new) for c in demotions] == [("strategies.mean_reversion.stage", "exploration")]
+    raises, _ = stage_moves(TradingConfig(), _changed({"strategies.breakout.stage": "paper"}))
+    assert raises[0].path == "strategies.breakout.stage"
+
+
+def test_a_bad_path_is_refused_with_the_keys_that_exist():
+    with pytest.raises(ConfigError, match=r"keys here: .*global_risk_settings"):
+        apply_changes(TradingConfig().model_dump(mode="json"), {"global_risk.max_leverage": 1})
+    with pytest.raises(ConfigError, match="stage is a value, not a section"):
+        apply_changes(TradingConfig().model_dump(mode="json"), {"stage.x": 1})
+    with pytest.raises(ConfigError, match="No changes"):
+        apply_changes({}, {})
+
+
+def test_null_removes_a_named_entry_and_leaf_changes_list_it():
+    data = TradingConfig().model_dump(mode="json")
+    new = apply_changes(data, {"strategies.trend_following": None})
+    assert "trend_following" not in new["strategies"] and "trend_following" in data["strategies"]
+    assert any(c.path.startswith("strategies.trend_following") and c.new is None for c in leaf_changes(data, new))

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.config import TradingConfig, config_to_json
+from shared.config_store import ConfigStore
+from shared.errors import ConfigError
+
+
+def test_defaults_equal_the_seed_values_field_by_field():
+    cfg = TradingConfig()
+    assert cfg.global_risk_profile == "moderate"
+    assert cfg.stage == "exploration"
+    assert cfg.global_risk_settings.model_dump() == {
+        "max_portfolio_risk": 0.02,
+        "max_position_size": 0.10,
+        "max_leverage": 2.0,
+        "max_drawdown": 0.15,
+        "stop_loss": 0.02,
+        "take_profit": 0.04,
+        "var_confidence": 0.95,
+        "max_correlation": 0.7,
+        "emergency_stop": 0.25,
+    }
+    news = {name: (s.priority, s.weight, s.enabled) for name, s in cfg.news_priorities.items()}
+    assert news == {
+        "reuters": (1, 0.25, True),
+        "bloomberg": (2, 0.20, True),
+        "coindesk": (3, 0.15, True),
+        "cryptopanic": (4, 0.15, True),
+        "twitter": (5, 0.10, True),
+        "reddit": (6, 0.10, True),
+        "telegram": (7, 0.05, True),
+    }
+    assert cfg.portfolio_limits.model_dump() == {
+        "max_total_positions": 10,
+        "max_open_positions": 5,
+        "max_trades_per_day": 20,
+        "max_trades_per_week": 50,
+        "max_trades_per_month": 200,
+        "position_timeout_hours": 72,
+        "min_account_balance": 1000,
+        "max_account_usage": 0.95,
+    }
+    tf, mr = cfg.strategies["trend_following"], cfg.strategies["mean_reversion"]
+    assert (tf.risk_profile, tf.stage, tf.risk_overrides.model_dump(exclude_none=True)) == (
+        "moderate",
+        "exploration",
+        {},
+    )
+    assert (mr.risk_profile, mr.stage) == ("conservative", "paper")
+    assert mr.risk_overrides.model_dump(exclude_none=True) == {"max_position_size": 0.05, "max_leverage": 1.0}
+    assert set(cfg.strategies) == {"trend_following", "mean_reversion"}
+    assert cfg.mcp_config.model_dump() == {
+        "host": "127.0.0.1",
+        "jesse_mcp_port": 8000,
+        "asset_price_mcp_port": 8001,
+        "discovery_mcp_port": 8002,
+    }
+    assert cfg.zai_glm_config.model.startswith("glm-4")
+
+
+def test_first_load_writes_the_defaults_to_the_file(home: Path):
+    store = ConfigStore(home / "config.json")
+    cfg = store.load()
+    assert (home / "config.json").exists()
+    assert json.loads((home / "config.json").read_text()) == json.loads(config_to_json(TradingConfig()))
+    assert cfg == TradingConfig()
+
+
+def _write(path: Path, data) -> str:
+    text = data if isinstance(data, str) else json.dumps(data)
+    path.write_text(text)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "hint"),
+    [
+        (
+            lambda d: d["strategies"]["trend_following"].update(risk_profile="reckless"),
+            "strategies.trend_following.risk_profile",
+            "'conservative', 'moderate' or 'aggressive'",
+        ),
+        (
+            lambda d: d["portfolio_limits"].update(max_open_positions=-1),
+            "portfolio_limits.max_open_positions",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda d: d["global_risk_settings"].update(max_position_size=1.5),
+            "global_risk_settings.max_position_size",
+            "less than or equal to 1",
+        ),
+        (
+            lambda d: d["portfolio_limits"].update(max_trades_per_dya=3),
+            "portfolio_limits.max_trades_per_dya",
+            "allowed keys here: max_total_positions",
+        ),
+        (lambda d: d.update(stage="production"), "stage", "'exploration', 'paper' or 'live'"),
+        (
+            lambda d: d["portfolio_limits"].update(max_open_positions="5"),
+            "portfolio_limits.max_open_positions",
+            "valid integer",
+        ),
+    ],
+    ids=["unknown-profile", "negative-limit", "position-size-over-1", "unknown-key", "unknown-stage", "string-number"],
+)
+def test_an_invalid_file_names_the_field_and_value_and_nothing_is_written(home: Path, mutate, field, hint):
+    path = home / "config.json"
+    data = TradingConfig().model_dump(mode="json")
+    mutate(data)
+    original = _write(path, data)
+    with pytest.raises(ConfigError) as err:
+        ConfigStore(path).load()
+    message = str(err.value)
+    assert field in message and hint in message
+    assert [p.path for p in err.value.problems] == [field]
+    assert path.read_text() == original
+
+
+def test_broken_json_is_reported_with_line_and_column_and_the_file_is_left_alone(home: Path):
+    path = home / "config.json"
+    original = _write(path, '{"stage": "paper",\n  "strategies": {,}}')
+    with pytest.raises(ConfigError, match=r"not valid JSON: .* line 2 column"):
+        ConfigStore(path).load()
+    assert path.read_text() == original
+
+
+def test_a_rejected_update_leaves_the_old_file_untouched(home: Path):
+    store = ConfigStore(home / "config.json")
+    store.load()
+    before = (home / "config.json").read_bytes()
+
+    def bad(data):
+        data["global_risk_settings"]["max_leverage"] = 0.5
+        return data
+
+    with pytest.raises(ConfigError, match=r"global_risk_settings\.max_leverage: got 0\.5; Input should be greater"):
+        store.update(bad)
+    assert (home / "config.json").read_bytes() == before
+    assert not [p for p in home.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_valid_update_is_written_and_seen_by_another_reader(home: Path):
+    writer, reader = ConfigStore(home / "config.json"), ConfigStore(home / "config.json")
+    assert reader.load().stage == "exploration"
+
+    def tighten(data):
+        data["portfolio_limits"]["max_trades_per_day"] = 5
+        return data
+
+    old, new = writer.update(tighten)
+    assert (old.portfolio_limits.max_trades_per_day, new.portfolio_limits.max_trades_per_day) == (20, 5)
+    assert reader.load().portfolio_limits.max_trades_per_day == 5
+
+
+def test_nan_and_booleans_are_not_numbers(home: Path):
+    path = home / "config.json"
+    data = TradingConfig().model_dump(mode="json")
+    data["global_risk_settings"]["max_leverage"] = True
+    _write(path, data)
+    with pytest.raises(ConfigError, match=re.escape("global_risk_settings.max_leverage")):
+        ConfigStore(path).load()
+    _write(
+        path, json.dumps(TradingConfig().model_dump(mode="json")).replace('"max_leverage": 2.0', '"max_leverage": NaN')
+    )
+    with pytest.raises(ConfigError, match=re.escape("global_risk_settings.max_leverage")):
+        ConfigStore(path).load()
+
+
+def test_config_path_comes_from_the_environment(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("cfg") / "mine.json"
+    monkeypatch.setenv("TRADING_MCP_CONFIG", str(elsewhere))
+    ConfigStore().load()
+    assert elsewhere.exists()
+    monkeypatch.delenv("TRADING_MCP_CONFIG")
+    assert ConfigStore().path == home / "config.json"

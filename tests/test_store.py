@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.errors import StoreError
+from shared.store import SCHEMA_VERSION, JournalEntry, Store, window_keys
+
+
+def _increment_many(db_path: str, start, n: int, limit: int, results) -> None:
+    store = Store(Path(db_path))
+    start.wait()
+    wins = sum(store.check_and_increment([("trades:day", limit)]).allowed for _ in range(n))
+    results.put(wins)
+    store.close()
+
+
+def test_two_processes_incrementing_one_counter_never_exceed_the_limit(tmp_path: Path):
+    db = tmp_path / "state.db"
+    Store(db).close()
+    ctx = mp.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_increment_many, args=(str(db), start, 50, 20, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    start.set()
+    wins = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert sum(wins) == 20
+    assert Store(db).counter_value("trades:day") == 20
+
+
+def test_check_and_increment_is_all_or_nothing_across_keys(tmp_path: Path):
+    store = Store(tmp_path / "state.db")
+    keys = window_keys("trades", datetime(2026, 11, 20, tzinfo=UTC))
+    assert keys == {"day": "trades:day:2026-11-20", "week": "trades:week:2026-W47", "month": "trades:month:2026-11"}
+    limits = [(keys["day"], 5), (keys["week"], 2), (keys["month"], 10)]
+    assert store.check_and_increment(limits).allowed
+    assert store.check_and_increment(limits).allowed
+    third = store.check_and_increment(limits)
+    assert not third.allowed and third.blocked_by == keys["week"]
+    assert store.counter_value(keys["day"]) == 2 and store.counter_value(keys["month"]) == 2
+
+
+def test_the_database_is_in_wal_mode_and_migrated_on_open(tmp_path: Path):
+    store = Store(tmp_path / "state.db")
+    assert store.schema_version == SCHEMA_VERSION
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.trading_state()["state"] == "ACTIVE"
+    store.close()
+    assert Store(tmp_path / "state.db").schema_version == SCHEMA_VERSION  # reopening is a no-op
+
+
+def test_a_database_from_a_newer_version_is_refused_with_advice(tmp_path: Path):
+    path = tmp_path / "state.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreError, match="newer than this program"):
+        Store(path)
+
+
+def test_journal_rows_can_be_filtered_by_tool_decision_and_time(tmp_path: Path):
+    store = Store(tmp_path / "state.db")
+    store.journal_insert(JournalEntry("a", "get_policy", "read", None, {"x": 1}, "allow", "ok"))
+    store.journal_insert(JournalEntry("a", "update_config", "admin", None, {}, "deny", "denied", rule="r"))
+    store.journal_insert(JournalEntry("b", "get_policy", "read", "s", {}, "invalid", "invalid_arguments"))
+    assert [r["tool"] for r in store.journal_query(tool="get_policy")] == ["get_policy", "get_policy"]
+    assert [r["outcome"] for r in store.journal_query(decision="deny")] == ["denied"]
+    assert [r["server"] for r in store.journal_query(server="b")] == ["b"]
+    assert store.journal_query(since_ms=10**15) == []
+    assert store.journal_query(limit=1)[0]["decision"] == "invalid"  # newest first
+    assert store.journal_query(tool="get_policy")[1]["arguments"] == {"x": 1}
+
+
+def test_a_failed_transaction_changes_nothing(tmp_path: Path):
+    store = Store(tmp_path / "state.db")
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        store.set_trading_state("HALTED", "test", db)
+        raise RuntimeError("boom")
+    assert store.trading_state()["state"] == "ACTIVE"

@@ -1,0 +1,128 @@
+"""Each console script over stdio (nothing but protocol on stdout) and one streamable-HTTP session."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+BIN = Path(sys.executable).parent
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "TRADING_MCP_HOME": str(home), "TRADING_MCP_CONFIG": str(home / "config.json")}
+
+
+def _rpc(id_: int | None, method: str, params: dict | None = None) -> str:
+    msg: dict = {"jsonrpc": "2.0", "method": method}
+    if id_ is not None:
+        msg["id"] = id_
+    if params is not None:
+        msg["params"] = params
+    return json.dumps(msg) + "\n"
+
+
+@pytest.mark.parametrize("script", ["jesse-mcp", "asset-price-mcp", "discovery-mcp"])
+def test_console_script_speaks_only_protocol_on_stdout(tmp_path: Path, script: str):
+    requests = (
+        _rpc(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "smoke", "version": "1"}},
+        )
+        + _rpc(None, "notifications/initialized")
+        + _rpc(2, "tools/list")
+        + _rpc(3, "tools/call", {"name": "get_policy", "arguments": {"strategy": "trend_following"}})
+    )
+    with subprocess.Popen(
+        [str(BIN / script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(tmp_path),
+        text=True,
+    ) as proc:
+        answers, rest = _exchange(proc, script, requests)
+    assert rest.strip() == "", f"unexpected stdout after the session: {rest[:200]!r}"
+    assert answers[1]["result"]["serverInfo"]["name"] == script
+    names = {t["name"] for t in answers[2]["result"]["tools"]}
+    assert {"get_policy", "get_journal"} <= names
+    result = answers[3]["result"]
+    assert not result["isError"] and result["structuredContent"]["risk_profile"] == "moderate"
+
+
+def _exchange(proc: subprocess.Popen, script: str, requests: str) -> tuple[dict, str]:
+    """Send the requests, read until three answers came, close stdin: the server must then exit by itself."""
+    answers: dict = {}
+    proc.stdin.write(requests)
+    proc.stdin.flush()
+    lines = []
+    try:
+        while len(answers) < 3:
+            line = proc.stdout.readline()
+            assert line, f"{script} closed stdout early; stderr: {proc.stderr.read()[-2000:]}"
+            lines.append(line)
+            message = json.loads(line)  # any non-JSON line on stdout fails here
+            assert message["jsonrpc"] == "2.0"
+            if "id" in message:
+                answers[message["id"]] = message
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        rest = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return answers, rest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.anyio
+async def test_streamable_http_serves_a_session_on_loopback(tmp_path: Path):
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "discovery-mcp"), "--transport", "streamable-http", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=_env(tmp_path),
+    )
+    try:
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+                    await anyio.sleep(0.05)
+            async with (
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, _),
+                ClientSession(read, write) as session,
+            ):
+                info = await session.initialize()
+                tools = (await session.list_tools()).tools
+                result = await session.call_tool("get_policy", {})
+        assert info.serverInfo.name == "discovery-mcp"
+        assert "get_journal" in {t.name for t in tools}
+        assert result.structuredContent["global_stage"] == "exploration"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
