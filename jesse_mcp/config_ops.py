@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.changes import apply_changes, leaf_changes, loosenings, stage_moves
+from shared.changes import apply_changes, leaf_changes, loosenings, shadowed_changes, stage_moves
 from shared.config import TradingConfig, validate_config_data
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied
@@ -48,6 +48,9 @@ class ConfigUpdateResult(BaseModel):
     loosened: list[str] = Field(description="Risk or portfolio limits that became looser (needed confirmation).")
     confirmation: str = Field(description="'not needed' or how the person confirmed.")
     demotions: list[ChangeRecord] = Field(description="Stage demotions, also written to the stage history.")
+    notes: list[str] = Field(
+        default_factory=list, description="Changes that were written but alter no effective setting, and why."
+    )
 
 
 class StrategyStage(BaseModel):
@@ -109,10 +112,18 @@ async def update_config(
         raise PolicyDenied(
             "promotion_needs_evidence",
             f"update_config never raises a stage ({moved}).",
-            "use request_stage_promotion, which checks recorded backtest, stress-test and paper evidence.",
+            "promotion goes through the evidence-gated request_stage_promotion tool (recorded backtest, stress-test "
+            "and paper evidence); until that tool is available, only a person editing the file can raise a stage.",
         )
     loosened = loosenings(old, new)
     confirmation = "not needed"
+    if loosened and store.trading_state()["state"] != "ACTIVE":
+        raise PolicyDenied(
+            "trading_halted",
+            "trading is halted; while halted the configuration may only be tightened or stages demoted, and this "
+            "change loosens: " + "; ".join(loosened) + ".",
+            "tighten or demote only, or reset the halt first (with a person's confirmation).",
+        )
     if loosened:
         question = (
             "Loosen risk limits? " + "; ".join(loosened) + f". Reason given: {reason or 'none'}. "
@@ -129,6 +140,7 @@ async def update_config(
         return new.model_dump(mode="json")
 
     config.update(write)
+    applied = leaf_changes(seen, new.model_dump(mode="json"))
     for change in demotions:
         strategy = change.path.split(".")[1] if change.path.startswith("strategies.") else None
         store.record_stage_change(strategy, change.old, change.new, f"demoted via update_config: {reason or '-'}")
@@ -139,4 +151,5 @@ async def update_config(
         loosened=loosened,
         confirmation=confirmation,
         demotions=[ChangeRecord(path=c.path, old=c.old, new=c.new) for c in demotions],
+        notes=shadowed_changes(old, new, [c.path for c in applied]),
     )

@@ -42,6 +42,7 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
         its file path, and which environment variables are set. Secrets are never shown."""
         return config_ops.config_view(deps.config)
 
+    # halt-exempt: while halted it still runs, but config_ops lets only tightening and demotions through
     @tools.tool(
         capability="admin",
         read_only=False,
@@ -49,6 +50,7 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
         idempotent=True,
         open_world=False,
         title="Change configuration",
+        halt_exempt=True,
     )
     async def update_config(
         changes: Annotated[
@@ -63,8 +65,8 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
         ctx: Context | None = None,
     ) -> config_ops.ConfigUpdateResult:
         """Change configuration values, validated as a whole and written atomically. Tightening applies at once;
-        loosening any risk or portfolio limit asks the person to confirm. Never raises a stage: use
-        request_stage_promotion. Demotions are allowed."""
+        loosening any risk or portfolio limit asks the person to confirm. Never raises a stage (promotion needs
+        recorded evidence); demotions are allowed. While trading is halted only tightening and demotions work."""
         confirm = partial(require_confirmation, ctx)
         return await config_ops.update_config(deps.config, deps.store, changes, reason, confirm)
 

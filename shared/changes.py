@@ -115,3 +115,27 @@ def stage_moves(old: TradingConfig, new: TradingConfig) -> tuple[list[FieldChang
         elif STAGE_RANK[after] < STAGE_RANK[before]:
             demotions.append(FieldChange(path, before, after))
     return raises, demotions
+
+
+def shadowed_changes(old: TradingConfig, new: TradingConfig, changed_paths: list[str]) -> list[str]:
+    """Changes to global_risk_settings that alter no effective setting, because every profile in use sets
+    that field itself (global settings only fill the fields a profile leaves out)."""
+    notes = []
+    scopes: list[str | None] = [None, *new.strategies]
+    for path in changed_paths:
+        parts = path.split(".")
+        if len(parts) != 2 or parts[0] != "global_risk_settings":
+            continue
+        field = parts[1]
+        before = [
+            getattr(resolve_risk(old, s if s in old.strategies else None, mode="backtest").settings, field)
+            for s in scopes
+        ]
+        after = [getattr(resolve_risk(new, s, mode="backtest").settings, field) for s in scopes]
+        if before == after:
+            notes.append(
+                f"{path} changes no effective setting: every risk profile in use sets {field} itself (global "
+                "settings fill only the fields a profile leaves out). Change a strategy's risk_overrides or "
+                "risk_profile to change it."
+            )
+    return notes

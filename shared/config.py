@@ -54,7 +54,11 @@ def _risk_model(name: str, optional: bool) -> type[BaseModel]:
 RiskSettings = _risk_model("RiskSettings", optional=False)
 RiskOverrides = _risk_model("RiskOverrides", optional=True)
 
-GLOBAL_RISK_DEFAULTS: dict[str, float] = dict(PROFILE_TEMPLATES["moderate"])
+GLOBAL_RISK_DEFAULTS: dict[str, float] = {
+    **PROFILE_TEMPLATES["moderate"],
+    "max_correlation": 0.7,
+    "emergency_stop": 0.25,
+}
 
 
 class NewsSource(BaseModel):

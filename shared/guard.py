@@ -50,8 +50,9 @@ def _decide(
     if trading_state != "ACTIVE" and call.capability != "read" and not call.halt_exempt:
         return _deny(
             "trading_halted",
-            f"trading state is {trading_state}; only read tools and stage demotions work until it is reset.",
-            "review what triggered the halt (get_policy, get_journal), then an admin reset with confirmation.",
+            f"trading state is {trading_state}; only read tools, tightening and stage demotions work until it is reset.",
+            "review what triggered the halt (get_policy, get_journal); tightening and demotions still work, and "
+            "resuming needs an admin reset confirmed by a person.",
             stage,
         )
     needed = CAPABILITY_MIN_STAGE[call.capability]
@@ -83,8 +84,8 @@ def _decide(
                 "stage_too_low",
                 f"'{call.capability}' needs stage {needed}; strategy '{strategy}' is effectively at {stage} "
                 f"(its own stage {own}, global stage {glob}: the lower one counts).",
-                "promote with request_stage_promotion, which checks recorded evidence; raise the global stage "
-                "too if it is the lower one.",
+                "promotion needs recorded evidence (the evidence-gated request_stage_promotion tool); the global "
+                "stage must be raised too if it is the lower one.",
                 stage,
             )
     for violation in checks:

@@ -12,8 +12,8 @@ ProfileName = Literal["conservative", "moderate", "aggressive"]
 PROFILE_NAMES: tuple[ProfileName, ...] = ("conservative", "moderate", "aggressive")
 PROFILE_RANK: dict[str, int] = {name: rank for rank, name in enumerate(PROFILE_NAMES)}
 
-# Exact seed values (ARCHITECTURE "Policy model"). Fields a template leaves out are inherited from
-# `global_risk_settings` during resolution.
+# Exact seed values (ARCHITECTURE "Policy model"). Fields a template leaves out (max_correlation 0.7 and
+# emergency_stop 0.25 by default) come from `global_risk_settings` during resolution, for every profile.
 PROFILE_TEMPLATES: dict[str, dict[str, float]] = {
     "conservative": {
         "max_portfolio_risk": 0.01,
@@ -32,8 +32,6 @@ PROFILE_TEMPLATES: dict[str, dict[str, float]] = {
         "stop_loss": 0.02,
         "take_profit": 0.04,
         "var_confidence": 0.95,
-        "max_correlation": 0.7,
-        "emergency_stop": 0.25,
     },
     "aggressive": {
         "max_portfolio_risk": 0.04,

@@ -85,6 +85,8 @@ def add_policy_resource(server: GuardedServer) -> None:
 def setup_logging() -> None:
     level = os.environ.get("TRADING_MCP_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if level == "INFO":
+        logging.getLogger("mcp").setLevel(logging.WARNING)  # the SDK logs every request at INFO
 
 
 def run_server(

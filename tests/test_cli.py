@@ -56,7 +56,7 @@ def test_demo_runs_the_scripted_session_against_all_three_servers(tmp_path: Path
         "== discovery-mcp ==",
         "== jesse-mcp ==",
         "Denied by rule 'loosening_needs_confirmation'",
-        "global_risk_settings.max_leverage",
+        "strategies.trend_following.risk_overrides.max_leverage",
         "promotion_needs_evidence",
         "unknown argument 'profile'",
         "demo finished",

@@ -7,7 +7,7 @@ import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from shared.tooling import GuardedTool, ToolRegistry
-from tests.mcp_helpers import all_servers, payload, text_of
+from tests.mcp_helpers import accept, all_servers, payload, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -66,14 +66,34 @@ async def test_an_unknown_tool_is_refused_with_the_list_and_journaled(deps):
 
 
 async def test_a_guard_denial_says_rule_and_remedy_and_is_journaled(deps):
+    tools = ToolRegistry(deps)
+
+    @tools.tool(capability="research", read_only=True, destructive=False, idempotent=True, open_world=False)
+    def research_something(strategy: str) -> str:
+        """Research."""
+        return strategy
+
     deps.store.set_trading_state("HALTED", "emergency stop in test")
-    async with connect(all_servers(deps)["jesse-mcp"]) as client:
-        result = await client.call_tool("update_config", {"changes": {"portfolio_limits.max_trades_per_day": 1}})
-        assert result.isError and "Denied (trading_halted)" in text_of(result) and "Remedy:" in text_of(result)
-        assert not (await client.call_tool("get_policy", {})).isError  # reads still work when halted
-    row = deps.store.journal_query(tool="update_config")[0]
+    async with connect(tools.build(instructions="t")) as client:
+        result = await client.call_tool("research_something", {"strategy": "trend_following"})
+    assert result.isError and "Denied (trading_halted)" in text_of(result) and "Remedy:" in text_of(result)
+    row = deps.store.journal_query(tool="research_something")[0]
     assert (row["decision"], row["rule"], row["outcome"]) == ("deny", "trading_halted", "denied")
-    assert deps.config.load().portfolio_limits.max_trades_per_day == 20
+    assert row["arguments"] == {"strategy": "trend_following"}
+
+
+async def test_while_halted_reads_tightening_and_demotion_work_but_loosening_does_not(deps):
+    deps.store.set_trading_state("HALTED", "emergency stop in test")
+    async with connect(all_servers(deps)["jesse-mcp"], elicitation_callback=accept(True)) as client:
+        assert not (await client.call_tool("get_policy", {})).isError
+        tighten = await client.call_tool(
+            "update_config",
+            {"changes": {"portfolio_limits.max_trades_per_day": 1, "strategies.mean_reversion.stage": "exploration"}},
+        )
+        assert not tighten.isError, text_of(tighten)
+        loosen = await client.call_tool("update_config", {"changes": {"portfolio_limits.max_trades_per_day": 99}})
+    assert loosen.isError and "trading_halted" in text_of(loosen)
+    assert deps.config.load().portfolio_limits.max_trades_per_day == 1
 
 
 async def test_an_unexpected_error_is_logged_with_traceback_and_the_client_gets_a_short_message(deps, caplog):

@@ -102,3 +102,26 @@ async def test_a_concurrent_change_during_confirmation_is_not_overwritten(deps):
     assert result.isError and "changed while this update waited" in text_of(result)
     cfg = deps.config.load()
     assert cfg.portfolio_limits.max_trades_per_day == 3 and cfg.strategies["trend_following"].risk_profile == "moderate"
+
+
+async def test_a_global_setting_every_profile_overrides_is_written_with_a_note_that_it_changes_nothing(deps):
+    async with connect(build_server(deps, warmup=())) as client:
+        result = payload(
+            await client.call_tool("update_config", {"changes": {"global_risk_settings.max_leverage": 1.5}})
+        )
+        effective = payload(await client.call_tool("get_policy", {"strategy": "trend_following"}))
+    assert deps.config.load().global_risk_settings.max_leverage == 1.5
+    assert result["notes"] and "changes no effective setting" in result["notes"][0]
+    assert effective["risk_settings"]["max_leverage"] == 2.0
+
+
+async def test_a_global_setting_no_profile_sets_takes_effect_everywhere(deps):
+    async with connect(build_server(deps, warmup=())) as client:
+        result = payload(
+            await client.call_tool("update_config", {"changes": {"global_risk_settings.emergency_stop": 0.2}})
+        )
+        effective = payload(await client.call_tool("get_policy", {"strategy": "mean_reversion"}))
+    assert result["notes"] == []
+    assert (
+        effective["risk_settings"]["emergency_stop"] == 0.2 and effective["risk_sources"]["emergency_stop"] == "global"
+    )

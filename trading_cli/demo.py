@@ -72,8 +72,15 @@ class Demo:
                 session,
                 server,
                 "update_config",
-                {"changes": {"global_risk_settings.max_leverage": 1.5}, "reason": "demo: tighten"},
+                {
+                    "changes": {
+                        "strategies.trend_following.risk_overrides.max_leverage": 1.5,
+                        "portfolio_limits.max_trades_per_day": 10,
+                    },
+                    "reason": "demo: tighten",
+                },
             )
+            await self.call(session, server, "get_policy", {"strategy": "trend_following"})
             print("\n# update_config never raises a stage; promotion needs recorded evidence:")
             await self.call(session, server, "update_config", {"changes": {"stage": "paper"}}, expect="refused")
             print("\n# Arguments are strict: a number where a name belongs, and an unknown key:")
