@@ -50,7 +50,7 @@ def _decide(
     if trading_state != "ACTIVE" and call.capability != "read" and not call.halt_exempt:
         return _deny(
             "trading_halted",
-            f"trading state is {trading_state}; only read tools, tightening and stage demotions work until it is reset.",
+            f"trading state is {trading_state}; only reads, tightening and stage demotions work until it is reset.",
             "review what triggered the halt (get_policy, get_journal); tightening and demotions still work, and "
             "resuming needs an admin reset confirmed by a person.",
             stage,
