@@ -96,7 +96,7 @@ async def test_region_refusal_451_says_what_to_do(tmp_path):
         return httpx.Response(451, json={"code": 0, "msg": "Service unavailable from a restricted location"})
 
     async with make_client("https://binance.test", transport=httpx.MockTransport(refuse)) as client:
-        with pytest.raises(CandleError, match="HTTP 451.*BINANCE_BASE_URL"):
+        with pytest.raises(CandleError, match=r"HTTP 451.*BINANCE_BASE_URL"):
             await import_binance(
                 client, CandleStore(tmp_path), "BTC-USDT", T0, T0 + MINUTE_MS * 5, now_ms=NOW, sleep=_no_sleep
             )
