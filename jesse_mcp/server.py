@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.fastmcp import Context
 from pydantic import Field, JsonValue
 
-from jesse_mcp import config_ops
+from jesse_mcp import candle_ops, config_ops
+from jesse_mcp.binance_import import ImportReport
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
+from shared.candles import CandleStore, MarketInfo
 from shared.confirm import require_confirmation
 from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
@@ -84,6 +86,8 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
         recent history of stage changes."""
         return config_ops.stage_view(deps.config.load(), deps.store, strategy)
 
+    register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"))
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         pool.start_in_background()  # Jesse's import happens in the workers; initialize does not wait
@@ -99,3 +103,99 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
 
 def main(argv: list[str] | None = None) -> None:
     run_server("jesse-mcp", "jesse_mcp_port", build_server, argv)
+
+
+Symbol = Annotated[str, Field(description="Market symbol, e.g. BTC-USDT.", min_length=2, max_length=32)]
+Exchange = Annotated[str, Field(description="Exchange label in the store, e.g. binance or synthetic.", max_length=32)]
+Start = Annotated[candle_ops.When | None, Field(description="UTC start, e.g. 2025-06-01 or 2025-06-01T12:00:00.")]
+End = Annotated[candle_ops.When | None, Field(description="UTC end (exclusive); default now.")]
+Days = Annotated[int | None, Field(description="Instead of start: the last N days.", ge=1, le=3650)]
+
+
+def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
+    @tools.tool(
+        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored candles"
+    )
+    def list_candles(exchange: Exchange | None = None, symbol: Symbol | None = None) -> candle_ops.CandleList:
+        """The 1-minute candle data stored for backtests: per exchange and symbol, the range, row count, exact gaps
+        (missing minutes), filled gaps, sources, and whether the data is synthetic."""
+        return candle_ops.list_markets(store, exchange, symbol)
+
+    @tools.tool(
+        capability="research",
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        title="Import candles",
+    )
+    async def import_candles(
+        symbol: Symbol,
+        exchange: Annotated[
+            Literal["binance"], Field(description="Exchange whose public REST API to use (BINANCE_BASE_URL).")
+        ] = "binance",
+        start: Start = None,
+        end: End = None,
+        days: Days = None,
+        ctx: Context | None = None,
+    ) -> ImportReport:
+        """Fetch closed 1-minute candles from the exchange into the store: paginated, resumes after data already
+        stored, honours rate limits, reports exact gaps (exchange outages). Progress is reported while it runs."""
+        start_ms, end_ms = candle_ops.resolve_range(start, end, days)
+
+        async def progress(done: int, total: int) -> None:
+            if ctx is not None:
+                await ctx.report_progress(done, total, f"{done} of {total} minutes")
+
+        return await candle_ops.import_from_exchange(store, symbol, start_ms, end_ms, progress=progress)
+
+    @tools.tool(
+        capability="research",
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Generate synthetic candles",
+    )
+    def generate_synthetic_candles(
+        symbol: Symbol,
+        start: Start = None,
+        end: End = None,
+        days: Days = None,
+        seed: Annotated[int, Field(description="Same seed, same candles.", ge=0)] = 7,
+    ) -> candle_ops.SyntheticReport:
+        """Generate deterministic 1-minute candles (exchange 'synthetic') cycling through trend, range, crash and
+        recovery regimes, for offline use. Everything built on them is labelled synthetic."""
+        start_ms, end_ms = candle_ops.resolve_range(start, end, days)
+        return candle_ops.generate_synthetic(store, symbol, start_ms, end_ms, seed)
+
+    @tools.tool(
+        capability="research",
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Import candles from CSV",
+    )
+    def import_candles_csv(
+        path: Annotated[str, Field(description="CSV (or .csv.gz) file on the server's machine.", max_length=1024)],
+        symbol: Symbol,
+        exchange: Exchange = "binance",
+    ) -> candle_ops.CsvImportReport:
+        """Import a CSV of 1-minute candles. Detects the layout: a header naming timestamp/time/date, open, high,
+        low, close, volume in any order (epoch s/ms/us or ISO times), Binance's headerless kline CSV, or a
+        symbol column (pass the symbol). Malformed rows are reported with their line number."""
+        return candle_ops.import_csv(store, path, exchange, symbol)
+
+    @tools.tool(
+        capability="research",
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Fill candle gaps",
+    )
+    def fill_candle_gaps(exchange: Exchange, symbol: Symbol) -> MarketInfo:
+        """Fill every gap of a stored market with flat candles at the previous close and zero volume. An explicit
+        choice, recorded in the market's `filled` list; Jesse needs contiguous minutes."""
+        return store.fill_gaps(exchange, symbol)

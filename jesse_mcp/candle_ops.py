@@ -1,0 +1,109 @@
+"""Candle data operations behind the jesse_mcp tools: list, import (exchange, CSV, synthetic), fill gaps."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, Field
+
+from jesse_mcp.binance_import import ImportReport, base_url, import_binance
+from jesse_mcp.importers import read_csv_candles, synthetic_candles
+from shared.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
+from shared.http import make_client
+
+When = datetime | date
+
+
+class CandleList(BaseModel):
+    markets: list[MarketInfo]
+    count: int
+
+
+class CsvImportReport(BaseModel):
+    exchange: str
+    symbol: str
+    file: str
+    layout: str = Field(description="The column layout that was detected.")
+    imported_rows: int
+    market: MarketInfo
+
+
+class SyntheticReport(BaseModel):
+    symbol: str
+    rows: int
+    seed: int
+    regimes: list[tuple[str, str, str]] = Field(description="(regime, first UTC minute, last UTC minute).")
+    market: MarketInfo
+    note: str = "SYNTHETIC data: generated, not recorded from any market. Results on it say so."
+
+
+def to_ms(value: When) -> int:
+    """A date (midnight UTC) or datetime (naive = UTC) to epoch milliseconds."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+def resolve_range(start: When | None, end: When | None, days: int | None, now_ms: int | None = None) -> tuple[int, int]:
+    """start/end, or the last `days` up to now (or up to `end`). Exactly one way must be given."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    if days is not None and start is not None:
+        raise CandleError("Give either start (with optional end) or days, not both.")
+    end_ms = to_ms(end) if end is not None else now_ms - now_ms % MINUTE_MS
+    if days is not None:
+        start_ms = end_ms - days * 1440 * MINUTE_MS
+    elif start is not None:
+        start_ms = to_ms(start)
+    else:
+        raise CandleError("Give a start date (e.g. 2025-06-01) or a number of days (e.g. days=90).")
+    if end_ms <= start_ms:
+        raise CandleError(f"The end {iso(end_ms)} must be after the start {iso(start_ms)}.")
+    return start_ms, end_ms
+
+
+def list_markets(store: CandleStore, exchange: str | None = None, symbol: str | None = None) -> CandleList:
+    markets = [
+        m
+        for m in store.markets()
+        if (exchange is None or m.exchange == exchange.lower()) and (symbol is None or m.symbol == symbol.upper())
+    ]
+    return CandleList(markets=markets, count=len(markets))
+
+
+async def import_from_exchange(
+    store: CandleStore,
+    symbol: str,
+    start_ms: int,
+    end_ms: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress=None,
+) -> ImportReport:
+    async with make_client(base_url(), transport=transport) as client:
+        return await import_binance(client, store, symbol, start_ms, end_ms, progress=progress)
+
+
+def import_csv(store: CandleStore, path: str, exchange: str, symbol: str) -> CsvImportReport:
+    rows, layout = read_csv_candles(Path(path).expanduser(), symbol)
+    market = store.save(exchange, symbol, rows, f"csv:{Path(path).name}", synthetic=False)
+    return CsvImportReport(
+        exchange=market.exchange,
+        symbol=market.symbol,
+        file=str(path),
+        layout=layout.description,
+        imported_rows=len(rows),
+        market=market,
+    )
+
+
+def generate_synthetic(store: CandleStore, symbol: str, start_ms: int, end_ms: int, seed: int) -> SyntheticReport:
+    minutes = (end_ms - start_ms) // MINUTE_MS
+    if minutes > 3 * 525_600:
+        raise CandleError("Synthetic data is limited to 3 years of minutes per call.")
+    rows, regimes = synthetic_candles(start_ms - start_ms % MINUTE_MS, minutes, seed=seed)
+    market = store.save("synthetic", symbol, rows, f"synthetic(seed={seed})", synthetic=True)
+    return SyntheticReport(symbol=market.symbol, rows=len(rows), seed=seed, regimes=regimes, market=market)
