@@ -12,7 +12,7 @@ from shared.changes import apply_changes, leaf_changes, loosenings, shadowed_cha
 from shared.config import TradingConfig, validate_config_data
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied
-from shared.redact import redact
+from shared.redact import redact, redact_text
 from shared.resolve import effective_stage
 from shared.store import Store
 
@@ -75,7 +75,7 @@ def config_view(config: ConfigStore) -> ConfigView:
         if name in SECRET_VARS:
             env[name] = "set" if value else "not set"
         else:
-            env[name] = value if value else "not set"
+            env[name] = redact_text(value) if value else "not set"
     return ConfigView(path=str(config.path), config=redact(cfg.model_dump(mode="json")), environment=env)
 
 

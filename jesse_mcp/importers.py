@@ -11,9 +11,9 @@ import gzip
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from shared.candles import CLOSE, HIGH, LOW, MINUTE_MS, OPEN, TS, VOLUME, CandleError, iso
 
@@ -71,8 +71,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def parse_times(values: pd.Series) -> np.ndarray:
+def parse_times(values: Any) -> np.ndarray:
     """Epoch seconds, milliseconds, microseconds or nanoseconds (by magnitude), or ISO-8601 text -> ms."""
+    import pandas as pd  # imported when used: pandas costs 0.5 s, and servers must start fast
+
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().any() and numeric.isna().any():
         first = int(np.nonzero(numeric.isna().to_numpy())[0][0])
@@ -105,6 +107,8 @@ def read_csv_candles(path: Path, symbol: str | None = None) -> tuple[np.ndarray,
         raise CandleError(f"{path} is empty.")
     layout = detect_layout(first)
     header_lines = 1 if layout.has_header else 0
+    import pandas as pd  # imported when used: pandas costs 0.5 s, and servers must start fast
+
     try:
         frame = pd.read_csv(
             path, header=None, skiprows=header_lines, dtype=str, keep_default_na=False, compression="infer"
@@ -130,7 +134,9 @@ def read_csv_candles(path: Path, symbol: str | None = None) -> tuple[np.ndarray,
     return rows, layout
 
 
-def _to_rows(frame: pd.DataFrame, layout: CsvLayout) -> np.ndarray:
+def _to_rows(frame: Any, layout: CsvLayout) -> np.ndarray:
+    import pandas as pd
+
     c = layout.columns
     rows = np.empty((len(frame), 6))
     rows[:, TS] = parse_times(frame[c["time"]])

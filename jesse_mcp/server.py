@@ -14,7 +14,9 @@ from jesse_mcp import candle_ops, config_ops
 from jesse_mcp.binance_import import ImportReport
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
 from shared.candles import CandleStore, MarketInfo
+from shared.config import BacktestConfig
 from shared.confirm import require_confirmation
+from shared.errors import ConfigError
 from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
 
@@ -28,7 +30,11 @@ INSTRUCTIONS = (
 def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> GuardedServer:
     tools = ToolRegistry(deps)
     register_common_tools(tools)
-    pool = WorkerPool(deps.config.load().backtest_config.workers, warmup)
+    try:
+        workers = deps.config.load().backtest_config.workers
+    except ConfigError:  # every call reports the broken file; the server still starts
+        workers = BacktestConfig().workers
+    pool = WorkerPool(workers, warmup)
     deps.extras["pool"] = pool
 
     @tools.tool(
@@ -90,11 +96,12 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        pool.start_in_background()  # Jesse's import happens in the workers; initialize does not wait
+        # The lifespan runs once per MCP session (several at once over HTTP): the pool is shared and counted.
+        pool.attach()  # Jesse's import happens in the workers, in the background; initialize does not wait
         try:
             yield
         finally:
-            pool.shutdown()
+            pool.detach()
 
     server = tools.build(instructions=INSTRUCTIONS, lifespan=lifespan)
     add_policy_resource(server)

@@ -80,11 +80,30 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._available = threading.Condition(self._lock)
         self._closed = False
+        self._sessions = 0
 
     def start_in_background(self) -> threading.Thread:
         thread = threading.Thread(target=self._start_all, name="jesse-pool-start", daemon=True)
         thread.start()
         return thread
+
+    def attach(self) -> None:
+        """A session begins: start the workers (in the background) if no session is using them."""
+        with self._lock:
+            self._sessions += 1
+            first = self._sessions == 1
+            if first:
+                self._closed = False
+        if first:
+            self.start_in_background()
+
+    def detach(self) -> None:
+        """A session ends: the last one out stops the workers."""
+        with self._lock:
+            self._sessions -= 1
+            last = self._sessions == 0
+        if last:
+            self.shutdown()
 
     def _start_all(self) -> None:
         for _ in range(self.size):
@@ -152,7 +171,9 @@ class WorkerPool:
                 worker.state = "dead"
                 if worker.process.is_alive():
                     worker.process.kill()
-                self._workers.remove(worker)
+                worker.conn.close()
+                if worker in self._workers:
+                    self._workers.remove(worker)
             self._available.notify_all()
         if not healthy:
             self._spawn()  # keep the pool at its size

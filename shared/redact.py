@@ -7,22 +7,25 @@ import re
 from typing import Any
 
 SECRET_KEY = re.compile(
-    r"(api[_-]?key|token|secret|password|passphrase|authorization|private[_-]?key|bearer)", re.IGNORECASE
+    r"(api[_-]?key|token|secret|password|passphrase|authorization|private[_-]?key|bearer|credential)",
+    re.IGNORECASE,
 )
 REDACTED = "[redacted]"
+URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 MAX_STRING = 2000
 
 
 def secret_env_values() -> list[str]:
     """Values of environment variables whose names look secret (long enough to be worth hiding)."""
-    return [v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8]
+    return [v for k, v in os.environ.items() if (SECRET_KEY.search(k) or k.endswith("_KEY")) and len(v) >= 8]
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
+    """Replace secret values, and any user:password inside URLs."""
     for value in secrets if secrets is not None else secret_env_values():
         if value in text:
             text = text.replace(value, REDACTED)
-    return text
+    return URL_USERINFO.sub(r"\1[redacted]@", text)
 
 
 def redact(value: Any, secrets: list[str] | None = None) -> Any:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
+from shared.config import McpConfig
 from shared.config_store import ConfigStore, config_path, trading_home
 from shared.errors import ConfigError, TradingMcpError
 from shared.store import Store
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
 from shared.views import Decision, JournalPage, PolicyView, journal_page, policy_view
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 StrategyArg = Annotated[
     str | None,
@@ -32,7 +34,10 @@ def make_deps(server_name: str, home: Path | None = None) -> ServerDeps:
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = config_path() if home is None else root / "config.json"
     deps = ServerDeps(server_name, ConfigStore(cfg_path), Store(root / "state.db"), {"home": root})
-    deps.config.load()  # creates the defaults on first run; a broken file is reported by every call
+    try:
+        deps.config.load()  # creates the defaults on first run
+    except ConfigError as e:  # the server still starts; every call is denied with the problem (config_invalid)
+        logging.getLogger(server_name).error("%s", e)
     return deps
 
 
@@ -101,22 +106,25 @@ def run_server(
     setup_logging()
     try:
         deps = make_deps(prog)
-        cfg = deps.config.load()
     except (TradingMcpError, OSError) as e:
-        detail = e.problems if isinstance(e, ConfigError) else ""
-        print(f"{prog}: cannot start: {e} {detail}", file=sys.stderr)
+        print(f"{prog}: cannot start: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    try:
+        mcp_config = deps.config.load().mcp_config
+    except ConfigError:
+        mcp_config = McpConfig()
+    host = args.host or mcp_config.host
+    if args.transport == "streamable-http" and host not in LOOPBACK:
+        print(
+            f"{prog}: refusing to serve on {host}: only loopback addresses ({', '.join(sorted(LOOPBACK))}) are "
+            "allowed, because this version has no bearer-token authentication for remote clients.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    deps.extras["http"] = (host, args.port or getattr(mcp_config, port_field))
     server = build(deps)
     if args.transport == "stdio":
         server.run("stdio")
         return
-    server.settings.host = args.host or cfg.mcp_config.host
-    server.settings.port = args.port or getattr(cfg.mcp_config, port_field)
-    logging.getLogger(prog).info(
-        "serving streamable HTTP on http://%s:%s/mcp", server.settings.host, server.settings.port
-    )
+    logging.getLogger(prog).info("serving streamable HTTP on http://%s:%s/mcp", *deps.extras["http"])
     server.run("streamable-http")
-
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)

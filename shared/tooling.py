@@ -13,7 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -31,12 +31,13 @@ from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
 from shared.guard import CallRecord, Decision, decide
 from shared.policy import CAPABILITIES
-from shared.redact import redact
+from shared.redact import redact, redact_text
 from shared.store import JournalEntry, Store
 
 log = logging.getLogger("trading_mcp.tooling")
 
 META_KEY = "trading_mcp"
+MAX_NAME = 128  # longest tool or strategy name echoed or journaled
 
 
 @dataclass
@@ -98,18 +99,19 @@ class GuardedTool(Tool):
             server=deps.server_name,
             tool=self.name,
             capability=self.capability,
-            strategy=raw_strategy if isinstance(raw_strategy, str) else None,
+            strategy=redact(raw_strategy)[:MAX_NAME] if isinstance(raw_strategy, str) else None,
             halt_exempt=self.halt_exempt,
         )
         args_for_journal = redact(arguments)
         try:
-            parsed = self.strict_model.model_validate_json(
-                json.dumps(self.fn_metadata.pre_parse_json(arguments), default=str)
-            )
+            # Validated as given: no JSON-inside-a-string unpacking, no type coercion, no unknown keys.
+            parsed = self.strict_model.model_validate_json(json.dumps(arguments, default=str))
         except ValidationError as e:
-            message = _describe_errors(self.name, e, list(self.parameters.get("properties", {})))
+            message = redact_text(_describe_errors(self.name, e, list(self.parameters.get("properties", {}))))
             self._journal(record, args_for_journal, "invalid", "invalid_arguments", None, message, started)
             raise ToolError(message) from None
+        if self.strategy_arg:  # the guard judges the strategy the function will really get
+            record = replace(record, strategy=getattr(parsed, self.strategy_arg))
 
         decision = self._decide(record)
         if not decision.allowed:
@@ -141,14 +143,14 @@ class GuardedTool(Tool):
             self._finish(row_id, record, args_for_journal, "cancelled", None, started, None)
             raise
         except ToolError as e:
-            self._finish(row_id, record, args_for_journal, "error", str(e), started, None)
-            raise
+            self._finish(row_id, record, args_for_journal, "error", redact_text(str(e)), started, None)
+            raise ToolError(redact_text(str(e))) from None
         except PolicyDenied as e:
-            self._finish(row_id, record, args_for_journal, "denied", str(e), started, None, e.rule)
-            raise ToolError(str(e)) from None
+            self._finish(row_id, record, args_for_journal, "denied", redact_text(str(e)), started, None, e.rule)
+            raise ToolError(redact_text(str(e))) from None
         except TradingMcpError as e:
-            self._finish(row_id, record, args_for_journal, "error", str(e), started, None)
-            raise ToolError(str(e)) from None
+            self._finish(row_id, record, args_for_journal, "error", redact_text(str(e)), started, None)
+            raise ToolError(redact_text(str(e))) from None
         except Exception:
             log.exception("tool %s failed unexpectedly", self.name)
             ref = self._finish(row_id, record, args_for_journal, "internal_error", "see server log", started, None)
@@ -257,6 +259,7 @@ class GuardedServer(FastMCP):
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         if self._tool_manager.get_tool(name) is None:
             known = sorted(t.name for t in self._tool_manager.list_tools())
+            name = redact_text(name)[:MAX_NAME]
             message = f"Unknown tool '{name}' on {self.deps.server_name}. Tools here: {', '.join(known)}."
             self.deps.store.journal_insert(
                 JournalEntry(
@@ -338,15 +341,9 @@ class ToolRegistry:
 
         return register
 
-    def build(
-        self,
-        *,
-        instructions: str,
-        lifespan: Any = None,
-        host: str = "127.0.0.1",
-        port: int = 8000,
-        **kwargs: Any,
-    ) -> GuardedServer:
+    def build(self, *, instructions: str, lifespan: Any = None, **kwargs: Any) -> GuardedServer:
+        """The server, bound (for streamable HTTP) to deps.extras['http'] = (host, port), default loopback."""
+        host, port = self.deps.extras.get("http", ("127.0.0.1", 8000))
         if not all(t.description for t in self.tools):
             missing = [t.name for t in self.tools if not t.description]
             raise ValueError(f"tools without a description: {missing}")
