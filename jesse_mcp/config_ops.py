@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.changes import apply_changes, leaf_changes, loosenings, shadowed_changes, stage_moves
+from shared.changes import (
+    apply_changes,
+    leaf_changes,
+    loosenings,
+    sensitive_changes,
+    shadowed_changes,
+    stage_moves,
+)
 from shared.config import TradingConfig, validate_config_data
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied
@@ -45,7 +52,10 @@ class ChangeRecord(BaseModel):
 
 class ConfigUpdateResult(BaseModel):
     applied: list[ChangeRecord] = Field(description="Every field that changed, old and new value.")
-    loosened: list[str] = Field(description="Risk or portfolio limits that became looser (needed confirmation).")
+    loosened: list[str] = Field(
+        description="Looser risk or portfolio limits, and other changes needing approval (server address, news "
+        "source addresses, re-enabled strategies); all of them needed the person's confirmation."
+    )
     confirmation: str = Field(description="'not needed' or how the person confirmed.")
     demotions: list[ChangeRecord] = Field(description="Stage demotions, also written to the stage history.")
     notes: list[str] = Field(
@@ -115,7 +125,7 @@ async def update_config(
             "promotion goes through the evidence-gated request_stage_promotion tool (recorded backtest, stress-test "
             "and paper evidence); until that tool is available, only a person editing the file can raise a stage.",
         )
-    loosened = loosenings(old, new)
+    loosened = loosenings(old, new) + sensitive_changes(old, new)
     confirmation = "not needed"
     if loosened and store.trading_state()["state"] != "ACTIVE":
         raise PolicyDenied(
@@ -126,12 +136,20 @@ async def update_config(
         )
     if loosened:
         question = (
-            "Loosen risk limits? " + "; ".join(loosened) + f". Reason given: {reason or 'none'}. "
+            "Apply these changes that loosen risk or need your approval? "
+            + "; ".join(loosened)
+            + f". Reason given: {reason or 'none'}. "
             "Confirm only if you, the person, want this."
         )
         confirmation = await confirm("loosening_needs_confirmation", question)
 
     def write(current: dict[str, Any]) -> dict[str, Any]:
+        if loosened and store.trading_state()["state"] != "ACTIVE":
+            raise PolicyDenied(
+                "trading_halted",
+                "trading was halted while this change waited for confirmation.",
+                "tighten or demote only, or reset the halt first.",
+            )
         if current != seen:
             raise ConfigError(
                 "The configuration changed while this update waited for confirmation; nothing "

@@ -45,7 +45,12 @@ def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
                 child = node[key] = {}
             if not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
-                allowed = f"keys here: {', '.join(node)}" if key not in node else f"{where} is a value, not a section"
+                here = ".".join(parts[:depth]) or "the top level"
+                allowed = (
+                    f"{where} is a value, not a section"
+                    if key in node
+                    else f"no key {key!r} in {here}; keys there: {', '.join(node) or '(none)'}"
+                )
                 raise ConfigError(f"Bad path {path!r}: {allowed}.", [ConfigProblem(path, value, allowed)])
             node = child
         last = parts[-1]
@@ -106,6 +111,9 @@ def stage_moves(old: TradingConfig, new: TradingConfig) -> tuple[list[FieldChang
     """(raises, demotions) of the global stage and of each strategy; a new strategy starts from exploration."""
     raises, demotions = [], []
     pairs = [("stage", old.stage, new.stage)]
+    for name, strat in old.strategies.items():
+        if name not in new.strategies and strat.stage != "exploration":  # removal ends its stage
+            demotions.append(FieldChange(f"strategies.{name}.stage", strat.stage, "exploration"))
     for name, strat in new.strategies.items():
         before = old.strategies[name].stage if name in old.strategies else "exploration"
         pairs.append((f"strategies.{name}.stage", before, strat.stage))
@@ -139,3 +147,22 @@ def shadowed_changes(old: TradingConfig, new: TradingConfig, changed_paths: list
                 "risk_profile to change it."
             )
     return notes
+
+
+def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
+    """Changes that are not risk limits but still need the person: where servers listen, which addresses they
+    fetch, and switching a disabled strategy back on."""
+    found = []
+    if old.mcp_config != new.mcp_config:
+        for c in leaf_changes(old.mcp_config.model_dump(), new.mcp_config.model_dump(), "mcp_config"):
+            found.append(f"{c.path} {c.old} -> {c.new}")
+    old_news, new_news = old.news_priorities, new.news_priorities
+    for name, source in new_news.items():
+        before = old_news.get(name)
+        moved = before is None or (before.url, before.type) != (source.url, source.type)
+        if moved and (source.url or source.type):
+            found.append(f"news source '{name}' address {source.url or '-'} ({source.type or 'no connector'})")
+    for name, strat in new.strategies.items():
+        if strat.enabled and name in old.strategies and not old.strategies[name].enabled:
+            found.append(f"strategy '{name}' re-enabled")
+    return found

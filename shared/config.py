@@ -19,7 +19,7 @@ STAGES: tuple[Stage, ...] = ("exploration", "paper", "live")
 STAGE_RANK: dict[str, int] = {name: rank for rank, name in enumerate(STAGES)}
 
 StrategyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]  # no dots: paths use them
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
 
@@ -190,6 +190,10 @@ def problems_from(error: ValidationError, model: type[BaseModel] = TradingConfig
             allowed = "unknown key" + (f"; allowed keys here: {', '.join(keys)}" if keys else "")
         elif err["type"] == "missing":
             allowed = "this field is required"
+        elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "[key]":
+            allowed = "names use lower-case letters, digits and '_' (strategies start with a letter), no dots"
+        elif err["type"] == "model_type" and err.get("input") is None:
+            allowed = "a section cannot be null; null its fields one by one, or give {} to reset it"
         else:
             allowed = err["msg"]
         problems.append(ConfigProblem(format_loc(loc), err.get("input"), allowed))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from mcp.types import ClientCapabilities, ElicitationCapability
 from pydantic import BaseModel, Field
 
@@ -14,7 +15,7 @@ class Confirmation(BaseModel):
     confirm: bool = Field(description="true to go ahead, false to refuse.")
 
 
-async def require_confirmation(ctx: Any, rule: str, question: str) -> str:
+async def require_confirmation(ctx: Any, rule: str, question: str, timeout_s: float = 300.0) -> str:
     """Return a short record of the person's confirmation, or raise ConfirmationRequired."""
     session = ctx.session if ctx is not None else None
     supported = session is not None and session.check_client_capability(
@@ -28,7 +29,14 @@ async def require_confirmation(ctx: Any, rule: str, question: str) -> str:
             "make the change from a client that supports elicitation (so the person is asked), or edit the "
             "configuration file by hand.",
         )
-    answer = await ctx.elicit(message=question, schema=Confirmation)
+    with anyio.move_on_after(timeout_s) as scope:
+        answer = await ctx.elicit(message=question, schema=Confirmation)
+    if scope.cancelled_caught:
+        raise ConfirmationRequired(
+            rule,
+            f"no answer to the confirmation request within {timeout_s:g} s, so nothing was changed.",
+            "ask again when the person is there to answer.",
+        )
     if answer.action == "accept" and answer.data is not None and answer.data.confirm:
         return "confirmed by the person through elicitation"
     how = "declined" if answer.action != "cancel" else "cancelled"

@@ -6,6 +6,8 @@ Everything a caller may be expected to handle derives from `TradingMcpError`. Th
 
 from __future__ import annotations
 
+import json
+
 
 class TradingMcpError(Exception):
     """An expected failure, with a message that says what failed, why, and what to do."""
@@ -30,7 +32,7 @@ class ConfigProblem:
         self.allowed = allowed
 
     def __str__(self) -> str:
-        return f"{self.path}: got {self.value!r}; {self.allowed}"
+        return f"{self.path}: got {json.dumps(self.value, default=str)[:200]}; {self.allowed}"
 
     def __repr__(self) -> str:
         return f"ConfigProblem({self.path!r}, {self.value!r}, {self.allowed!r})"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.changes import apply_changes, leaf_changes, loosenings, stage_moves
+from shared.changes import apply_changes, leaf_changes, loosenings, sensitive_changes, stage_moves
 from shared.config import TradingConfig, validate_config_data
 from shared.errors import ConfigError
 
@@ -26,16 +26,40 @@ def test_every_looser_limit_is_named_with_old_and_new_values():
     assert "portfolio_limits.min_account_balance 1000 -> 500" in found
 
 
-def test_removing_an_override_that_was_tighter_is_loosening():
-    new = _changed({"strategies.mean_reversion.risk_overrides.max_position_size": None})
-    assert loosenings(TradingConfig(), new) == []  # conservative's own 0.05 equals the override
-    new = _changed(
-        {
-            "strategies.mean_reversion.risk_overrides.max_leverage": 1.0,
-            "strategies.mean_reversion.risk_profile": "moderate",
-        }
+def test_removing_an_override_that_was_tighter_than_the_profile_is_loosening():
+    base = _changed({"strategies.trend_following.risk_overrides.max_leverage": 1.0})
+    new = validate_config_data(
+        apply_changes(base.model_dump(mode="json"), {"strategies.trend_following.risk_overrides.max_leverage": None})
     )
-    assert "strategy 'mean_reversion': risk_profile conservative -> moderate" in loosenings(TradingConfig(), new)
+    assert loosenings(base, new) == ["strategy 'trend_following': max_leverage 1 -> 2"]
+    # an override equal to the profile's own value changes nothing when removed
+    assert (
+        loosenings(TradingConfig(), _changed({"strategies.mean_reversion.risk_overrides.max_position_size": None}))
+        == []
+    )
+
+
+def test_server_addresses_news_addresses_and_re_enabling_need_approval():
+    base = _changed({"strategies.trend_following.enabled": False})
+    new = validate_config_data(
+        apply_changes(
+            base.model_dump(mode="json"),
+            {
+                "strategies.trend_following.enabled": True,
+                "mcp_config.host": "0.0.0.0",
+                "news_priorities.coindesk.url": "http://169.254.169.254/latest",
+            },
+        )
+    )
+    found = sensitive_changes(base, new)
+    assert "mcp_config.host 127.0.0.1 -> 0.0.0.0" in found
+    assert "strategy 'trend_following' re-enabled" in found
+    assert any("coindesk" in f and "169.254.169.254" in f for f in found)
+
+
+def test_removing_a_strategy_above_exploration_is_a_recorded_demotion():
+    _, demotions = stage_moves(TradingConfig(), _changed({"strategies.mean_reversion": None}))
+    assert [(c.path, c.old, c.new) for c in demotions] == [("strategies.mean_reversion.stage", "paper", "exploration")]
 
 
 def test_a_new_strategy_with_a_looser_profile_than_the_global_one_is_loosening():
@@ -57,7 +81,7 @@ def test_stage_raises_and_demotions_are_told_apart():
 
 
 def test_a_bad_path_is_refused_with_the_keys_that_exist():
-    with pytest.raises(ConfigError, match=r"keys here: .*global_risk_settings"):
+    with pytest.raises(ConfigError, match=r"no key 'global_risk' in the top level; keys there: .*global_risk_settings"):
         apply_changes(TradingConfig().model_dump(mode="json"), {"global_risk.max_leverage": 1})
     with pytest.raises(ConfigError, match="stage is a value, not a section"):
         apply_changes(TradingConfig().model_dump(mode="json"), {"stage.x": 1})

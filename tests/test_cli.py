@@ -82,3 +82,10 @@ def test_server_names_accept_aliases_and_refuse_unknown_ones():
     assert canonical_server("Prices") == "asset-price-mcp" and canonical_server("jesse") == "jesse-mcp"
     with pytest.raises(CliError, match="unknown server 'bank'"):
         canonical_server("bank")
+
+
+def test_a_broken_configuration_still_lets_the_server_answer_with_the_problem(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{ broken")
+    done = _run(tmp_path, "call", "prices", "get_policy")
+    assert done.returncode == 1
+    assert "config_invalid" in done.stderr and "not valid JSON" in done.stderr

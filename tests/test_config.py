@@ -180,3 +180,45 @@ def test_config_path_comes_from_the_environment(home: Path, monkeypatch: pytest.
     assert elsewhere.exists()
     monkeypatch.delenv("TRADING_MCP_CONFIG")
     assert ConfigStore().path == home / "config.json"
+
+
+def test_the_three_profile_templates_hold_the_exact_seed_values():
+    from shared.profiles import PROFILE_TEMPLATES
+
+    fields = (
+        "max_portfolio_risk",
+        "max_position_size",
+        "max_leverage",
+        "max_drawdown",
+        "stop_loss",
+        "take_profit",
+        "var_confidence",
+    )
+    expected = {
+        "conservative": (0.01, 0.05, 1.0, 0.10, 0.015, 0.025, 0.99),
+        "moderate": (0.02, 0.10, 2.0, 0.15, 0.02, 0.04, 0.95),
+        "aggressive": (0.04, 0.20, 5.0, 0.25, 0.03, 0.06, 0.90),
+    }
+    assert {name: tuple(t[f] for f in fields) for name, t in PROFILE_TEMPLATES.items()} == expected
+    assert all(set(t) == set(fields) for t in PROFILE_TEMPLATES.values())
+
+
+def test_the_remaining_sections_have_their_documented_defaults():
+    cfg = TradingConfig()
+    assert cfg.zai_glm_config.model_dump() == {
+        "model": "glm-4-flash",
+        "max_tokens": 1024,
+        "temperature": 0.1,
+        "timeout_s": 30,
+        "batch_size": 20,
+    }
+    assert cfg.backtest_config.model_dump() == {"workers": 2, "timeout_s": 600}
+
+
+def test_names_with_dots_or_capitals_are_refused_in_words(home: Path):
+    path = home / "config.json"
+    data = TradingConfig().model_dump(mode="json")
+    data["news_priorities"]["x.com"] = {"priority": 9, "weight": 0.1}
+    _write(path, data)
+    with pytest.raises(ConfigError, match="no dots"):
+        ConfigStore(path).load()

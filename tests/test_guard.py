@@ -19,9 +19,10 @@ STAGES = ("exploration", "paper", "live")
 CAPS = ("read", "research", "paper", "live", "admin")
 
 
-def _expected(cap: str, stage: str, state: str) -> bool:
+def _expected(cap: str, global_stage: str, own: str, state: str) -> bool:
     if state == "HALTED" and cap != "read":
         return False
+    stage = STAGES[min(STAGES.index(global_stage), STAGES.index(own))]
     if cap == "paper":
         return stage in ("paper", "live")
     if cap == "live":
@@ -29,10 +30,12 @@ def _expected(cap: str, stage: str, state: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("cap", "stage", "state"), list(itertools.product(CAPS, STAGES, ("ACTIVE", "HALTED"))))
-def test_guard_matrix_capability_by_stage_by_trading_state(cap, stage, state):
-    decision = decide(CallRecord("srv", "tool", cap, "s"), _cfg("live", stage), state)
-    assert decision.allowed is _expected(cap, stage, state)
+@pytest.mark.parametrize(
+    ("cap", "global_stage", "stage", "state"), list(itertools.product(CAPS, STAGES, STAGES, ("ACTIVE", "HALTED")))
+)
+def test_guard_matrix_capability_by_stage_by_trading_state(cap, global_stage, stage, state):
+    decision = decide(CallRecord("srv", "tool", cap, "s"), _cfg(global_stage, stage), state)
+    assert decision.allowed is _expected(cap, global_stage, stage, state)
     if not decision.allowed:
         assert decision.rule and decision.reason and decision.remedy
 

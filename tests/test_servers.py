@@ -162,3 +162,38 @@ async def test_a_broken_configuration_file_denies_every_call_with_the_problem(de
     async with connect(server) as client:
         result = await client.call_tool("get_policy", {})
     assert result.isError and "config_invalid" in text_of(result) and "not valid JSON" in text_of(result)
+
+
+def _wrong_value(schema: dict):
+    """A JSON value of the wrong type for a property schema (JSON-in-a-string for objects and arrays)."""
+    types = {schema.get("type")} | {alt.get("type") for alt in schema.get("anyOf", [])}
+    if "object" in types:
+        return '{"a": 1}'
+    if "array" in types:
+        return "[1]"
+    if "integer" in types or "number" in types:
+        return "7"
+    return 7
+
+
+async def test_every_argument_of_every_tool_refuses_a_wrongly_typed_value(deps):
+    checked = 0
+    for server in all_servers(deps).values():
+        async with connect(server) as client:
+            for tool in (await client.list_tools()).tools:
+                for name, schema in tool.inputSchema.get("properties", {}).items():
+                    result = await client.call_tool(tool.name, {name: _wrong_value(schema)})
+                    assert result.isError, (tool.name, name)
+                    assert f"'{name}" in text_of(result) and "Valid arguments:" in text_of(result)
+                    checked += 1
+    assert checked >= 20
+    assert deps.store.journal_query(decision="invalid", limit=500)[0]["outcome"] == "invalid_arguments"
+
+
+async def test_a_secret_inside_a_bad_argument_is_redacted_from_the_error_and_journal(deps, monkeypatch):
+    monkeypatch.setenv("ZHIPUAI_API_KEY", "sk-test-very-secret-456")
+    async with connect(all_servers(deps)["discovery-mcp"]) as client:
+        result = await client.call_tool("get_journal", {"limit": "sk-test-very-secret-456"})
+    assert result.isError and "sk-test-very-secret-456" not in text_of(result)
+    row = deps.store.journal_query(limit=1)[0]
+    assert "sk-test-very-secret-456" not in json.dumps(row)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import anyio
+from mcp.shared.exceptions import McpError
 
 from trading_cli.client import SERVERS, CliError, canonical_server, error_text, open_session, result_payload
 from trading_cli.render import render
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+    return [error]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
@@ -112,6 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     except CliError as e:
         print(f"trading-mcp: {e}", file=sys.stderr)
         code = 2
+    except (McpError, OSError, ExceptionGroup) as e:
+        leaves = _leaves(e)
+        if not all(isinstance(x, McpError | OSError) for x in leaves):
+            raise
+        reason = "; ".join(str(x) for x in leaves)
+        print(
+            f"trading-mcp: the server stopped or could not start ({reason}); its own error output is above.",
+            file=sys.stderr,
+        )
+        code = 3
     raise SystemExit(code)
 
 

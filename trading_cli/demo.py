@@ -48,6 +48,7 @@ class Demo:
                 print(f"tools/list: {', '.join(t.name for t in tools)}")
                 strategy = None if server == "asset-price-mcp" else "mean_reversion"
                 await self.call(session, server, "get_policy", {"strategy": strategy} if strategy else {})
+                await self.call(session, server, "get_journal", {"limit": 3, "server": server})
 
     async def jesse_server(self) -> None:
         server = "jesse-mcp"
