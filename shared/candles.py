@@ -7,19 +7,16 @@ JSON sidecar for provenance and gaps. Gaps are never filled silently: `fill_gaps
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from shared.errors import TradingMcpError
+from shared.files import atomic_write
 
 MINUTE_MS = 60_000
 TS, OPEN, CLOSE, HIGH, LOW, VOLUME = range(6)
@@ -155,8 +152,8 @@ class CandleStore:
             gaps=find_gaps(rows[:, TS]),
             filled=old_info.filled if old_info else [],
         )
-        _atomic_write(data_path, lambda f: np.save(f, np.ascontiguousarray(rows)))
-        _atomic_write(meta_path, lambda f: f.write(info.model_dump_json(indent=2).encode()))
+        atomic_write(data_path, lambda f: np.save(f, np.ascontiguousarray(rows)))
+        atomic_write(meta_path, lambda f: f.write(info.model_dump_json(indent=2).encode()))
         return info
 
     def fill_gaps(self, exchange: str, symbol: str) -> MarketInfo:
@@ -178,21 +175,6 @@ class CandleStore:
         filled[~present, VOLUME] = 0.0
         data_path, meta_path = self._paths(exchange, symbol)
         new_info = info.model_copy(update={"rows": len(filled), "gaps": [], "filled": [*info.filled, *info.gaps]})
-        _atomic_write(data_path, lambda f: np.save(f, filled))
-        _atomic_write(meta_path, lambda f: f.write(new_info.model_dump_json(indent=2).encode()))
+        atomic_write(data_path, lambda f: np.save(f, filled))
+        atomic_write(meta_path, lambda f: f.write(new_info.model_dump_json(indent=2).encode()))
         return new_info
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

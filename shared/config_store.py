@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from shared.config import TradingConfig, config_to_json, parse_config_text, validate_config_data
 from shared.errors import ConfigError
+from shared.files import atomic_write_text
 
 
 def trading_home() -> Path:
@@ -24,27 +24,6 @@ def trading_home() -> Path:
 def config_path() -> Path:
     explicit = os.environ.get("TRADING_MCP_CONFIG")
     return Path(explicit).expanduser() if explicit else trading_home() / "config.json"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder, fsync, rename, fsync the folder: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class ConfigStore:
@@ -70,7 +49,7 @@ class ConfigStore:
         if signature is None:
             with self._locked():
                 if not self.path.exists():
-                    write_atomic(self.path, config_to_json(TradingConfig()))
+                    atomic_write_text(self.path, config_to_json(TradingConfig()))
             signature = self._stat_signature()
         cfg = parse_config_text(self.path.read_text(encoding="utf-8"), str(self.path))
         self._cached, self._signature = cfg, signature
@@ -80,7 +59,7 @@ class ConfigStore:
         """Validate again (the model may have been built loosely) and replace the file atomically."""
         checked = validate_config_data(cfg.model_dump(mode="json"))
         with self._locked():
-            write_atomic(self.path, config_to_json(checked))
+            atomic_write_text(self.path, config_to_json(checked))
         self._cached, self._signature = checked, self._stat_signature()
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[TradingConfig, TradingConfig]:
@@ -94,7 +73,7 @@ class ConfigStore:
         with self._locked():
             old = parse_config_text(self.path.read_text(encoding="utf-8"), str(self.path))
             new = validate_config_data(change(old.model_dump(mode="json")), "configuration change")
-            write_atomic(self.path, config_to_json(new))
+            atomic_write_text(self.path, config_to_json(new))
         self._cached, self._signature = new, self._stat_signature()
         return old, new
 
