@@ -15,9 +15,20 @@ URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 MAX_STRING = 2000
 
 
+_secret_names: tuple[tuple[str, ...], list[str]] = ((), [])
+
+
 def secret_env_values() -> list[str]:
-    """Values of environment variables whose names look secret (long enough to be worth hiding)."""
-    return [v for k, v in os.environ.items() if (SECRET_KEY.search(k) or k.endswith("_KEY")) and len(v) >= 8]
+    """Values of environment variables whose names look secret (long enough to be worth hiding).
+
+    Runs on every tool call: the regex scan of the names is redone only when the set of names changes; values are
+    always read fresh."""
+    global _secret_names
+    names = tuple(os.environ)
+    if names != _secret_names[0]:
+        _secret_names = (names, [k for k in names if SECRET_KEY.search(k) or k.endswith("_KEY")])
+    values = (os.environ.get(k, "") for k in _secret_names[1])
+    return [v for v in values if len(v) >= 8]
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:

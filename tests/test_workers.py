@@ -12,6 +12,15 @@ from jesse_mcp.workers import WorkerError, WorkerPool
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def pool():
+    """One worker that warms up on nothing; always shut down."""
+    p = WorkerPool(1, warmup=())
+    p.start_in_background()
+    yield p
+    p.shutdown()
+
+
 async def _ready(pool: WorkerPool, timeout: float = 60) -> None:
     with anyio.fail_after(timeout):
         while not pool.status() or any(w["state"] != "ready" for w in pool.status()):
@@ -30,62 +39,37 @@ async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(dep
     assert states == ["starting", "starting"]  # still importing, yet the session answered
 
 
-async def test_a_worker_runs_a_task_and_returns_its_result(tmp_path):
-    pool = WorkerPool(1, warmup=())
-    pool.start_in_background()
-    try:
-        assert await pool.run("tests.worker_tasks", "square", {"x": 12.0}, timeout_s=30) == 144.0
-    finally:
-        pool.shutdown()
+async def test_a_worker_runs_a_task_and_returns_its_result(pool):
+    assert await pool.run("tests.worker_tasks", "square", {"x": 12.0}, timeout_s=30) == 144.0
 
 
-async def test_a_task_over_its_time_limit_is_killed_and_the_worker_replaced():
-    pool = WorkerPool(1, warmup=())
-    pool.start_in_background()
-    try:
-        await _ready(pool)
-        first_pid = pool.status()[0]["pid"]
-        with pytest.raises(WorkerError, match=re.escape("time limit of 0.5 s")):
-            await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
-        await _ready(pool)
-        assert pool.status()[0]["pid"] != first_pid
-        assert await pool.run("tests.worker_tasks", "square", {"x": 3}, timeout_s=30) == 9
-    finally:
-        pool.shutdown()
+async def test_a_task_over_its_time_limit_is_killed_and_the_worker_replaced(pool):
+    await _ready(pool)
+    first_pid = pool.status()[0]["pid"]
+    with pytest.raises(WorkerError, match=re.escape("time limit of 0.5 s")):
+        await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
+    await _ready(pool)
+    assert pool.status()[0]["pid"] != first_pid
+    assert await pool.run("tests.worker_tasks", "square", {"x": 3}, timeout_s=30) == 9
 
 
-async def test_a_cancelled_task_really_stops():
-    pool = WorkerPool(1, warmup=())
-    pool.start_in_background()
-    try:
-        await _ready(pool)
-        first_pid = pool.status()[0]["pid"]
-        with anyio.move_on_after(0.3):
-            await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=60)
-        await _ready(pool)
-        assert pool.status()[0]["pid"] != first_pid
-    finally:
-        pool.shutdown()
+async def test_a_cancelled_task_really_stops(pool):
+    await _ready(pool)
+    first_pid = pool.status()[0]["pid"]
+    with anyio.move_on_after(0.3):
+        await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=60)
+    await _ready(pool)
+    assert pool.status()[0]["pid"] != first_pid
 
 
-async def test_a_failing_task_reports_its_error_and_the_worker_stays():
-    pool = WorkerPool(1, warmup=())
-    pool.start_in_background()
-    try:
-        with pytest.raises(WorkerError, match="the task failed: ValueError: bad input"):
-            await pool.run("tests.worker_tasks", "fail", {"message": "bad input"}, timeout_s=30)
-        assert await pool.run("tests.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
-    finally:
-        pool.shutdown()
+async def test_a_failing_task_reports_its_error_and_the_worker_stays(pool):
+    with pytest.raises(WorkerError, match="the task failed: ValueError: bad input"):
+        await pool.run("tests.worker_tasks", "fail", {"message": "bad input"}, timeout_s=30)
+    assert await pool.run("tests.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
 
 
-async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd):
-    pool = WorkerPool(1, warmup=())
-    pool.start_in_background()
-    try:
-        await pool.run("tests.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
-    finally:
-        pool.shutdown()
+async def test_what_a_worker_prints_goes_to_stderr_not_stdout(pool, capfd):
+    await pool.run("tests.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
     out, err = capfd.readouterr()
     assert "jesse-says-hello" in err and "jesse-says-hello" not in out
 
