@@ -50,10 +50,13 @@ def to_ms(value: When) -> int:
 
 
 def resolve_range(start: When | None, end: When | None, days: int | None, now_ms: int | None = None) -> tuple[int, int]:
-    """start/end, or the last `days` up to now (or up to `end`). Exactly one way must be given."""
+    """start/end, start and `days` after it, or the last `days` up to now (or up to `end`)."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if days is not None and start is not None:
-        raise CandleError("Give either start (with optional end) or days, not both.")
+        if end is not None:
+            raise CandleError("Give start with either end or days, not both.")
+        start_ms = to_ms(start)
+        return start_ms, start_ms + days * 1440 * MINUTE_MS
     end_ms = to_ms(end) if end is not None else now_ms - now_ms % MINUTE_MS
     if days is not None:
         start_ms = end_ms - days * 1440 * MINUTE_MS

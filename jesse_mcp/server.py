@@ -11,6 +11,8 @@ from mcp.server.fastmcp import Context
 from pydantic import Field, JsonValue
 
 from jesse_mcp import candle_ops, config_ops
+from jesse_mcp.backtest import BacktestService
+from jesse_mcp.backtest_tools import add_backtest_resources, register_backtest_tools, register_robustness_tools
 from jesse_mcp.binance_import import ImportReport
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
 from shared.candles import CandleStore, MarketInfo
@@ -93,6 +95,10 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
         return config_ops.stage_view(deps.config.load(), deps.store, strategy)
 
     register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"))
+    service = BacktestService(deps.extras["home"], deps.config.load, deps.store, pool)
+    deps.extras["backtests"] = service
+    register_backtest_tools(tools, service)
+    register_robustness_tools(tools, service)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
@@ -105,6 +111,7 @@ def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> 
 
     server = tools.build(instructions=INSTRUCTIONS, lifespan=lifespan)
     add_policy_resource(server)
+    add_backtest_resources(server, service)
     return server
 
 
@@ -116,7 +123,10 @@ Symbol = Annotated[str, Field(description="Market symbol, e.g. BTC-USDT.", min_l
 Exchange = Annotated[str, Field(description="Exchange label in the store, e.g. binance or synthetic.", max_length=32)]
 Start = Annotated[candle_ops.When | None, Field(description="UTC start, e.g. 2025-06-01 or 2025-06-01T12:00:00.")]
 End = Annotated[candle_ops.When | None, Field(description="UTC end (exclusive); default now.")]
-Days = Annotated[int | None, Field(description="Instead of start: the last N days.", ge=1, le=3650)]
+Days = Annotated[
+    int | None,
+    Field(description="N days: after start if start is given, else the last N days up to end (or now).", ge=1, le=3650),
+]
 
 
 def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -33,7 +34,33 @@ class WorkerError(TradingMcpError):
     """A task failed inside a worker, timed out, or the pool is not available."""
 
 
+class WorkerTimeout(WorkerError):
+    """A task ran past its time limit; its worker was killed and replaced."""
+
+
+ProgressCallback = Callable[[float, float, str], Awaitable[None]]
+
+# Inside a worker process: the pipe to the parent, so a running task can report progress.
+_conn: Connection | None = None
+_send_lock = threading.Lock()
+
+
+def report_progress(done: float, total: float, message: str = "") -> None:
+    """Called by a task (from any thread of the worker) to report progress to the caller. No-op outside a worker."""
+    if _conn is None:
+        return
+    with _send_lock:
+        _conn.send(("progress", done, total, message))
+
+
+def _send(conn: Connection, message: tuple) -> None:
+    with _send_lock:
+        conn.send(message)
+
+
 def _worker_main(conn: Connection, warmup: tuple[str, ...]) -> None:
+    global _conn
+    _conn = conn
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # anything printed goes to stderr, never to the protocol wire
@@ -54,9 +81,9 @@ def _worker_main(conn: Connection, warmup: tuple[str, ...]) -> None:
             module, func, kwargs = task
             try:
                 result = getattr(importlib.import_module(module), func)(**kwargs)
-                conn.send(("ok", result))
+                _send(conn, ("ok", result))
             except Exception as e:
-                conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+                _send(conn, ("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return  # the parent went away
 
@@ -179,19 +206,31 @@ class WorkerPool:
             self._spawn()  # keep the pool at its size
 
     async def run(
-        self, module: str, func: str, kwargs: dict[str, Any], *, timeout_s: float, wait_s: float = 60.0
+        self,
+        module: str,
+        func: str,
+        kwargs: dict[str, Any],
+        *,
+        timeout_s: float,
+        wait_s: float = 60.0,
+        on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Run `module.func(**kwargs)` in a worker. On timeout or cancellation that worker is killed and
-        replaced, so the task really stops."""
+        replaced, so the task really stops. Progress the task reports (report_progress) goes to `on_progress`."""
         worker = await anyio.to_thread.run_sync(self._acquire, wait_s)
         healthy = False
         try:
             worker.conn.send((module, func, kwargs))
             with anyio.fail_after(timeout_s):
-                reply = await anyio.to_thread.run_sync(worker.conn.recv, abandon_on_cancel=True)
+                while True:
+                    reply = await anyio.to_thread.run_sync(worker.conn.recv, abandon_on_cancel=True)
+                    if reply[0] != "progress":
+                        break
+                    if on_progress is not None:
+                        await on_progress(reply[1], reply[2], reply[3])
             healthy = True
         except TimeoutError:
-            raise WorkerError(f"the task exceeded its time limit of {timeout_s:g} s and was stopped") from None
+            raise WorkerTimeout(f"the task exceeded its time limit of {timeout_s:g} s and was stopped") from None
         except (EOFError, OSError) as e:
             raise WorkerError(f"the worker died while running the task ({type(e).__name__})") from None
         finally:

@@ -138,7 +138,13 @@ class McpConfig(BaseModel):
 
 class BacktestConfig(BaseModel):
     model_config = _STRICT
-    workers: int = Field(2, ge=1, le=64, description="Jesse worker processes (each imports Jesse once).")
+    workers: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Jesse worker processes (each imports Jesse once); 3 lets compare_risk_profiles run its three "
+        "profiles at once.",
+    )
     timeout_s: float = Field(600, gt=0, le=86_400, description="Longest single backtest run.")
 
 

@@ -61,6 +61,20 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE results (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        strategy TEXT,
+        summary TEXT NOT NULL,
+        record TEXT NOT NULL,
+        trades TEXT
+    );
+    CREATE INDEX results_ts ON results (ts_ms);
+    CREATE INDEX results_strategy ON results (strategy, ts_ms);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -279,6 +293,70 @@ class Store:
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
         return [dict(zip(("ts", "strategy", "from_stage", "to_stage", "reason"), r, strict=True)) for r in rows]
+
+    # --- results (backtests, stress tests, Monte Carlo, validations) -----------------------------------------
+    def result_save(
+        self,
+        result_id: str,
+        kind: str,
+        strategy: str | None,
+        summary: dict[str, Any],
+        record: dict[str, Any],
+        trades: list[Any] | None = None,
+    ) -> None:
+        """Store one result whole, in one transaction (a failure leaves nothing behind)."""
+        ts_ms = time.time_ns() // 1_000_000
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO results (id, kind, ts, ts_ms, strategy, summary, record, trades) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    result_id,
+                    kind,
+                    utc_now_iso(ts_ms),
+                    ts_ms,
+                    strategy,
+                    json.dumps(summary, allow_nan=False),
+                    json.dumps(record, allow_nan=False),
+                    json.dumps(trades, allow_nan=False) if trades is not None else None,
+                ),
+            )
+
+    def result_get(self, result_id: str, with_trades: bool = False) -> tuple[dict[str, Any], list[Any] | None]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT record, " + ("trades" if with_trades else "NULL") + " FROM results WHERE id = ?",
+                (result_id,),
+            ).fetchone()
+        if row is None:
+            raise ResultNotFound(
+                f"No stored result with id {result_id!r}. list_backtests shows the stored ids (newest first)."
+            )
+        return json.loads(row[0]), (json.loads(row[1]) if row[1] is not None else None)
+
+    def result_list(
+        self, kind: str | None = None, strategy: str | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, params = [], []
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if strategy is not None:
+            where.append("strategy = ?")
+            params.append(strategy)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        with self._lock:
+            total = self._db.execute("SELECT COUNT(*) FROM results" + clause, params).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT id, kind, ts, summary FROM results"
+                + clause
+                + " ORDER BY ts_ms DESC, rowid DESC LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+        return [{"id": r[0], "kind": r[1], "created_at": r[2], **json.loads(r[3])} for r in rows], total
+
+
+class ResultNotFound(StoreError):
+    """No stored result has that id."""
 
 
 def window_keys(name: str, now: datetime | None = None) -> dict[str, str]:

@@ -84,9 +84,11 @@ async def test_csv_import_through_the_tool_and_gap_filling_on_request(deps, tmp_
 
 async def test_bad_ranges_and_missing_files_say_what_to_give(deps, tmp_path):
     async with connect(build_server(deps, warmup=())) as client:
-        both = await client.call_tool("import_candles", {"symbol": "BTC-USDT", "start": "2025-01-01", "days": 3})
+        both = await client.call_tool(
+            "import_candles", {"symbol": "BTC-USDT", "start": "2025-01-01", "end": "2025-01-05", "days": 3}
+        )
         none = await client.call_tool("import_candles", {"symbol": "BTC-USDT"})
         missing = await client.call_tool("import_candles_csv", {"path": str(tmp_path / "nope.csv"), "symbol": "X-Y"})
-    assert "either start (with optional end) or days" in text_of(both)
+    assert "start with either end or days, not both" in text_of(both)
     assert "Give a start date" in text_of(none)
     assert "No such file" in text_of(missing)

@@ -212,7 +212,7 @@ def test_the_remaining_sections_have_their_documented_defaults():
         "timeout_s": 30,
         "batch_size": 20,
     }
-    assert cfg.backtest_config.model_dump() == {"workers": 2, "timeout_s": 600}
+    assert cfg.backtest_config.model_dump() == {"workers": 3, "timeout_s": 600}
 
 
 def test_names_with_dots_or_capitals_are_refused_in_words(home: Path):
