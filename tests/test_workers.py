@@ -31,12 +31,13 @@ async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(dep
     server = build_server(deps, warmup=("tests.slow_warmup",))
     async with connect(server) as client:
         tools = (await client.list_tools()).tools
+        size = deps.config.load().backtest_config.workers
         with anyio.fail_after(30):
-            while len(deps.extras["pool"].status()) < 2:
+            while len(deps.extras["pool"].status()) < size:
                 await anyio.sleep(0.01)
         states = [w["state"] for w in deps.extras["pool"].status()]
     assert "get_config" in {t.name for t in tools}
-    assert states == ["starting", "starting"]  # still importing, yet the session answered
+    assert states == ["starting"] * size  # still importing, yet the session answered
 
 
 async def test_a_worker_runs_a_task_and_returns_its_result(pool):
