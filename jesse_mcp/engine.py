@@ -227,9 +227,11 @@ class _ProgressSampler:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._stop.set()
         self._thread.join()
+        if exc_type is None:
+            report_progress(self.end_ms - self.start_ms, self.end_ms - self.start_ms, f"{self.label}: done")
 
     def _loop(self) -> None:
         from jesse.store import store

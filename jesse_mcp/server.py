@@ -29,14 +29,17 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP) -> GuardedServer:
+def build_server(
+    deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP, pool: WorkerPool | None = None
+) -> GuardedServer:
+    """The jesse-mcp server. `pool` lets several servers (tests, benchmarks) share one warm worker pool."""
     tools = ToolRegistry(deps)
     register_common_tools(tools)
     try:
         workers = deps.config.load().backtest_config.workers
     except ConfigError:  # every call reports the broken file; the server still starts
         workers = BacktestConfig().workers
-    pool = WorkerPool(workers, warmup)
+    pool = pool if pool is not None else WorkerPool(workers, warmup)
     deps.extras["pool"] = pool
 
     @tools.tool(

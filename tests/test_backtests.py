@@ -1,0 +1,258 @@
+"""Backtests through real MCP sessions, on real Jesse workers (one pool of three for the whole module)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcp.shared.memory import create_connected_server_and_client_session as connect
+
+from jesse_mcp.candle_ops import generate_synthetic
+from jesse_mcp.server import build_server
+from jesse_mcp.workers import WorkerPool
+from shared.candles import MINUTE_MS, CandleStore
+from shared.profiles import PROFILE_TEMPLATES
+from shared.server_common import make_deps
+from tests.mcp_helpers import payload, text_of
+
+START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+DAY = 86_400_000
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(3)  # real workers, importing jesse.research
+    p.attach()  # held for the module, so sessions ending never shut it down
+    yield p
+    p.detach()
+
+
+@pytest.fixture(scope="module")
+def bt_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("bt_home")
+    generate_synthetic(CandleStore(home / "candles"), "BTC-USDT", START, START + 60 * DAY, seed=7)
+    return home
+
+
+@pytest.fixture
+def server(bt_home, pool):
+    deps = make_deps("jesse-mcp", bt_home)
+    yield build_server(deps, pool=pool)
+    deps.store.close()
+
+
+async def call(server, tool: str, args: dict, **session):
+    async with connect(server, **session) as client:
+        return await client.call_tool(tool, args)
+
+
+async def test_backtest_metrics_equal_a_direct_jesse_research_backtest_call(server, bt_home):
+    result = payload(
+        await call(server, "backtest", {"strategy": "trend_following", "risk_profile": "moderate", "days": 30})
+    )
+    req = result["request"]
+
+    # the same run, built by hand and given to Jesse directly in this process
+    from jesse.research import backtest as jesse_backtest
+
+    from jesse_mcp.strategies.trend_following import TrendFollowing
+
+    warm_ms = req["warmup_candles"] * 60 * MINUTE_MS
+    rows = np.array(
+        CandleStore(bt_home / "candles").load("synthetic", "BTC-USDT", req["start_ms"] - warm_ms, req["end_ms"])
+    )
+    warm_rows = req["warmup_candles"] * 60
+    ex, sym = "Binance Perpetual Futures", "BTC-USDT"
+    direct = jesse_backtest(
+        {
+            "starting_balance": 10_000,
+            "fee": 0.001,
+            "type": "futures",
+            "futures_leverage": 2,
+            "futures_leverage_mode": "cross",
+            "exchange": ex,
+            "warm_up_candles": req["warmup_candles"],
+        },
+        [{"exchange": ex, "strategy": TrendFollowing, "symbol": sym, "timeframe": "1h"}],
+        [],
+        {f"{ex}-{sym}": {"exchange": ex, "symbol": sym, "candles": rows[warm_rows:]}},
+        {f"{ex}-{sym}": {"exchange": ex, "symbol": sym, "candles": rows[:warm_rows]}},
+        hyperparameters={
+            "fast_period": 20,
+            "slow_period": 50,
+            "adx_period": 14,
+            "adx_min": 20.0,
+            "allow_short": 1,
+            "_risk": {**PROFILE_TEMPLATES["moderate"], "max_correlation": 0.7, "emergency_stop": 0.25},
+        },
+    )["metrics"]
+    assert direct["total"] > 10
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in direct.items()}
+    assert result["jesse_metrics"] == clean
+    perf = result["performance"]
+    assert perf["net_profit_pct"] == direct["net_profit_percentage"]
+    assert perf["sharpe"] == direct["sharpe_ratio"] and perf["sortino"] == direct["sortino_ratio"]
+    assert perf["max_drawdown_pct"] == -direct["max_drawdown"]
+    assert perf["win_rate_pct"] == direct["win_rate"] * 100
+    assert perf["trades"] == direct["total"] and perf["annual_return_pct"] == direct["annual_return"]
+    assert perf["profit_factor"] == direct["gross_profit"] / -direct["gross_loss"]
+
+
+async def test_conservative_sizing_stays_inside_its_limits_and_aggressive_sizes_larger(server):
+    sizes = {}
+    for profile in ("conservative", "aggressive"):
+        made = payload(await call(server, "backtest", {"strategy": "breakout", "risk_profile": profile, "days": 40}))
+        stored = payload(
+            await call(server, "get_backtest", {"id": made["id"], "include_trades": True, "trades_limit": 1000})
+        )
+        trades = stored["trades"]
+        assert len(trades) == made["performance"]["trades"] > 5
+        share = [t["size_quote"] / t["equity_before_quote"] for t in trades]
+        sizes[profile] = max(share)
+        limits = PROFILE_TEMPLATES[profile]
+        assert max(share) <= limits["max_position_size"] * (1 + 1e-9)
+        assert made["request"]["leverage"] == limits["max_leverage"]
+        # risk at entry: notional x stop distance, as a share of equity
+        assert max(s * limits["stop_loss"] for s in share) <= limits["max_portfolio_risk"]
+        assert made["risk_adherence"]["violations"] == []
+    assert sizes["conservative"] == pytest.approx(0.05, rel=1e-6)
+    assert sizes["aggressive"] == pytest.approx(0.20, rel=1e-6)
+    assert sizes["aggressive"] > 3 * sizes["conservative"]
+
+
+async def test_results_on_synthetic_data_say_so_and_are_stored_with_provenance(server):
+    made = payload(await call(server, "backtest", {"strategy": "momentum", "days": 20, "equity_image": True}))
+    assert made["synthetic"] is True and made["data"]["synthetic"] is True
+    assert made["notes"][0].startswith("SYNTHETIC DATA")
+    assert made["data"]["sources"] == ["synthetic(seed=7)"] and made["data"]["gaps_in_range"] == 0
+    assert made["image"] == "attached"
+    listed = payload(await call(server, "list_backtests", {"strategy": "momentum"}))
+    assert listed["results"][0]["id"] == made["id"] and listed["results"][0]["synthetic"] is True
+
+
+async def test_equity_image_comes_back_as_png_content(server):
+    result = await call(server, "backtest", {"strategy": "mean_reversion", "days": 10, "equity_image": True})
+    images = [c for c in result.content if c.type == "image"]
+    assert len(images) == 1 and images[0].mimeType == "image/png"
+    import base64
+
+    assert base64.b64decode(images[0].data)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_unknown_strategy_symbol_and_timeframe_list_the_valid_options(server):
+    strategy = await call(server, "backtest", {"strategy": "nope"})
+    symbol = await call(server, "backtest", {"strategy": "momentum", "symbol": "ETH-USDT"})
+    timeframe = await call(server, "backtest", {"strategy": "momentum", "timeframe": "2h30"})
+    assert strategy.isError and "trend_following, mean_reversion, breakout, momentum" in text_of(strategy)
+    assert symbol.isError and "Stored markets: synthetic:BTC-USDT" in text_of(symbol)
+    assert "import_candles" in text_of(symbol)
+    assert timeframe.isError and "'1m', '3m'" in text_of(timeframe) and "'1D'" in text_of(timeframe)
+
+
+async def test_a_range_without_data_names_the_stored_range_and_the_import_tool(server):
+    result = await call(server, "backtest", {"strategy": "momentum", "start": "2023-01-01", "end": "2023-03-01"})
+    text = text_of(result)
+    assert result.isError
+    assert "stored: 2024-01-01T00:00:00Z to 2024-03-01T00:00:00Z" in text
+    assert "import_candles(symbol='BTC-USDT', start='2023-01-01', end='2023-03-01')" in text
+
+
+async def test_bad_hyperparameters_and_leverage_say_what_is_allowed(server):
+    unknown = await call(server, "backtest", {"strategy": "trend_following", "hyperparameters": {"speed": 3}})
+    low = await call(server, "backtest", {"strategy": "trend_following", "hyperparameters": {"fast_period": 1}})
+    order = await call(
+        server, "backtest", {"strategy": "trend_following", "hyperparameters": {"fast_period": 60, "slow_period": 50}}
+    )
+    lev = await call(server, "backtest", {"strategy": "breakout", "risk_profile": "conservative", "leverage": 3})
+    assert "its hyperparameters: fast_period, slow_period, adx_period, adx_min, allow_short" in text_of(unknown)
+    assert "fast_period must be between 3 and 200, got 1" in text_of(low)
+    assert "fast_period (60) must be smaller than slow_period (50)" in text_of(order)
+    assert "leverage 3 is above the conservative profile's max_leverage 1" in text_of(lev)
+
+
+async def test_a_timeout_stops_the_worker_says_so_and_stores_nothing(server, bt_home, pool):
+    deps = make_deps("jesse-mcp", bt_home)
+    before = deps.store.result_list()[1]
+
+    def timeout(seconds: float):
+        return lambda data: {**data, "backtest_config": {**data["backtest_config"], "timeout_s": seconds}}
+
+    deps.config.update(timeout(0.05))
+    try:
+        result = await call(server, "backtest", {"strategy": "trend_following", "days": 59})
+    finally:
+        deps.config.update(timeout(600))
+    assert result.isError
+    assert "took longer than backtest_config.timeout_s = 0.05 s" in text_of(result)
+    assert "worker was stopped and replaced; nothing was stored" in text_of(result)
+    assert deps.store.result_list()[1] == before
+    journal = deps.store.journal_query(limit=1, tool="backtest")[0]
+    assert journal["outcome"] == "error"
+    deps.store.close()
+
+
+async def test_progress_is_reported_while_a_backtest_runs(server):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with connect(server) as client:
+        result = await client.call_tool(
+            "backtest", {"strategy": "trend_following", "days": 30}, progress_callback=on_progress
+        )
+    assert not result.isError
+    assert seen and seen[-1][0] == seen[-1][1] == 30 * DAY and seen[-1][2].endswith("done")
+
+
+async def test_compare_risk_profiles_runs_all_three_and_tabulates_them(server):
+    report = payload(await call(server, "compare_risk_profiles", {"strategy": "breakout", "days": 30}))
+    profiles = [r["request"]["risk_profile"] for r in report["results"]]
+    assert profiles == ["conservative", "moderate", "aggressive"]
+    largest = [r["risk_adherence"]["largest_position_pct_of_equity"] for r in report["results"]]
+    assert largest == sorted(largest) and largest[0] == pytest.approx(5.0)
+    assert report["table"].splitlines()[0] == "| Metric | conservative | moderate | aggressive |"
+    assert report["synthetic"] is True
+
+
+def _fast_vs_normal(spec_overrides: dict) -> tuple[dict, dict]:
+    """Both modes on the same inputs, in this process."""
+    from jesse_mcp import engine
+
+    return (
+        engine.run_backtest({**spec_overrides, "fast_mode": False}),
+        engine.run_backtest({**spec_overrides, "fast_mode": True}),
+    )
+
+
+@pytest.mark.parametrize("strategy", ["trend_following", "mean_reversion", "breakout", "momentum"])
+def test_fast_mode_gives_the_same_trades_and_trade_metrics_as_the_normal_mode(bt_home, strategy):
+    from jesse_mcp.strategy_catalog import BUILTIN
+
+    s = BUILTIN[strategy]
+    hp = s.resolve_hyperparameters(None)
+    warm = s.warmup_candles(hp)
+    spec = {
+        "store_root": str(bt_home / "candles"),
+        "exchange": "synthetic",
+        "symbol": "BTC-USDT",
+        "timeframe": "1h",
+        "start_ms": START + 20 * DAY,
+        "end_ms": START + 50 * DAY,
+        "warmup_candles": warm,
+        "warmup_minutes": warm * 60,
+        "strategy": {"name": strategy, "builtin": True, "module": s.module, "class_name": s.class_name},
+        "hyperparameters": hp,
+        "risk": {**PROFILE_TEMPLATES["aggressive"], "max_correlation": 0.7, "emergency_stop": 0.25},
+        "starting_balance": 10_000,
+        "fee": 0.001,
+        "leverage": 5,
+    }
+    normal, fast = _fast_vs_normal(spec)
+    assert len(normal["trades"]) > 3
+    assert fast["trades"] == normal["trades"]  # where Monte Carlo uses fast mode, this is all it reads
+    for key in ("total", "net_profit_percentage", "win_rate", "expectancy", "gross_profit", "gross_loss", "fee"):
+        assert fast["metrics"][key] == normal["metrics"][key], key
