@@ -194,7 +194,8 @@ def plan_range(
             req_start, req_end = last_end - days * 1440 * MINUTE_MS, last_end
     lo = -(-max(req_start, first + warm) // tf) * tf  # first whole candle with warm-up before it
     hi = min(req_end, last_end) // tf * tf
-    if req_end <= first or req_start >= last_end:
+    explicit = start is not None or end is not None or days is not None
+    if explicit and (req_end <= first or req_start >= last_end):
         raise BacktestError(
             f"No {market.exchange}:{market.symbol} candles between {iso(req_start)} and {iso(req_end)} ({stored}). "
             f"Import that range with import_candles(symbol='{market.symbol}', start='{iso(req_start)[:10]}', "

@@ -256,3 +256,153 @@ def test_fast_mode_gives_the_same_trades_and_trade_metrics_as_the_normal_mode(bt
     assert fast["trades"] == normal["trades"]  # where Monte Carlo uses fast mode, this is all it reads
     for key in ("total", "net_profit_percentage", "win_rate", "expectancy", "gross_profit", "gross_loss", "fee"):
         assert fast["metrics"][key] == normal["metrics"][key], key
+
+
+# --- stress tests, Monte Carlo, walk-forward --------------------------------------------------------------------
+async def _backtest_id(server, **args) -> str:
+    return payload(await call(server, "backtest", {"strategy": "trend_following", "days": 40, **args}))["id"]
+
+
+async def test_stress_test_applies_each_scenario_and_reports_limit_breaches(server):
+    bid = await _backtest_id(server, risk_profile="aggressive", hyperparameters={"adx_min": 0})
+    report = payload(await call(server, "stress_test", {"backtest_id": bid}))
+    by_name = {s["scenario"]: s for s in report["scenarios"]}
+    assert list(by_name) == ["flash_crash", "volatility_x3", "gap_down", "crash_2020"]
+    assert report["baseline"]["net_profit_pct"] is not None and report["synthetic"] is True
+    crash = by_name["flash_crash"]
+    assert crash["applied"]["worst_factor"] == pytest.approx(0.70) and crash["at"] is not None
+    assert by_name["gap_down"]["applied"]["parameters"] == {"gap": 0.15}
+    for s in by_name.values():
+        assert s["skipped"] is None and isinstance(s["max_drawdown_breached"], bool)
+        assert s["emergency_stop_breached"] == (s["max_drawdown_pct"] >= 25.0)
+    # shocks change the outcome: at least one scenario differs from the baseline
+    assert any(s["net_profit_pct"] != report["baseline"]["net_profit_pct"] for s in by_name.values())
+    assert "| baseline |" in report["table"] and report["verdict"]
+    stored = payload(await call(server, "get_backtest", {"id": report["id"]}))
+    assert stored["record"]["kind"] == "stress_test"
+
+
+async def test_a_stress_scenario_that_does_not_fit_the_range_is_skipped_with_the_reason(server):
+    bid = await _backtest_id(server, days=5)
+    report = payload(await call(server, "stress_test", {"backtest_id": bid, "scenarios": ["crash_2020", "gap_down"]}))
+    crash, gap = report["scenarios"]
+    assert crash["skipped"] == "needs 7.0 days of the range, which has 5.0" and gap["skipped"] is None
+
+
+async def test_stress_start_outside_the_range_is_refused_per_scenario(server):
+    bid = await _backtest_id(server, days=10)
+    report = payload(
+        await call(server, "stress_test", {"backtest_id": bid, "scenarios": ["flash_crash"], "at": "2020-01-01"})
+    )
+    assert "the start point 2020-01-01T00:00:00Z must lie between" in report["scenarios"][0]["skipped"]
+
+
+async def test_monte_carlo_gives_distributions_and_is_reproducible(server):
+    bid = await _backtest_id(server)
+    args = {"backtest_id": bid, "candle_simulations": 4, "trade_simulations": 500, "seed": 3}
+    first = payload(await call(server, "monte_carlo", args))
+    again = payload(await call(server, "monte_carlo", args))
+    order, candles = first["parts"]
+    assert order["method"] == "trade_order" and candles["method"] == "candles"
+    # shuffling keeps the total: every path ends at the backtest's own return
+    assert order["return_pct"]["p5"] == pytest.approx(order["original_return_pct"])
+    assert order["return_pct"]["p95"] == pytest.approx(order["original_return_pct"])
+    assert order["max_drawdown_pct"]["p5"] <= order["max_drawdown_pct"]["p95"]
+    assert candles["simulations"] == 4 and candles["failed_runs"] == 0
+    assert candles["return_pct"]["p5"] < candles["return_pct"]["p95"]  # different candles, different outcomes
+    assert [p["return_pct"] for p in again["parts"]] == [p["return_pct"] for p in first["parts"]]
+    assert first["drawdown_limit_pct"] == 15.0  # the moderate profile's max_drawdown
+
+
+async def test_monte_carlo_on_trades_needs_trades(server):
+    bid = payload(
+        await call(
+            server,
+            "backtest",
+            {"strategy": "mean_reversion", "days": 3, "hyperparameters": {"rsi_low": 1, "rsi_high": 99}},
+        )
+    )["id"]
+    result = await call(server, "monte_carlo", {"backtest_id": bid, "methods": ["trade_bootstrap"]})
+    assert result.isError and "needs at least 2 closed trades" in text_of(result)
+
+
+async def test_walk_forward_validation_reports_folds_regimes_and_deflated_sharpe(server):
+    bid = await _backtest_id(server, days=50)
+    report = payload(await call(server, "validate_strategy", {"backtest_id": bid, "folds": 3}))
+    assert len(report["folds"]) == 3 and report["trials_per_fold"] == 6 and report["trials_total"] == 18
+    for fold in report["folds"]:
+        assert fold["in_sample"].split(" .. ")[1] == fold["out_of_sample"].split(" .. ")[0]
+        assert fold["out_of_sample_regimes"]
+        assert fold["chosen_hyperparameters"]["fast_period"] in (10, 20, 30)
+    dsr = report["deflated_sharpe"]
+    assert dsr["trials"] == 18 and (dsr["deflated_sharpe"] is None or 0 <= dsr["deflated_sharpe"] <= 1)
+    assert report["regimes"] and report["verdict"].startswith("Deflated Sharpe")
+
+
+async def test_walk_forward_refuses_windows_that_are_too_short(server):
+    bid = await _backtest_id(server, days=10)
+    result = await call(server, "validate_strategy", {"backtest_id": bid, "folds": 4})
+    assert result.isError and "each needs at least 3 days. Use fewer folds" in text_of(result)
+
+
+async def test_analysis_tools_need_the_id_of_a_stored_backtest(server):
+    missing = await call(server, "stress_test", {"backtest_id": "bt_000000000000"})
+    assert missing.isError and "No stored result with id 'bt_000000000000'" in text_of(missing)
+
+
+# --- user strategies, resources, prompt ----------------------------------------------------------------------
+USER_STRATEGY = '''
+"""Buys every fourth candle and holds for two; sized by the risk profile."""
+from jesse_mcp.strategies.base import RiskManagedStrategy
+
+
+class EveryFourth(RiskManagedStrategy):
+    def hyperparameters(self):
+        return [{"name": "every", "type": int, "min": 2, "max": 50, "default": 4}]
+
+    def long_signal(self):
+        return self.index % int(self.hp["every"]) == 0
+
+    def exit_long(self):
+        return self.index % int(self.hp["every"]) == 2
+'''
+
+
+async def test_user_strategies_load_by_name_and_broken_files_are_explained(server, bt_home):
+    folder = bt_home / "strategies"
+    folder.mkdir(exist_ok=True)
+    (folder / "every_fourth.py").write_text(USER_STRATEGY)
+    (folder / "not_a_strategy.py").write_text("x = 1\n")
+    listed = payload(await call(server, "list_strategies", {}))
+    by_name = {s["name"]: s for s in listed["strategies"]}
+    assert by_name["every_fourth"]["risk_managed"] is True and not by_name["every_fourth"]["builtin"]
+    assert by_name["every_fourth"]["hyperparameters"][0]["name"] == "every"
+    assert "does not define a Jesse Strategy" in by_name["not_a_strategy"]["error"]
+    made = payload(
+        await call(
+            server,
+            "backtest",
+            {"strategy": "every_fourth", "days": 10, "risk_profile": "conservative", "hyperparameters": {"every": 6}},
+        )
+    )
+    assert made["performance"]["trades"] > 5 and made["request"]["hyperparameters"] == {"every": 6}
+    assert made["risk_adherence"]["largest_position_pct_of_equity"] == pytest.approx(5.0)
+    broken = await call(server, "backtest", {"strategy": "not_a_strategy"})
+    assert broken.isError and "add a class that subclasses jesse.strategies.Strategy" in text_of(broken)
+
+
+async def test_strategy_and_backtest_resources_and_the_workflow_prompt(server):
+    bid = await _backtest_id(server, days=5)
+    async with connect(server) as client:
+        templates = {t.uriTemplate for t in (await client.list_resource_templates()).resourceTemplates}
+        strategy = await client.read_resource("strategies://breakout")
+        stored = await client.read_resource(f"backtests://{bid}")
+        prompt = await client.get_prompt("backtest_workflow", {"strategy": "momentum", "risk_profile": "aggressive"})
+    assert {"strategies://{name}", "backtests://{id}"} <= templates
+    import json
+
+    body = json.loads(strategy.contents[0].text)
+    assert "class Breakout(RiskManagedStrategy)" in body["source"]
+    assert [p["name"] for p in body["strategy"]["hyperparameters"]][:2] == ["channel_period", "exit_period"]
+    assert json.loads(stored.contents[0].text)["id"] == bid
+    assert "backtest(strategy='momentum', risk_profile='aggressive'" in prompt.messages[0].content.text
