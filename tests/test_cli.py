@@ -59,6 +59,11 @@ def test_demo_runs_the_scripted_session_against_all_three_servers(tmp_path: Path
         "strategies.trend_following.risk_overrides.max_leverage",
         "promotion_needs_evidence",
         "unknown argument 'profile'",
+        "SYNTHETIC DATA",
+        "| Largest position (% equity) | 5.00 | 10.00 | 20.00 |",
+        "| crash_2020 |",
+        "candles      return %",
+        "fold 3: in-sample Sharpe",
         "demo finished",
     ):
         assert expected in out

@@ -50,6 +50,72 @@ class Demo:
                 await self.call(session, server, "get_policy", {"strategy": strategy} if strategy else {})
                 await self.call(session, server, "get_journal", {"limit": 3, "server": server})
 
+    async def quiet(self, session: ClientSession, tool: str, args: dict[str, Any]) -> Any:
+        print(f"\n-> jesse-mcp.{tool} {json.dumps(args)}")
+        result = await session.call_tool(tool, args)
+        if result.isError:
+            print(f"   refused: {error_text(result)}")
+            self.surprises.append(f"{tool} failed: {error_text(result)[:200]}")
+            return None
+        return result_payload(result)
+
+    async def backtest_tour(self, session: ClientSession) -> None:
+        print("\n# Backtests run on real Jesse in worker processes. Offline, the data is synthetic (and labelled so):")
+        made = await self.quiet(
+            session, "generate_synthetic_candles", {"symbol": "BTC-USDT", "start": "2024-01-01", "days": 120}
+        )
+        if made:
+            regimes = ", ".join(dict.fromkeys(r[0] for r in made["regimes"]))
+            print(f"   {made['rows']} one-minute candles, regimes: {regimes}")
+        listed = await self.quiet(session, "list_strategies", {})
+        if listed:
+            for s in listed["strategies"]:
+                params = ", ".join(f"{p['name']}={p['default']:g}" for p in s["hyperparameters"])
+                print(f"   {s['name']:<16} {params}")
+        print("\n# 'backtest trend_following conservatively' (the first run waits for the workers to import Jesse):")
+        bt = await self.quiet(session, "backtest", {"strategy": "trend_following", "risk_profile": "conservative"})
+        if bt:
+            p, a = bt["performance"], bt["risk_adherence"]
+            span = f"{bt['data']['start'][:10]} .. {bt['data']['end'][:10]}"
+            print(
+                f"   {bt['id']}  {span}  net {p['net_profit_pct']:.2f} %  max drawdown {p['max_drawdown_pct']:.2f} %  "
+                f"Sharpe {_num(p['sharpe'])}  trades {p['trades']}"
+            )
+            print(
+                f"   largest position {a['largest_position_pct_of_equity']:.2f} % of equity (limit "
+                f"{a['limits']['max_position_pct_of_equity']:g} %), leverage {bt['request']['leverage']:g}x, "
+                f"violations: {a['violations'] or 'none'}"
+            )
+            for note in bt["notes"]:
+                print(f"   note: {note}")
+        compared = await self.quiet(session, "compare_risk_profiles", {"strategy": "trend_following"})
+        if compared:
+            print("   " + compared["table"].replace("\n", "\n   "))
+            print(f"   (three runs in parallel: {compared['wall_time_s']:.1f} s)")
+        if not bt:
+            return
+        stress = await self.quiet(session, "stress_test", {"backtest_id": bt["id"]})
+        if stress:
+            print("   " + stress["table"].replace("\n", "\n   "))
+            print(f"   verdict: {stress['verdict']}")
+        mc = await self.quiet(session, "monte_carlo", {"backtest_id": bt["id"], "candle_simulations": 6})
+        if mc:
+            for part in mc["parts"]:
+                r, d = part["return_pct"], part["max_drawdown_pct"]
+                print(
+                    f"   {part['method']:<12} return % p5 {r['p5']:.2f} / p50 {r['p50']:.2f} / p95 {r['p95']:.2f}   "
+                    f"max drawdown % p50 {d['p50']:.2f} / p95 {d['p95']:.2f}   "
+                    f"P(loss) {part['probability_of_loss']:.2f}"
+                )
+        wf = await self.quiet(session, "validate_strategy", {"backtest_id": bt["id"], "folds": 3})
+        if wf:
+            for f in wf["folds"]:
+                print(
+                    f"   fold {f['fold']}: in-sample Sharpe {_num(f['in_sample_sharpe'])}, out-of-sample Sharpe "
+                    f"{_num(f['out_of_sample_sharpe'])} ({', '.join(f['out_of_sample_regimes'])})"
+                )
+            print(f"   verdict: {wf['verdict']}")
+
     async def jesse_server(self) -> None:
         server = "jesse-mcp"
         print(f"\n== {server} ==  (Jesse worker processes start in the background; tools answer at once)")
@@ -57,6 +123,7 @@ class Demo:
             tools = (await session.list_tools()).tools
             print(f"tools/list: {', '.join(t.name for t in tools)}")
             await self.call(session, server, "get_stage", {})
+            await self.backtest_tour(session)
             print("\n# Loosening a risk setting needs a person's confirmation; this client offers none:")
             await self.call(
                 session,
@@ -97,9 +164,13 @@ class Demo:
             result = await session.call_tool("get_journal", {"limit": 12})
             for row in reversed(result_payload(result)["entries"]):
                 print(
-                    f"   {row['ts']}  {row['server']:<16} {row['tool']:<14} {row['decision']:<8} "
+                    f"   {row['ts']}  {row['server']:<16} {row['tool']:<22} {row['decision']:<8} "
                     f"{row['outcome']:<18} {row['rule'] or ''}"
                 )
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 async def run_demo(home: str | None = None) -> int:

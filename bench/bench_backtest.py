@@ -1,0 +1,274 @@
+"""Backtest figures of issue 3 on a year of 1-minute candles (525,600 rows), trend_following on the 1h route.
+
+1. One `backtest` tool call through a real stdio MCP session to jesse-mcp (a child process, `python -m jesse_mcp`,
+   with a fresh TRADING_MCP_HOME) versus `jesse.research.backtest` called in this process on the same candles,
+   strategy and config (rebuilt from the tool result's `request` and `risk_settings`): ratio of medians, target
+   <= 1.2 with a warm worker. Both sides get one untimed run first; the metrics of both must be the same run.
+2. `compare_risk_profiles` (three runs in parallel in the pool) versus the three profiles as three `backtest`
+   calls one after another in the same session: ratio of medians, target <= 0.65.
+3. Loading the stored year (`CandleStore.load` plus the private copy the engine makes): target <= 0.3 s
+   (bench_candles.py measures the CSV import).
+
+Data: a synthetic year (exchange 'synthetic', seed 7) by default; `--real` imports the team's 90-day Binance
+BTCUSDT 1-minute file instead (../shared/data/candles) and runs the same measurements on those 90 days. No network;
+the server is reached over stdio only; every wait has a time limit; the temporary home and the server end with it.
+
+Run: uv run python bench/bench_backtest.py [--repeat 3] [--real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+from mcp import ClientSession
+
+from jesse_mcp.candle_ops import generate_synthetic, import_csv
+from shared.candles import MINUTE_MS, CandleStore
+from trading_cli.client import error_text, open_session, result_payload
+
+YEAR_START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+DAY_MS = 86_400_000
+YEAR_DAYS = 365
+REAL = Path(__file__).resolve().parents[2] / "shared/data/candles/binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
+JESSE_EXCHANGE = "Binance Perpetual Futures"
+STRATEGY, TIMEFRAME, PROFILE = "trend_following", "1h", "moderate"
+PROFILES = ("conservative", "moderate", "aggressive")
+WORKERS = 3  # the default backtest_config.workers
+START_LIMIT_S = 120  # server start and the workers' Jesse import (~8 s each, on 2 cores)
+CALL_LIMIT_S = 900  # one tool call or one direct run on a year
+LOAD_RUNS = 5
+
+
+@contextlib.contextmanager
+def alarm_after(seconds: int) -> Iterator[None]:
+    """A time limit on synchronous work in this process (the direct Jesse run), where anyio cannot cancel."""
+
+    def expire(*_: Any) -> None:
+        raise TimeoutError(f"direct run took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def prepare_data(home: Path, real: bool) -> tuple[str, str, str]:
+    """Fill the store; returns (exchange, symbol, description of the data)."""
+    store = CandleStore(home / "candles")
+    if real:
+        report = import_csv(store, str(REAL), "binance", "BTC-USDT")
+        m = report.market
+        return "binance", "BTC-USDT", f"real Binance BTCUSDT 1m, {m.rows:,} rows ({m.first} .. {m.last}, ~90 days)"
+    report = generate_synthetic(store, "BTC-USDT", YEAR_START_MS, YEAR_START_MS + YEAR_DAYS * DAY_MS, seed=7)
+    m = report.market
+    return "synthetic", "BTC-USDT", f"synthetic year, {m.rows:,} rows ({m.first} .. {m.last}, seed 7)"
+
+
+def measure_store_load(home: Path, exchange: str, symbol: str) -> tuple[float, float, int]:
+    """Median and max seconds to load the whole stored market into memory (memory map + private copy)."""
+    store = CandleStore(home / "candles")
+    times, rows = [], 0
+    for _ in range(LOAD_RUNS):
+        t = time.perf_counter()
+        rows = len(np.array(store.load(exchange, symbol)))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), max(times), rows
+
+
+# --- the tool side ------------------------------------------------------------------------------------------------
+async def call(session: ClientSession, tool: str, args: dict[str, Any]) -> tuple[float, Any]:
+    """Seconds from request to answer, and the structured result; a tool error stops the benchmark."""
+    with anyio.fail_after(CALL_LIMIT_S):
+        t = time.perf_counter()
+        result = await session.call_tool(tool, args)
+        elapsed = time.perf_counter() - t
+    if result.isError:
+        raise RuntimeError(f"{tool} failed: {error_text(result)}")
+    return elapsed, result_payload(result)
+
+
+def backtest_args(profile: str, **extra: Any) -> dict[str, Any]:
+    return {"strategy": STRATEGY, "timeframe": TIMEFRAME, "risk_profile": profile, **extra}
+
+
+async def wait_for_workers(session: ClientSession, errlog: Path) -> float:
+    """Seconds until all workers have imported Jesse (their log lines) and a cheap backtest answers."""
+    t = time.perf_counter()
+    with anyio.fail_after(START_LIMIT_S):
+        await session.call_tool("list_strategies", {})
+        while len(re.findall(r"jesse worker \d+ ready after", errlog.read_text())) < WORKERS:
+            await anyio.sleep(0.2)
+    await call(session, "backtest", backtest_args(PROFILE, days=10))
+    return time.perf_counter() - t
+
+
+async def tool_side(home: Path, repeat: int) -> dict[str, Any]:
+    env = {
+        "TRADING_MCP_HOME": str(home),
+        "TRADING_MCP_CONFIG": str(home / "config.json"),
+        "TRADING_MCP_LOG_LEVEL": "INFO",  # the pool logs each worker's readiness at INFO
+        "JESSE_CACHE_DIR": str(home / "jesse-cache"),
+    }
+    errlog = home / "server-stderr.log"
+    out: dict[str, Any] = {"tool": [], "worker": [], "compare": [], "sequential": []}
+    # the session's context managers must open and close in one task: one overall limit around them, and one
+    # limit per call inside
+    with open(errlog, "w") as err, anyio.fail_after(START_LIMIT_S + (6 * repeat + 6) * CALL_LIMIT_S):
+        async with open_session("jesse-mcp", env, interactive=False, errlog=err) as session:
+            out["ready_s"] = await wait_for_workers(session, errlog)
+            print(f"workers ready after {out['ready_s']:.1f} s; warming up", flush=True)
+            # warm: one compare gives each of the three workers one full run; then one backtest (untimed)
+            await call(session, "compare_risk_profiles", {"strategy": STRATEGY, "timeframe": TIMEFRAME})
+            await call(session, "backtest", backtest_args(PROFILE))
+            for _ in range(repeat):
+                elapsed, result = await call(session, "backtest", backtest_args(PROFILE))
+                out["tool"].append(elapsed)
+                out["worker"].append(result["run"]["duration_s"])
+                out["result"] = result
+                print(f"  backtest tool call: {elapsed:.2f} s", flush=True)
+            for _ in range(repeat):
+                elapsed, comparison = await call(
+                    session, "compare_risk_profiles", {"strategy": STRATEGY, "timeframe": TIMEFRAME}
+                )
+                out["compare"].append(elapsed)
+                out["compare_runs"] = [r["run"]["duration_s"] for r in comparison["results"]]
+                t = time.perf_counter()
+                for profile in PROFILES:
+                    await call(session, "backtest", backtest_args(profile))
+                out["sequential"].append(time.perf_counter() - t)
+                print(f"  compare: {elapsed:.2f} s, 3 sequential: {out['sequential'][-1]:.2f} s", flush=True)
+    return out
+
+
+# --- the direct side ----------------------------------------------------------------------------------------------
+def direct_run_factory(home: Path, result: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The same run as the tool's, given to jesse.research.backtest in this process (as jesse_mcp.engine builds it)."""
+    from jesse.research import backtest
+
+    from jesse_mcp.strategies.trend_following import TrendFollowing
+
+    req, risk = result["request"], result["risk_settings"]
+    warm_minutes = req["warmup_candles"] * 60  # the 1h route
+    lev = req["leverage"]
+    config = {
+        "starting_balance": req["starting_balance"],
+        "fee": req["fee_rate"],
+        "type": "futures",
+        "futures_leverage": int(lev) if float(lev).is_integer() else lev,
+        "futures_leverage_mode": "cross",
+        "exchange": JESSE_EXCHANGE,
+        "warm_up_candles": req["warmup_candles"],
+    }
+    symbol, key = req["symbol"], f"{JESSE_EXCHANGE}-{req['symbol']}"
+    store = CandleStore(home / "candles")
+
+    def run() -> dict[str, Any]:
+        rows = np.array(store.load(req["exchange"], symbol, req["start_ms"] - warm_minutes * MINUTE_MS, req["end_ms"]))
+        return backtest(
+            config,
+            [{"exchange": JESSE_EXCHANGE, "strategy": TrendFollowing, "symbol": symbol, "timeframe": req["timeframe"]}],
+            [],
+            {key: {"exchange": JESSE_EXCHANGE, "symbol": symbol, "candles": rows[warm_minutes:]}},
+            {key: {"exchange": JESSE_EXCHANGE, "symbol": symbol, "candles": rows[:warm_minutes]}},
+            hyperparameters={**req["hyperparameters"], "_risk": dict(risk)},
+            fast_mode=False,
+            generate_equity_curve=True,
+            generate_logs=False,
+        )
+
+    return run
+
+
+def direct_side(home: Path, result: dict[str, Any], repeat: int) -> tuple[list[float], dict[str, Any]]:
+    run = direct_run_factory(home, result)
+    with alarm_after(CALL_LIMIT_S):
+        metrics = run()["metrics"]  # warm (untimed): imports Jesse here
+    times = []
+    for _ in range(repeat):
+        with alarm_after(CALL_LIMIT_S):
+            t = time.perf_counter()
+            metrics = run()["metrics"]
+            times.append(time.perf_counter() - t)
+        print(f"  direct run: {times[-1]:.2f} s", flush=True)
+    return times, metrics
+
+
+# --- report -------------------------------------------------------------------------------------------------------
+def report(args: argparse.Namespace, data: str, tool: dict[str, Any], direct: list[float], metrics: dict) -> None:
+    tool_metrics = tool["result"]["jesse_metrics"]
+    req = tool["result"]["request"]
+    print(f"data: {data}; traded {req['start']} .. {req['end']} after {req['warmup_candles']} warm-up candles")
+    print(
+        f"machine: {os.cpu_count()} CPUs; load average (1 min) at start {tool['load_avg'][0]:.2f}, at end "
+        f"{tool['load_avg'][1]:.2f} (other work on the machine skews the parallel figures)"
+    )
+    for key in ("net_profit_percentage", "total"):
+        same = tool_metrics[key] == metrics[key]
+        print(f"same run: {key} tool {tool_metrics[key]!r} direct {metrics[key]!r} -> {'equal' if same else 'DIFFER'}")
+    fmt = ", ".join
+    print(f"backtest tool calls (s): {fmt(f'{x:.2f}' for x in tool['tool'])}")
+    print(f"  of which inside the worker (run.duration_s): {fmt(f'{x:.2f}' for x in tool['worker'])}")
+    print(f"direct jesse.research.backtest incl. store load + copy (s): {fmt(f'{x:.2f}' for x in direct)}")
+    print(f"compare_risk_profiles (s): {fmt(f'{x:.2f}' for x in tool['compare'])}")
+    print(f"  runs inside the workers, last compare (s): {fmt(f'{x:.2f}' for x in tool['compare_runs'])}")
+    print(f"3 sequential backtests (s): {fmt(f'{x:.2f}' for x in tool['sequential'])}")
+    span = "a year" if not args.real else "90 days (real data, not a year)"
+    tool_s, direct_s = statistics.median(tool["tool"]), statistics.median(direct)
+    compare_s, seq_s = statistics.median(tool["compare"]), statistics.median(tool["sequential"])
+    print()
+    print(f"summary ({span}, {TIMEFRAME} route, {STRATEGY}; medians of {args.repeat}):")
+    print(
+        f"  backtest via stdio MCP (median of {args.repeat}): {tool_s:.2f} s | direct jesse.research.backtest: "
+        f"{direct_s:.2f} s | ratio {tool_s / direct_s:.2f} (target <= 1.2)"
+    )
+    print(
+        f"  compare_risk_profiles: {compare_s:.2f} s | 3 sequential backtests: {seq_s:.2f} s | ratio "
+        f"{compare_s / seq_s:.2f} (target <= 0.65)"
+    )
+    load_s, load_max, rows = tool["load"]
+    print(
+        f"  store load of {span}: {load_s:.3f} s (median of {LOAD_RUNS}, max {load_max:.3f} s, {rows:,} rows; "
+        "target <= 0.3 for a year)"
+    )
+    print("  (CSV import of a year: bench/bench_candles.py)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (default 3)")
+    parser.add_argument("--real", action="store_true", help="the real 90-day Binance BTCUSDT file instead")
+    args = parser.parse_args()
+    if args.real and not REAL.exists():
+        raise SystemExit(f"--real needs {REAL}")
+    with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
+        home = Path(tmp)
+        os.environ["JESSE_CACHE_DIR"] = str(home / "jesse-cache")  # before Jesse is imported here
+        t = time.perf_counter()
+        exchange, symbol, data = prepare_data(home, args.real)
+        print(f"{data}: stored in {time.perf_counter() - t:.1f} s", flush=True)
+        load = measure_store_load(home, exchange, symbol)
+        load_avg_start = os.getloadavg()[0]
+        tool = anyio.run(tool_side, home, args.repeat)
+        tool["load"] = load
+        direct, metrics = direct_side(home, tool["result"], args.repeat)
+        tool["load_avg"] = (load_avg_start, os.getloadavg()[0])
+        report(args, data, tool, direct, metrics)
+
+
+if __name__ == "__main__":
+    main()
