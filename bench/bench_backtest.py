@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import os
 import re
+import resource
 import signal
 import statistics
 import tempfile
@@ -65,6 +66,19 @@ def alarm_after(seconds: int) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), to spot other work."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its ended children (the server, and through it its workers)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def prepare_data(home: Path, real: bool) -> tuple[str, str, str]:
@@ -213,9 +227,11 @@ def report(args: argparse.Namespace, data: str, tool: dict[str, Any], direct: li
     tool_metrics = tool["result"]["jesse_metrics"]
     req = tool["result"]["request"]
     print(f"data: {data}; traded {req['start']} .. {req['end']} after {req['warmup_candles']} warm-up candles")
+    others, wall = tool["others_cpu"]
     print(
-        f"machine: {os.cpu_count()} CPUs; load average (1 min) at start {tool['load_avg'][0]:.2f}, at end "
-        f"{tool['load_avg'][1]:.2f} (other work on the machine skews the parallel figures)"
+        f"machine: {os.cpu_count()} CPUs; other processes used {max(others, 0.0):.0f} CPU-s during the "
+        f"{wall:.0f} s of measurements ({max(others, 0.0) / wall:.2f} cores on average; anything well above 0 skews "
+        "the figures, the parallel ones most)"
     )
     for key in ("net_profit_percentage", "total"):
         same = tool_metrics[key] == metrics[key]
@@ -262,11 +278,12 @@ def main() -> None:
         exchange, symbol, data = prepare_data(home, args.real)
         print(f"{data}: stored in {time.perf_counter() - t:.1f} s", flush=True)
         load = measure_store_load(home, exchange, symbol)
-        load_avg_start = os.getloadavg()[0]
+        busy, own, wall = busy_cpu_s(), own_cpu_s(), time.perf_counter()
         tool = anyio.run(tool_side, home, args.repeat)
         tool["load"] = load
         direct, metrics = direct_side(home, tool["result"], args.repeat)
-        tool["load_avg"] = (load_avg_start, os.getloadavg()[0])
+        wall = time.perf_counter() - wall
+        tool["others_cpu"] = (busy_cpu_s() - busy - (own_cpu_s() - own), wall)
         report(args, data, tool, direct, metrics)
 
 

@@ -10,7 +10,7 @@ from mcp.server.fastmcp import Context
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
-from jesse_mcp import candle_ops, robustness
+from jesse_mcp import candle_ops, montecarlo, stress, walkforward
 from jesse_mcp.backtest import DEFAULT_BALANCE, DEFAULT_FEE, BacktestService, ProfileComparison, StrategyList
 from jesse_mcp.results import BacktestResult, Trade
 from shared.profiles import PROFILE_NAMES
@@ -238,7 +238,7 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
         return ResultPage(results=rows, total=total, offset=offset)
 
 
-def register_robustness_tools(tools: ToolRegistry, service: BacktestService) -> None:
+def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="research",
         read_only=False,
@@ -250,7 +250,7 @@ def register_robustness_tools(tools: ToolRegistry, service: BacktestService) -> 
     async def stress_test(
         backtest_id: BacktestId,
         scenarios: Annotated[
-            list[robustness.Scenario] | None,
+            list[stress.Scenario] | None,
             Field(description="Default: all of flash_crash, volatility_x3, gap_down, crash_2020.", min_length=1),
         ] = None,
         at: Annotated[
@@ -258,14 +258,14 @@ def register_robustness_tools(tools: ToolRegistry, service: BacktestService) -> 
             Field(description="UTC time each scenario starts; default the middle of the backtest's range."),
         ] = None,
         ctx: Context | None = None,
-    ) -> robustness.StressReport:
+    ) -> stress.StressReport:
         """Re-run a stored backtest on its candles with shocks applied: a flash crash (-30 % in an hour),
         volatility x3 for a week, a -15 % gap down, and a March-2020-style crash. Reports, per scenario, return,
         drawdown, the worst trade, and whether drawdown went past the profile's max_drawdown or reached the
         emergency stop."""
-        chosen = scenarios or list(robustness.SCENARIOS)
+        chosen = scenarios or list(stress.SCENARIOS)
         at_ms = candle_ops.to_ms(at) if at is not None else None
-        return await robustness.stress_test(service, backtest_id, chosen, at_ms, progress_reporter(ctx))
+        return await stress.stress_test(service, backtest_id, chosen, at_ms, progress_reporter(ctx))
 
     @tools.tool(
         capability="research",
@@ -278,7 +278,7 @@ def register_robustness_tools(tools: ToolRegistry, service: BacktestService) -> 
     async def monte_carlo(
         backtest_id: BacktestId,
         methods: Annotated[
-            list[robustness.MonteCarloMethod] | None,
+            list[montecarlo.MonteCarloMethod] | None,
             Field(
                 description="trade_order (shuffle the trades), trade_bootstrap (draw trades with replacement), "
                 "candles (re-run on block-bootstrapped candles). Default: trade_order and candles.",
@@ -289,11 +289,11 @@ def register_robustness_tools(tools: ToolRegistry, service: BacktestService) -> 
         candle_simulations: Annotated[int, Field(ge=2, le=200, description="Backtests on resampled candles.")] = 20,
         seed: Annotated[int, Field(ge=0, description="Same seed, same result.")] = 0,
         ctx: Context | None = None,
-    ) -> robustness.MonteCarloReport:
+    ) -> montecarlo.MonteCarloReport:
         """Distribution of returns and drawdowns of a stored backtest under resampling: percentiles (5-95), the
         probability of a loss, and the probability that drawdown exceeds the profile's max_drawdown."""
         chosen = methods or ["trade_order", "candles"]
-        return await robustness.monte_carlo(
+        return await montecarlo.monte_carlo(
             service, backtest_id, chosen, trade_simulations, candle_simulations, seed, progress_reporter(ctx)
         )
 
@@ -309,12 +309,12 @@ def register_robustness_tools(tools: ToolRegistry, service: BacktestService) -> 
         backtest_id: BacktestId,
         folds: Annotated[int, Field(ge=2, le=12, description="Out-of-sample windows.")] = 4,
         ctx: Context | None = None,
-    ) -> robustness.ValidationReport:
+    ) -> walkforward.ValidationReport:
         """Walk-forward validation of a stored backtest: its range is split into windows; on each in-sample
         window the strategy's hyperparameter grid is tried and the best (daily Sharpe) is run on the next,
         unseen window. Reports in-sample vs out-of-sample per fold with the market regimes found in the data, and
         the deflated Sharpe ratio of the out-of-sample returns given the number of trials."""
-        return await robustness.validate(service, backtest_id, folds, progress_reporter(ctx))
+        return await walkforward.validate(service, backtest_id, folds, progress_reporter(ctx))
 
 
 def add_backtest_resources(server: GuardedServer, service: BacktestService) -> None:

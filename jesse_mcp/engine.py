@@ -199,17 +199,17 @@ def transform_rows(rows: np.ndarray, spec: dict[str, Any]) -> tuple[np.ndarray, 
     t = spec.get("transform")
     if not t:
         return rows, None
-    from jesse_mcp import analysis
+    from jesse_mcp.analysis import resampling, scenarios
 
     warm = int(spec["warmup_minutes"])
     if t["kind"] == "bootstrap":
-        trading = analysis.block_bootstrap_candles(rows[warm:], seed=t["seed"], block_minutes=t["block_minutes"])
+        trading = resampling.block_bootstrap_candles(rows[warm:], seed=t["seed"], block_minutes=t["block_minutes"])
         # continue from the last warm-up close so the series has no artificial jump at the start
         if warm:
             scale = rows[warm - 1, 2] / trading[0, 1]
             trading[:, 1:5] *= scale
         return np.concatenate([rows[:warm], trading]), {"kind": "bootstrap", "seed": t["seed"]}
-    scenario = getattr(analysis, t["scenario"])
+    scenario = getattr(scenarios, t["scenario"])
     at_index = warm + int(t["offset_minutes"])
     out, info = scenario(rows, at_index, **t.get("params", {}))
     return out, info

@@ -12,7 +12,7 @@ from pydantic import Field, JsonValue
 
 from jesse_mcp import candle_ops, config_ops
 from jesse_mcp.backtest import BacktestService
-from jesse_mcp.backtest_tools import add_backtest_resources, register_backtest_tools, register_robustness_tools
+from jesse_mcp.backtest_tools import add_backtest_resources, register_analysis_tools, register_backtest_tools
 from jesse_mcp.binance_import import ImportReport
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
 from shared.candles import CandleStore, MarketInfo
@@ -101,7 +101,7 @@ def build_server(
     service = BacktestService(deps.extras["home"], deps.config.load, deps.store, pool)
     deps.extras["backtests"] = service
     register_backtest_tools(tools, service)
-    register_robustness_tools(tools, service)
+    register_analysis_tools(tools, service)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:

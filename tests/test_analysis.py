@@ -10,22 +10,16 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from jesse_mcp import analysis
-from jesse_mcp.analysis import (
-    apply_price_path,
-    block_bootstrap_candles,
-    crash_2020,
+from jesse_mcp.analysis import resampling
+from jesse_mcp.analysis.resampling import block_bootstrap_candles, max_drawdown_fraction, monte_carlo_trades
+from jesse_mcp.analysis.scenarios import apply_price_path, crash_2020, flash_crash, gap_down, volatility_shock
+from jesse_mcp.analysis.sharpe import (
     daily_closes,
     deflated_sharpe_ratio,
     detect_regimes,
     expected_max_sharpe,
-    flash_crash,
-    gap_down,
-    max_drawdown_fraction,
-    monte_carlo_trades,
     probabilistic_sharpe_ratio,
     sharpe_of,
-    volatility_shock,
 )
 
 TS, OPEN, CLOSE, HIGH, LOW, VOLUME = range(6)
@@ -254,7 +248,7 @@ def test_bootstrap_varies_the_final_return_and_is_deterministic_for_a_seed():
 
 
 def test_monte_carlo_builds_many_paths_in_chunks(monkeypatch):
-    monkeypatch.setattr(analysis, "_CHUNK_CELLS", 10)  # 5 paths of 2 trades per chunk
+    monkeypatch.setattr(resampling, "_CHUNK_CELLS", 10)  # 5 paths of 2 trades per chunk
     # orders of (+10, -30) from 100: drawdowns 30/110 and 30/100, both above 0.25
     shuffled = monte_carlo_trades([10.0, -30.0], 100.0, n_simulations=23, drawdown_threshold=0.25)
     assert shuffled["simulations"] == 23

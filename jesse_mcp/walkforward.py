@@ -1,0 +1,294 @@
+"""Walk-forward validation of a stored backtest: in-sample selection, out-of-sample runs, deflated Sharpe."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Literal
+
+import anyio
+import numpy as np
+from pydantic import BaseModel, Field
+
+from jesse_mcp.analysis import sharpe
+from jesse_mcp.backtest import BacktestError, BacktestService, Progress, RunPlan, new_id
+from jesse_mcp.results import fmt, num, performance
+from jesse_mcp.strategy_catalog import TIMEFRAME_MINUTES
+from shared.candles import MINUTE_MS, iso
+from shared.errors import InvalidArgumentsError
+from shared.store import utc_now_iso
+
+
+class FoldResult(BaseModel):
+    fold: int
+    in_sample: str
+    out_of_sample: str
+    in_sample_regimes: list[str]
+    out_of_sample_regimes: list[str]
+    chosen_hyperparameters: dict[str, int | float]
+    in_sample_sharpe: float | None
+    in_sample_return_pct: float | None
+    out_of_sample_sharpe: float | None
+    out_of_sample_return_pct: float | None
+    out_of_sample_max_drawdown_pct: float | None
+    out_of_sample_trades: int | None
+
+
+class ValidationReport(BaseModel):
+    id: str
+    kind: Literal["validation"] = "validation"
+    created_at: str
+    backtest_id: str
+    strategy: str
+    market: str
+    synthetic: bool
+    method: str
+    trials_per_fold: int = Field(description="Hyperparameter sets tried on each in-sample window.")
+    trials_total: int = Field(description="Configurations tried in all: the trial count the deflation uses.")
+    grid: dict[str, list[float]]
+    regimes: list[dict[str, Any]] = Field(description="Market regimes found in the data (daily closes).")
+    folds: list[FoldResult]
+    in_sample_sharpe_mean: float | None
+    out_of_sample_sharpe_mean: float | None
+    out_of_sample_return_pct: float | None = Field(description="Compounded out-of-sample return, %.")
+    profitable_out_of_sample_folds: int
+    deflated_sharpe: dict[str, Any] = Field(
+        description="Deflated Sharpe ratio of the out-of-sample daily returns, given the number of trials."
+    )
+    verdict: str
+    notes: list[str]
+
+
+def _grid(base_hp: dict[str, float], grid: dict[str, tuple[float, ...]], spec: Any) -> list[dict[str, float]]:
+    if not grid:
+        return [dict(base_hp)]
+    names = list(grid)
+    out = []
+    for values in itertools.product(*(grid[n] for n in names)):
+        hp = {**base_hp, **dict(zip(names, values, strict=True))}
+        try:
+            out.append(spec.resolve_hyperparameters(hp))
+        except InvalidArgumentsError:
+            continue  # e.g. fast_period >= slow_period
+    return out or [dict(base_hp)]
+
+
+def _daily_returns(equity: list[list[float]]) -> np.ndarray:
+    values = np.array([v for _, v in equity], dtype=float)
+    if len(values) < 2:
+        return np.array([])
+    return values[1:] / values[:-1] - 1
+
+
+def _regimes_between(regimes: list[dict[str, Any]], day0_ms: int, lo: int, hi: int) -> list[str]:
+    names = []
+    for seg in regimes:
+        s = day0_ms + seg["start"] * 86_400_000
+        e = day0_ms + (seg["end"] + 1) * 86_400_000
+        if s < hi and e > lo and seg["regime"] not in names:
+            names.append(seg["regime"])
+    return names
+
+
+DAY_MS = 86_400_000
+MIN_WINDOW_DAYS = 3
+
+
+def _windows(plan: RunPlan, folds: int) -> list[int]:
+    """folds + 2 boundaries of folds + 1 equal windows, on whole candles of the timeframe."""
+    req = plan.request
+    tf = TIMEFRAME_MINUTES[req.timeframe] * MINUTE_MS
+    segment = (req.end_ms - req.start_ms) // tf // (folds + 1)
+    if segment * tf < MIN_WINDOW_DAYS * DAY_MS:
+        raise BacktestError(
+            f"Walk-forward with {folds} folds splits {req.start} .. {req.end} into {folds + 1} windows of "
+            f"{segment * tf / DAY_MS:.1f} days; each needs at least {MIN_WINDOW_DAYS} days. Use fewer folds or a "
+            "backtest over a longer range."
+        )
+    return [req.start_ms + i * segment * tf for i in range(folds + 2)]
+
+
+def _daily_sharpe(out: dict[str, Any]) -> float:
+    s = sharpe.sharpe_of(_daily_returns(out.get("equity") or []))
+    return s if s is not None else float("-inf")
+
+
+def _choose(in_sample: list[dict[str, Any]], fold: int) -> tuple[int, list[float]]:
+    """Index of the best in-sample run (daily Sharpe, then net profit) and the finite Sharpe ratios of all."""
+    ok = [(i, o) for i, o in enumerate(in_sample) if "error" not in o]
+    if not ok:
+        raise BacktestError(f"Every in-sample run of fold {fold + 1} failed: {in_sample[0].get('error')}")
+    scored = [(_daily_sharpe(o), num(o["metrics"].get("net_profit_percentage")) or 0.0, i) for i, o in ok]
+    return max(scored)[2], [s for s, _, _ in scored if np.isfinite(s)]
+
+
+class _Progress:
+    def __init__(self, total: int, report: Progress | None):
+        self.total, self.done, self.report = total, 0, report
+
+    async def add(self, k: int) -> None:
+        self.done += k
+        if self.report is not None:
+            await self.report(self.done, self.total, f"walk-forward: {self.done} of {self.total} runs")
+
+
+async def _run_windows(
+    service: BacktestService, plan: RunPlan, bounds: list[int], grid: list[dict[str, float]], progress: _Progress
+) -> tuple[list[list[dict[str, Any]]], list[int], list[float], list[dict[str, Any]]]:
+    folds = len(bounds) - 2
+
+    def window(lo: int, hi: int, hp: dict[str, float], label: str) -> dict[str, Any]:
+        return {**plan.spec, "start_ms": lo, "end_ms": hi, "hyperparameters": hp, "label": label}
+
+    in_sample: list[list[dict[str, Any]]] = [[] for _ in range(folds)]
+
+    async def run_in(f: int) -> None:
+        specs = [window(bounds[f], bounds[f + 1], hp, f"fold {f + 1} in-sample") for hp in grid]
+        in_sample[f] = await service.run_task("run_many", {"specs": specs}, f"fold {f + 1} in-sample")
+        await progress.add(len(grid))
+
+    async with anyio.create_task_group() as tg:
+        for f in range(folds):
+            tg.start_soon(run_in, f)
+    chosen, trial_sharpes = [], []
+    for f in range(folds):
+        best, sharpes = _choose(in_sample[f], f)
+        chosen.append(best)
+        trial_sharpes += sharpes
+    oos: list[dict[str, Any]] = [{} for _ in range(folds)]
+
+    async def run_out(f: int) -> None:
+        oos[f] = await service.execute(window(bounds[f + 1], bounds[f + 2], grid[chosen[f]], f"fold {f + 1} out"))
+        await progress.add(1)
+
+    async with anyio.create_task_group() as tg:
+        for f in range(folds):
+            tg.start_soon(run_out, f)
+    return in_sample, chosen, trial_sharpes, oos
+
+
+def _fold(f: int, bounds: list[int], balance: float, is_out: dict, oos: dict, hp: dict, regimes: Any) -> FoldResult:
+    day0, segments = regimes
+    perf = performance(oos["metrics"], oos["trades"], bounds[f + 1], bounds[f + 2], balance)
+    is_perf = performance(is_out["metrics"], is_out["trades"], bounds[f], bounds[f + 1], balance)
+    return FoldResult(
+        fold=f + 1,
+        in_sample=f"{iso(bounds[f])} .. {iso(bounds[f + 1])}",
+        out_of_sample=f"{iso(bounds[f + 1])} .. {iso(bounds[f + 2])}",
+        in_sample_regimes=_regimes_between(segments, day0, bounds[f], bounds[f + 1]),
+        out_of_sample_regimes=_regimes_between(segments, day0, bounds[f + 1], bounds[f + 2]),
+        chosen_hyperparameters=hp,
+        in_sample_sharpe=is_perf.sharpe,
+        in_sample_return_pct=is_perf.net_profit_pct,
+        out_of_sample_sharpe=perf.sharpe,
+        out_of_sample_return_pct=perf.net_profit_pct,
+        out_of_sample_max_drawdown_pct=perf.max_drawdown_pct,
+        out_of_sample_trades=perf.trades,
+    )
+
+
+def _deflated(oos: list[dict[str, Any]], trials: int, trial_sharpes: list[float]) -> dict[str, Any]:
+    returns = np.concatenate([_daily_returns(o["equity"]) for o in oos]) if oos else np.array([])
+    if len(returns) < 3:
+        return {"deflated_sharpe": None, "note": "fewer than 3 out-of-sample days"}
+    # every configuration tried on every in-sample window counts as a trial (the conservative count)
+    dsr = sharpe.deflated_sharpe_ratio(
+        returns,
+        n_trials=max(trials, len(trial_sharpes)),
+        trial_sharpes=np.array(trial_sharpes) if len(trial_sharpes) >= 2 else None,
+    )
+    return {k: (num(v) if isinstance(v, float) else v) for k, v in dsr.items()}
+
+
+def _regimes(service: BacktestService, plan: RunPlan) -> tuple[int, list[dict[str, Any]]]:
+    req = plan.request
+    rows = service.candles.load(req.exchange, req.symbol, req.start_ms, req.end_ms)
+    day_ts, closes = sharpe.daily_closes(np.asarray(rows))
+    segments = sharpe.detect_regimes(closes, window=min(14, max(2, len(closes) // 4))) if len(closes) > 8 else []
+    return (int(day_ts[0]) if len(day_ts) else req.start_ms), segments
+
+
+async def validate(
+    service: BacktestService, backtest_id: str, folds: int, progress: Progress | None = None
+) -> ValidationReport:
+    started = time.perf_counter()
+    base, _ = service.load_backtest(backtest_id)
+    plan = await service.replan(base, "validation")
+    req, strategy = plan.request, plan.strategy
+    bounds = _windows(plan, folds)
+    grid_spec = strategy.validation_grid if strategy.builtin else {}
+    grid = _grid(req.hyperparameters, grid_spec, strategy)
+    day0, segments = _regimes(service, plan)
+    tracker = _Progress(folds * (len(grid) + 1), progress)
+    in_sample, chosen, trial_sharpes, oos = await _run_windows(service, plan, bounds, grid, tracker)
+    fold_results = [
+        _fold(f, bounds, req.starting_balance, in_sample[f][chosen[f]], oos[f], grid[chosen[f]], (day0, segments))
+        for f in range(folds)
+    ]
+    dsr = _deflated(oos, len(grid) * folds, trial_sharpes)
+    compounded = float(np.prod([1 + (fr.out_of_sample_return_pct or 0.0) / 100 for fr in fold_results]))
+    is_mean = _mean([fr.in_sample_sharpe for fr in fold_results])
+    oos_mean = _mean([fr.out_of_sample_sharpe for fr in fold_results])
+    profitable = sum(1 for fr in fold_results if (fr.out_of_sample_return_pct or 0) > 0)
+    verdict = _verdict(dsr.get("deflated_sharpe"), is_mean, oos_mean, profitable, folds)
+    notes = [n for n in base.notes if n.startswith("SYNTHETIC")]
+    covered = {r for fr in fold_results for r in fr.out_of_sample_regimes}
+    if len(covered) < 2:
+        notes.append(
+            f"The out-of-sample windows cover only {', '.join(sorted(covered)) or 'no detected'} regime(s): the "
+            "evidence says little about other market conditions. A longer range would cover more."
+        )
+    notes.append(f"Ran {tracker.total} backtests in {time.perf_counter() - started:.1f} s.")
+    report = ValidationReport(
+        id=new_id("wf"),
+        created_at=utc_now_iso(),
+        backtest_id=backtest_id,
+        strategy=req.strategy,
+        market=f"{req.exchange}:{req.symbol}",
+        synthetic=base.synthetic,
+        method=f"rolling walk-forward, {folds} folds: pick the best in-sample daily Sharpe from the grid, then run it "
+        "on the next window",
+        trials_per_fold=len(grid),
+        trials_total=len(grid) * folds,
+        grid={k: list(v) for k, v in grid_spec.items()},
+        regimes=[
+            {**seg, "start": iso(day0 + seg["start"] * DAY_MS)[:10], "end": iso(day0 + seg["end"] * DAY_MS)[:10]}
+            for seg in segments
+        ],
+        folds=fold_results,
+        in_sample_sharpe_mean=is_mean,
+        out_of_sample_sharpe_mean=oos_mean,
+        out_of_sample_return_pct=(compounded - 1) * 100,
+        profitable_out_of_sample_folds=profitable,
+        deflated_sharpe=dsr,
+        verdict=verdict,
+        notes=notes,
+    )
+    summary = {"backtest_id": backtest_id, "verdict": verdict, "synthetic": report.synthetic}
+    service.store.result_save(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
+    return report
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _verdict(dsr: float | None, is_mean: float | None, oos_mean: float | None, profitable: int, folds: int) -> str:
+    parts = []
+    if dsr is None:
+        parts.append("The deflated Sharpe ratio is undefined (flat or too few out-of-sample returns).")
+    elif dsr >= 0.95:
+        parts.append(f"Deflated Sharpe {dsr:.2f}: the out-of-sample Sharpe is unlikely to be luck from the trials.")
+    else:
+        parts.append(
+            f"Deflated Sharpe {dsr:.2f} (< 0.95): the out-of-sample Sharpe is not distinguishable from the best of "
+            "that many random trials; no evidence of an edge."
+        )
+    parts.append(
+        f"Mean Sharpe in-sample {fmt(is_mean)} vs out-of-sample {fmt(oos_mean)}; {profitable} of {folds} "
+        "out-of-sample windows profitable."
+    )
+    if is_mean is not None and oos_mean is not None and is_mean > 0 and oos_mean < is_mean / 2:
+        parts.append("Out-of-sample performance falls well below in-sample: a sign of overfitting.")
+    return " ".join(parts)
