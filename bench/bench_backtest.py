@@ -124,8 +124,10 @@ async def wait_for_workers(session: ClientSession, errlog: Path) -> float:
     """Seconds until all workers have imported Jesse (their log lines) and a cheap backtest answers."""
     t = time.perf_counter()
     with anyio.fail_after(START_LIMIT_S):
-        await session.call_tool("list_strategies", {})
-        while len(re.findall(r"jesse worker \d+ ready after", errlog.read_text())) < WORKERS:
+        await call(session, "list_strategies", {})
+        while len(re.findall(r"jesse worker \d+ ready after", log := errlog.read_text())) < WORKERS:
+            if "jesse worker failed to start" in log:
+                raise RuntimeError(f"a Jesse worker failed to start; the server's log:\n{log}")
             await anyio.sleep(0.2)
     await call(session, "backtest", backtest_args(PROFILE, days=10))
     return time.perf_counter() - t
@@ -269,6 +271,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (default 3)")
     parser.add_argument("--real", action="store_true", help="the real 90-day Binance BTCUSDT file instead")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.real and not REAL.exists():
         raise SystemExit(f"--real needs {REAL}")
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
