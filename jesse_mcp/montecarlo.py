@@ -157,8 +157,8 @@ async def _candle_monte_carlo(
     if span_days < 2:
         raise BacktestError("Candle resampling needs a backtest of at least 2 days (it resamples 1-day blocks).")
     balance = plan.request.starting_balance
-    returns: list[float] = []
-    drawdowns: list[float] = []
+    # by path index, so the statistics do not depend on the order in which the runs finish
+    outcomes: dict[int, tuple[float, float]] = {}
     failures: list[str] = []
     finished = 0
     limiter = anyio.CapacityLimiter(max(1, service.pool.size))
@@ -178,8 +178,7 @@ async def _candle_monte_carlo(
                 failures.append(str(e))
                 return
         net = num(out["metrics"].get("net_profit_percentage"))
-        returns.append(net if net is not None else 0.0)
-        drawdowns.append(realised_drawdown_pct(out["trades"], balance))
+        outcomes[i] = (net if net is not None else 0.0, realised_drawdown_pct(out["trades"], balance))
         finished += 1
         if progress is not None:
             await progress(finished, n, f"{finished} of {n} resampled runs")
@@ -187,13 +186,14 @@ async def _candle_monte_carlo(
     async with anyio.create_task_group() as tg:
         for i in range(n):
             tg.start_soon(one, i)
-    if not returns:
+    if not outcomes:
         raise BacktestError(f"Every resampled run failed; first error: {failures[0] if failures else 'unknown'}.")
-    r, d = np.array(returns), np.array(drawdowns)
+    ordered = [outcomes[i] for i in sorted(outcomes)]
+    r, d = np.array([x[0] for x in ordered]), np.array([x[1] for x in ordered])
     return MonteCarloPart(
         method="candles",
         what="the backtest re-run on block-bootstrapped candles",
-        simulations=len(returns),
+        simulations=len(ordered),
         return_pct=_dist_of(r),
         max_drawdown_pct=_dist_of(d),
         probability_of_loss=float((r < 0).mean()),

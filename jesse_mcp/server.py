@@ -39,7 +39,7 @@ def build_server(
         workers = deps.config.load().backtest_config.workers
     except ConfigError:  # every call reports the broken file; the server still starts
         workers = BacktestConfig().workers
-    pool = pool if pool is not None else WorkerPool(workers, warmup)
+    pool = pool if pool is not None else WorkerPool(workers, warmup, workdir=deps.extras["home"] / "jesse")
     deps.extras["pool"] = pool
 
     @tools.tool(

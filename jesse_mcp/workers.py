@@ -58,9 +58,13 @@ def _send(conn: Connection, message: tuple) -> None:
         conn.send(message)
 
 
-def _worker_main(conn: Connection, warmup: tuple[str, ...]) -> None:
+def _worker_main(conn: Connection, warmup: tuple[str, ...], workdir: str | None) -> None:
     global _conn
     _conn = conn
+    if workdir:  # Jesse writes relative paths (storage/...): keep them out of the user's current folder
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+        os.environ.setdefault("JESSE_CACHE_DIR", os.path.join(workdir, "cache"))
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # anything printed goes to stderr, never to the protocol wire
@@ -99,9 +103,10 @@ class _Worker:
 
 
 class WorkerPool:
-    def __init__(self, size: int, warmup: tuple[str, ...] = DEFAULT_WARMUP):
+    def __init__(self, size: int, warmup: tuple[str, ...] = DEFAULT_WARMUP, workdir: str | os.PathLike | None = None):
         self.size = size
         self.warmup = warmup
+        self.workdir = str(workdir) if workdir is not None else None
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
@@ -142,7 +147,7 @@ class WorkerPool:
                 return
             parent, child = self._ctx.Pipe()
             process = self._ctx.Process(
-                target=_worker_main, args=(child, self.warmup), daemon=True, name="jesse-worker"
+                target=_worker_main, args=(child, self.warmup, self.workdir), daemon=True, name="jesse-worker"
             )
             process.start()
             child.close()

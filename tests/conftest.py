@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from shared.server_common import make_deps
 from shared.tooling import ServerDeps
+
+
+@pytest.fixture(scope="session", autouse=True)
+def jesse_cache(tmp_path_factory) -> None:
+    """Jesse keeps a file cache in storage/temp of the current folder unless told otherwise: not in the repo."""
+    os.environ.setdefault("JESSE_CACHE_DIR", str(tmp_path_factory.mktemp("jesse-cache")))
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def pool():
-    p = WorkerPool(3)  # real workers, importing jesse.research
+def pool(tmp_path_factory):
+    p = WorkerPool(3, workdir=tmp_path_factory.mktemp("jesse-work"))  # real workers, importing jesse.research
     p.attach()  # held for the module, so sessions ending never shut it down
     yield p
     p.detach()
