@@ -11,7 +11,8 @@ from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from jesse_mcp import candle_ops, montecarlo, stress, walkforward
-from jesse_mcp.backtest import DEFAULT_BALANCE, DEFAULT_FEE, BacktestService, ProfileComparison, StrategyList
+from jesse_mcp.backtest import BacktestService, ProfileComparison, StrategyList, view_of
+from jesse_mcp.plans import DEFAULT_BALANCE, DEFAULT_FEE
 from jesse_mcp.results import BacktestResult, Trade
 from shared.profiles import PROFILE_NAMES
 from shared.tooling import GuardedServer, ToolRegistry
@@ -325,8 +326,6 @@ def add_backtest_resources(server: GuardedServer, service: BacktestService) -> N
         """A strategy's source code and its hyperparameters."""
         path, source = service.strategy_source(name)
         spec = await service.strategy(name)
-        from jesse_mcp.backtest import view_of
-
         return json.dumps({"path": path, "strategy": view_of(spec).model_dump(mode="json"), "source": source}, indent=2)
 
     @server.resource("backtests://{id}", name="backtest", title="Stored backtest result", mime_type="application/json")

@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from jesse_mcp.analysis import resampling
-from jesse_mcp.backtest import BacktestError, BacktestService, Progress, new_id
+from jesse_mcp.backtest import BacktestService
+from jesse_mcp.plans import BacktestError, Progress, new_id
 from jesse_mcp.results import T_PNL, BacktestResult, num
 from jesse_mcp.workers import WorkerError
 from shared.store import utc_now_iso

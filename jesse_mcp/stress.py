@@ -7,7 +7,8 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from jesse_mcp.backtest import BacktestError, BacktestService, Progress, RunPlan, new_id, result_from
+from jesse_mcp.backtest import BacktestService
+from jesse_mcp.plans import BacktestError, Progress, RunPlan, new_id, result_from
 from jesse_mcp.results import BacktestResult, fmt
 from shared.candles import MINUTE_MS, iso
 from shared.store import utc_now_iso

@@ -11,7 +11,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from jesse_mcp.analysis import sharpe
-from jesse_mcp.backtest import BacktestError, BacktestService, Progress, RunPlan, new_id
+from jesse_mcp.backtest import BacktestService
+from jesse_mcp.plans import BacktestError, Progress, RunPlan, new_id
 from jesse_mcp.results import fmt, num, performance
 from jesse_mcp.strategy_catalog import TIMEFRAME_MINUTES
 from shared.candles import MINUTE_MS, iso

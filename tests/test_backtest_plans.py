@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from jesse_mcp.backtest import BacktestError, pick_market, plan_range
+from jesse_mcp.plans import BacktestError, pick_market, plan_range
 from jesse_mcp.results import equity_before, risk_adherence
 from jesse_mcp.strategy_catalog import BUILTIN, find_user_strategy_files
 from shared.candles import MINUTE_MS, CandleStore, Gap, MarketInfo, iso
