@@ -255,26 +255,33 @@ class BacktestService:
             result.id, result.kind, result.request.strategy, summary_of(result), result.model_dump(mode="json"), trades
         )
 
-    async def compare(self, plans: list[RunPlan], progress: Progress | None = None) -> ProfileComparison:
-        started = time.perf_counter()
-        done = [0.0] * len(plans)
-        totals = [float(p.request.end_ms - p.request.start_ms) for p in plans]
-        outs: list[dict[str, Any] | None] = [None] * len(plans)
+    async def execute_all(
+        self, specs: list[dict[str, Any]], progress: Progress | None = None, what: str = "runs"
+    ) -> list[dict[str, Any]]:
+        """Several runs at once in the pool (as many as it has workers), with their progress added up."""
+        done = [0.0] * len(specs)
+        total = float(sum(s["end_ms"] - s["start_ms"] for s in specs))
+        outs: list[dict[str, Any]] = [{} for _ in specs]
 
         async def run(i: int) -> None:
             async def each(d: float, _t: float, _m: str) -> None:
                 done[i] = d
                 if progress is not None:
-                    await progress(sum(done), sum(totals), "3 profiles running")
+                    await progress(sum(done), total, f"{len(specs)} {what} running")
 
-            outs[i] = await self.execute(plans[i].spec, each)
+            outs[i] = await self.execute(specs[i], each)
 
         async with anyio.create_task_group() as tg:
-            for i in range(len(plans)):
+            for i in range(len(specs)):
                 tg.start_soon(run, i)
-        results = [result_from(p, o) for p, o in zip(plans, outs, strict=True) if o is not None]
+        return outs
+
+    async def compare(self, plans: list[RunPlan], progress: Progress | None = None) -> ProfileComparison:
+        started = time.perf_counter()
+        outs = await self.execute_all([p.spec for p in plans], progress, "profiles")
+        results = [result_from(p, o) for p, o in zip(plans, outs, strict=True)]
         for r, o in zip(results, outs, strict=True):
-            self.save(r, o["trades"])  # type: ignore[index]
+            self.save(r, o["trades"])
         first = results[0]
         notes = sorted({n for r in results for n in r.notes})
         return ProfileComparison(

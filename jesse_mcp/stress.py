@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import anyio
 from pydantic import BaseModel, Field
 
 from jesse_mcp.backtest import BacktestService
@@ -26,17 +25,17 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], int, str]] = {
 class ScenarioOutcome(BaseModel):
     scenario: str
     description: str
-    applied: dict[str, Any] | None = Field(description="Where and how the candles were changed.")
-    at: str | None = Field(description="UTC time the scenario starts.")
-    net_profit_pct: float | None
-    max_drawdown_pct: float | None
-    sharpe: float | None
-    trades: int | None
-    largest_loss_pct_of_equity: float | None
-    max_drawdown_breached: bool | None = Field(description="Drawdown went past the profile's max_drawdown.")
-    emergency_stop_breached: bool | None = Field(description="Drawdown reached the emergency_stop level.")
-    entries_halted_at: str | None
-    violations: list[str]
+    applied: dict[str, Any] | None = Field(None, description="Where and how the candles were changed.")
+    at: str | None = Field(None, description="UTC time the scenario starts.")
+    net_profit_pct: float | None = None
+    max_drawdown_pct: float | None = None
+    sharpe: float | None = None
+    trades: int | None = None
+    largest_loss_pct_of_equity: float | None = None
+    max_drawdown_breached: bool | None = Field(None, description="Drawdown went past the profile's max_drawdown.")
+    emergency_stop_breached: bool | None = Field(None, description="Drawdown reached the emergency_stop level.")
+    entries_halted_at: str | None = None
+    violations: list[str] = Field(default_factory=list)
     skipped: str | None = Field(None, description="Why the scenario could not run on this range.")
 
 
@@ -112,6 +111,43 @@ def _breach_table(rows: list[ScenarioOutcome]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(results: list[ScenarioOutcome], limits: dict[str, float]) -> str:
+    breached = [r.scenario for r in results if r.max_drawdown_breached]
+    stopped = [r.scenario for r in results if r.emergency_stop_breached]
+    if stopped:
+        return (
+            f"Emergency stop ({limits['emergency_stop_pct']:g} % drawdown) reached under: {', '.join(stopped)}. "
+            "In live trading these would halt all trading."
+        )
+    if breached:
+        return (
+            f"Drawdown went past the profile's max_drawdown ({limits['max_drawdown_pct']:g} %) under: "
+            f"{', '.join(breached)}; the emergency stop was not reached."
+        )
+    return (
+        f"Every scenario that ran stayed within max_drawdown ({limits['max_drawdown_pct']:g} %) and the emergency "
+        f"stop ({limits['emergency_stop_pct']:g} %)."
+    )
+
+
+def _scenario_specs(
+    plan: RunPlan, scenarios: list[str], at_ms: int | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The run spec of each scenario that fits the range, and why the others do not."""
+    specs: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    for name in scenarios:
+        func, params, needed, _ = SCENARIOS[name]
+        try:
+            offset = _scenario_offset(plan, needed, at_ms)
+        except BacktestError as e:
+            skipped[name] = str(e)
+            continue
+        transform = {"kind": "stress", "scenario": func, "offset_minutes": offset, "params": params}
+        specs[name] = {**plan.spec, "transform": transform, "label": f"stress {name}"}
+    return specs, skipped
+
+
 async def stress_test(
     service: BacktestService,
     backtest_id: str,
@@ -121,80 +157,21 @@ async def stress_test(
 ) -> StressReport:
     base, _ = service.load_backtest(backtest_id)
     plan = await service.replan(base, "stress")
-    runs: list[tuple[str, dict[str, Any]]] = []
-    skipped: dict[str, str] = {}
-    for name in dict.fromkeys(scenarios):
-        func, params, needed, _ = SCENARIOS[name]
-        try:
-            offset = _scenario_offset(plan, needed, at_ms)
-        except BacktestError as e:
-            skipped[name] = str(e)
-            continue
-        transform = {"kind": "stress", "scenario": func, "offset_minutes": offset, "params": params}
-        runs.append((name, {**plan.spec, "transform": transform, "label": f"stress {name}"}))
-    outs: dict[str, dict[str, Any]] = {}
-    done = dict.fromkeys([n for n, _ in runs], 0.0)
-    total = float(plan.request.end_ms - plan.request.start_ms) * max(1, len(runs))
-
-    async def run(name: str, spec: dict[str, Any]) -> None:
-        async def each(d: float, _t: float, _m: str) -> None:
-            done[name] = d
-            if progress is not None:
-                await progress(sum(done.values()), total, f"{len(runs)} scenarios running")
-
-        outs[name] = await service.execute(spec, each)
-
-    async with anyio.create_task_group() as tg:
-        for name, spec in runs:
-            tg.start_soon(run, name, spec)
-
+    names = list(dict.fromkeys(scenarios))
+    specs, skipped = _scenario_specs(plan, names, at_ms)
+    outs = dict(zip(specs, await service.execute_all(list(specs.values()), progress, "scenarios"), strict=True))
     results = []
-    for name in dict.fromkeys(scenarios):
+    for name in names:
         description = SCENARIOS[name][3]
         if name in skipped:
-            results.append(
-                ScenarioOutcome(
-                    scenario=name,
-                    description=description,
-                    applied=None,
-                    at=None,
-                    net_profit_pct=None,
-                    max_drawdown_pct=None,
-                    sharpe=None,
-                    trades=None,
-                    largest_loss_pct_of_equity=None,
-                    max_drawdown_breached=None,
-                    emergency_stop_breached=None,
-                    entries_halted_at=None,
-                    violations=[],
-                    skipped=skipped[name],
-                )
-            )
+            results.append(ScenarioOutcome(scenario=name, description=description, skipped=skipped[name]))
             continue
-        out = outs[name]
-        r = result_from(plan, out, result_id="-")
-        applied = out.get("transform") or {}
+        applied = outs[name].get("transform") or {}
         at = iso(applied["first_ms"]) if applied.get("first_ms") is not None else None
-        results.append(_outcome(name, description, r, applied, at))
-    baseline = _outcome("baseline", "the stored backtest, unchanged candles", base, None, None)
-    breached = [r.scenario for r in results if r.max_drawdown_breached]
-    stopped = [r.scenario for r in results if r.emergency_stop_breached]
+        results.append(_outcome(name, description, result_from(plan, outs[name], result_id="-"), applied, at))
     limits = base.risk_adherence.limits
-    if stopped:
-        verdict = (
-            f"Emergency stop ({limits['emergency_stop_pct']:g} % drawdown) reached under: {', '.join(stopped)}. "
-            "In live trading these would halt all trading."
-        )
-    elif breached:
-        verdict = (
-            f"Drawdown went past the profile's max_drawdown ({limits['max_drawdown_pct']:g} %) under: "
-            f"{', '.join(breached)}; the emergency stop was not reached."
-        )
-    else:
-        verdict = (
-            f"Every scenario that ran stayed within max_drawdown ({limits['max_drawdown_pct']:g} %) and the emergency "
-            f"stop ({limits['emergency_stop_pct']:g} %)."
-        )
+    verdict = _verdict(results, limits)
+    baseline = _outcome("baseline", "the stored backtest, unchanged candles", base, None, None)
     notes = [n for n in base.notes if n.startswith("SYNTHETIC")]
     notes.append(
         "Scenarios are applied to the stored candles of the same range; the strategy, sizing and settings are the "
@@ -215,11 +192,6 @@ async def stress_test(
         verdict=verdict,
         notes=notes,
     )
-    service.store.result_save(
-        report.id,
-        report.kind,
-        report.strategy,
-        {"backtest_id": backtest_id, "verdict": verdict, "synthetic": report.synthetic},
-        report.model_dump(mode="json"),
-    )
+    summary = {"backtest_id": backtest_id, "verdict": verdict, "synthetic": report.synthetic}
+    service.store.result_save(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
     return report
