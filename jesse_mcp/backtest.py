@@ -5,7 +5,7 @@ comparison, and stored results. Plans come from jesse_mcp.plans; a run that fail
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from jesse_mcp.strategy_catalog import (
 from jesse_mcp.workers import WorkerPool, WorkerTimeout
 from shared.candles import MINUTE_MS, CandleStore
 from shared.config import TradingConfig
-from shared.errors import InvalidArgumentsError
+from shared.errors import InvalidArgumentsError, TradingMcpError
 from shared.resolve import EffectiveRisk
 from shared.store import Store
 
@@ -169,7 +169,21 @@ class BacktestService:
 
     async def list_strategies(self) -> StrategyList:
         views = [view_of(s) for s in BUILTIN.values()]
-        files = {n: p for n, p in find_user_strategy_files(self.home).items() if n not in BUILTIN}
+        found = find_user_strategy_files(self.home)
+        for name in (n for n in found if n in BUILTIN):
+            views.append(
+                StrategyView(
+                    name=name,
+                    builtin=False,
+                    summary="",
+                    risk_managed=False,
+                    hyperparameters=[],
+                    warmup_rule="",
+                    path=str(found[name]),
+                    error=f"shadowed by the built-in strategy {name}; rename the file to use it.",
+                )
+            )
+        files = {n: p for n, p in found.items() if n not in BUILTIN}
         if files:
             for name, info in (await self._describe_user(files)).items():
                 if "error" in info:
@@ -219,19 +233,40 @@ class BacktestService:
     def _timeout(self) -> float:
         return self.config_load().backtest_config.timeout_s
 
-    async def run_task(self, task: str, kwargs: dict[str, Any], label: str, progress: Progress | None = None) -> Any:
-        timeout = self._timeout()
+    async def run_task(
+        self, task: str, kwargs: dict[str, Any], label: str, progress: Progress | None = None, runs: int = 1
+    ) -> Any:
+        """One task in a worker; `runs` backtests in it get `runs` x backtest_config.timeout_s."""
+        timeout = self._timeout() * runs
         try:
-            return await self.pool.run("jesse_mcp.engine", task, kwargs, timeout_s=timeout, on_progress=progress)
+            return await self.pool.run(
+                "jesse_mcp.engine", task, kwargs, timeout_s=timeout, wait_s=max(timeout, 60.0), on_progress=progress
+            )
         except WorkerTimeout:
             raise BacktestError(
-                f"The run ({label}) took longer than backtest_config.timeout_s = {timeout:g} s, so its worker was "
-                "stopped and replaced; nothing was stored. Shorten the range, use a larger timeframe, or raise "
-                "backtest_config.timeout_s with update_config."
+                f"The run ({label}) took longer than its limit of {timeout:g} s (backtest_config.timeout_s per "
+                "backtest), so its worker was stopped and replaced; nothing was stored. Shorten the range, use a "
+                "larger timeframe, or raise backtest_config.timeout_s with update_config."
             ) from None
 
     async def execute(self, spec: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
         return await self.run_task("run_backtest", {"spec": spec}, spec.get("label", "backtest"), progress)
+
+    async def run_all(self, calls: list[Callable[[], Awaitable[None]]]) -> None:
+        """Run the calls at once, at most one per worker. The first expected error (timeout, a failed run) is
+        raised as itself, not wrapped in an exception group; the other calls are cancelled."""
+        limiter = anyio.CapacityLimiter(max(1, self.pool.size))
+
+        async def one(call: Callable[[], Awaitable[None]]) -> None:
+            async with limiter:
+                await call()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for call in calls:
+                    tg.start_soon(one, call)
+        except* TradingMcpError as group:
+            raise group.exceptions[0] from None
 
     async def plan(self, strategy: str, **kwargs: Any) -> RunPlan:
         spec = await self.strategy(strategy)
@@ -246,7 +281,12 @@ class BacktestService:
         if png:
             result.image = "attached" if out.get("png") else None
             if not out.get("png"):
-                result.notes.append("No equity-curve image: the run is shorter than two days of equity samples.")
+                why = (
+                    "Jesse gives no equity curve for a run without trades"
+                    if not out["trades"]
+                    else ("the run is shorter than two days of equity samples")
+                )
+                result.notes.append(f"No equity-curve image: {why}.")
         self.save(result, out["trades"])
         return result, out.get("png")
 
@@ -263,17 +303,18 @@ class BacktestService:
         total = float(sum(s["end_ms"] - s["start_ms"] for s in specs))
         outs: list[dict[str, Any]] = [{} for _ in specs]
 
-        async def run(i: int) -> None:
+        def run(i: int) -> Callable[[], Awaitable[None]]:
             async def each(d: float, _t: float, _m: str) -> None:
                 done[i] = d
                 if progress is not None:
                     await progress(sum(done), total, f"{len(specs)} {what} running")
 
-            outs[i] = await self.execute(specs[i], each)
+            async def go() -> None:
+                outs[i] = await self.execute(specs[i], each)
 
-        async with anyio.create_task_group() as tg:
-            for i in range(len(specs)):
-                tg.start_soon(run, i)
+            return go
+
+        await self.run_all([run(i) for i in range(len(specs))])
         return outs
 
     async def compare(self, plans: list[RunPlan], progress: Progress | None = None) -> ProfileComparison:

@@ -90,8 +90,12 @@ def progress_reporter(ctx: Context | None):
     if ctx is None:
         return None
 
+    last = [-1.0]
+
     async def report(done: float, total: float, message: str) -> None:
-        await ctx.report_progress(done, total, message)
+        if done > last[0]:  # MCP progress must increase with every notification
+            last[0] = done
+            await ctx.report_progress(done, total, message)
 
     return report
 
@@ -272,7 +276,7 @@ def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> No
         capability="research",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,
         open_world=False,
         title="Monte Carlo",
     )
@@ -302,7 +306,7 @@ def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> No
         capability="research",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,
         open_world=False,
         title="Walk-forward validation",
     )

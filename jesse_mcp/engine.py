@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from jesse_mcp.results import intraday_drawdown_pct
 from jesse_mcp.workers import report_progress
 from shared.candles import MINUTE_MS, CandleStore
 
@@ -114,6 +115,16 @@ def describe_user_strategies(files: dict[str, str]) -> dict[str, dict[str, Any]]
             for p in raw or []:
                 if not isinstance(p, dict) or "name" not in p or "default" not in p:
                     raise StrategyLoadError(f"{path}: each hyperparameter needs at least 'name' and 'default'.")
+                numeric = (int, float)
+                if (
+                    p.get("type", type(p["default"])) not in numeric
+                    or isinstance(p["default"], bool)
+                    or not all(isinstance(p.get(k, 0), numeric) for k in ("default", "min", "max"))
+                ):
+                    raise StrategyLoadError(
+                        f"{path}: hyperparameter {p['name']!r} is not a number (type {p.get('type')!r}, default "
+                        f"{p['default']!r}); only int and float hyperparameters are supported."
+                    )
                 params.append(
                     {
                         "name": str(p["name"]),
@@ -264,9 +275,13 @@ def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
         )
     duration = time.perf_counter() - started
     equity = _portfolio_series(result.get("equity_curve"))
+    trades = [_compact_trade(t) for t in result.get("trades") or []]
     out = {
         "metrics": _clean(result["metrics"]),
-        "trades": [_compact_trade(t) for t in result.get("trades") or []],
+        "trades": trades,
+        "intraday_drawdown_pct": intraday_drawdown_pct(
+            rows[int(spec["warmup_minutes"]) :], trades, float(spec["starting_balance"])
+        ),
         "equity": equity,
         "entries_halted_at": base.RUN_STATE.get("entries_halted_at"),
         "duration_s": duration,

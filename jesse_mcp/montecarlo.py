@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
-import anyio
 import numpy as np
 from pydantic import BaseModel, Field
 
@@ -162,7 +162,6 @@ async def _candle_monte_carlo(
     outcomes: dict[int, tuple[float, float]] = {}
     failures: list[str] = []
     finished = 0
-    limiter = anyio.CapacityLimiter(max(1, service.pool.size))
 
     async def one(i: int) -> None:
         nonlocal finished
@@ -172,21 +171,18 @@ async def _candle_monte_carlo(
             "transform": {"kind": "bootstrap", "seed": seed + i, "block_minutes": 1440},
             "label": f"monte carlo {i + 1}/{n}",
         }
-        async with limiter:
-            try:
-                out = await service.execute(spec)
-            except WorkerError as e:  # one bad path must not sink the others; it is counted and reported
-                failures.append(str(e))
-                return
+        try:
+            out = await service.execute(spec)
+        except (WorkerError, BacktestError) as e:  # one bad path (a failure, a timeout) must not sink the others
+            failures.append(str(e))
+            return
         net = num(out["metrics"].get("net_profit_percentage"))
         outcomes[i] = (net if net is not None else 0.0, realised_drawdown_pct(out["trades"], balance))
         finished += 1
         if progress is not None:
             await progress(finished, n, f"{finished} of {n} resampled runs")
 
-    async with anyio.create_task_group() as tg:
-        for i in range(n):
-            tg.start_soon(one, i)
+    await service.run_all([partial(one, i) for i in range(n)])
     if not outcomes:
         raise BacktestError(f"Every resampled run failed; first error: {failures[0] if failures else 'unknown'}.")
     ordered = [outcomes[i] for i in sorted(outcomes)]

@@ -117,8 +117,8 @@ def plan_range(
     warm = warmup_candles * tf
     notes: list[str] = []
     stored = f"stored: {market.first} to {iso(last_end)}"
-    if start is None and end is None and days is None:
-        req_start, req_end = first + warm, last_end
+    if start is None and days is None:  # from the start of the data (after the warm-up) up to end, or all of it
+        req_start, req_end = first + warm, (candle_ops.to_ms(end) if end is not None else last_end)
     else:
         try:
             req_start, req_end = candle_ops.resolve_range(
@@ -288,6 +288,7 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
         perf.max_drawdown_pct,
         plan.strategy.risk_managed,
         out.get("entries_halted_at"),
+        out.get("intraday_drawdown_pct"),
     )
     notes = list(plan.notes)
     if perf.trades == 0:

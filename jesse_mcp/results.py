@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from shared.candles import iso
@@ -71,8 +72,16 @@ class RiskAdherence(BaseModel):
         description="Largest notional x stop distance, % of equity (risk-managed strategies)."
     )
     largest_loss_pct_of_equity: float | None = Field(description="Largest realised loss of one trade, % of equity.")
-    drawdown_within_profile: bool | None = Field(description="max_drawdown_pct <= the profile's max_drawdown.")
-    emergency_stop_breached: bool | None = Field(description="max_drawdown_pct >= the emergency_stop level.")
+    max_drawdown_intraday_pct: float | None = Field(
+        description="Largest fall from the equity peak marked to market every minute at the minute's worst price "
+        "(low for longs, high for shorts), %: catches crashes that daily equity samples miss."
+    )
+    drawdown_within_profile: bool | None = Field(
+        description="The larger of the daily and the intraday drawdown stayed within the profile's max_drawdown."
+    )
+    emergency_stop_breached: bool | None = Field(
+        description="The larger of the daily and the intraday drawdown reached the emergency_stop level."
+    )
     limits: dict[str, float] = Field(description="The limits checked, in the same units as the numbers above.")
     entries_halted_at: str | None = Field(
         description="UTC time from which no new entries were made because drawdown reached max_drawdown."
@@ -202,6 +211,7 @@ def risk_adherence(
     max_drawdown_pct: float | None,
     risk_managed: bool,
     entries_halted_at: int | None,
+    intraday_drawdown_pct: float | None = None,
 ) -> RiskAdherence:
     before = equity_before(trades, starting_balance)
     pos = [t[T_SIZE] / e * 100 for t, e in zip(trades, before, strict=True) if e > 0]
@@ -232,12 +242,12 @@ def risk_adherence(
             f"{limits['max_risk_per_trade_pct_of_equity']:g} % (a gap through the stop, or a strategy that sizes "
             "itself)."
         )
-    within = None if max_drawdown_pct is None else max_drawdown_pct <= limits["max_drawdown_pct"] + EPS
-    breached = None if max_drawdown_pct is None else max_drawdown_pct >= limits["emergency_stop_pct"] - EPS
+    worst_dd = max((d for d in (max_drawdown_pct, intraday_drawdown_pct) if d is not None), default=None)
+    within = None if worst_dd is None else worst_dd <= limits["max_drawdown_pct"] + EPS
+    breached = None if worst_dd is None else worst_dd >= limits["emergency_stop_pct"] - EPS
     if within is False:
         violations.append(
-            f"max drawdown {max_drawdown_pct:.2f} % went past the profile's max_drawdown "
-            f"{limits['max_drawdown_pct']:g} %."
+            f"max drawdown {worst_dd:.2f} % went past the profile's max_drawdown {limits['max_drawdown_pct']:g} %."
         )
     if breached:
         violations.append(f"max drawdown reached the emergency_stop level {limits['emergency_stop_pct']:g} %.")
@@ -246,12 +256,49 @@ def risk_adherence(
         largest_leverage_used_x=worst_lev,
         largest_planned_risk_pct_of_equity=max(planned, default=None),
         largest_loss_pct_of_equity=worst_loss,
+        max_drawdown_intraday_pct=intraday_drawdown_pct,
         drawdown_within_profile=within,
         emergency_stop_breached=breached,
         limits=limits,
         entries_halted_at=iso(entries_halted_at) if entries_halted_at else None,
         violations=violations,
     )
+
+
+def intraday_drawdown_pct(rows: np.ndarray, trades: list[list[Any]], balance: float) -> float | None:
+    """Largest fall of equity from its peak, marking open positions to market every minute at the minute's worst
+    price (low for longs, high for shorts), in %. `rows` are the traded 1-minute candles (Jesse column order).
+
+    Jesse stamps an order with the end of the minute it filled in, so a trade is held through minutes
+    [opened, closed - 1); in the minute it closes, the realised result counts (a stop fills at its price)."""
+    n = len(rows)
+    if n == 0:
+        return None
+    ts0 = rows[0, 0]
+
+    def minute(t: float) -> int:
+        return int(min(max((t - ts0) // 60_000, 0), n))
+
+    realised = np.zeros(n + 1)
+    worst = np.zeros(n)
+    marked = np.zeros(n)
+    for t in trades:
+        opened, closed = minute(t[T_OPENED]), minute(t[T_CLOSED])
+        realised[max(closed - 1, 0)] += t[T_PNL] or 0.0
+        if closed - 1 <= opened:
+            continue
+        qty, entry, held = abs(t[T_QTY]), t[T_ENTRY], slice(opened, closed - 1)
+        entry_fee = (t[T_FEE] or 0.0) / 2
+        if t[T_TYPE] == "short":
+            worst[held] += qty * (entry - rows[held, 3]) - entry_fee
+            marked[held] += qty * (entry - rows[held, 2]) - entry_fee
+        else:
+            worst[held] += qty * (rows[held, 4] - entry) - entry_fee
+            marked[held] += qty * (rows[held, 2] - entry) - entry_fee
+    equity_realised = balance + np.cumsum(realised[:n])
+    peak = np.maximum.accumulate(np.maximum(equity_realised + marked, balance))
+    low = equity_realised + worst
+    return float(max(0.0, np.max(1 - low / peak)) * 100)
 
 
 def trade_models(trades: list[list[Any]], starting_balance: float) -> list[Trade]:

@@ -233,9 +233,10 @@ def find_user_strategy_files(home: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     if not folder.is_dir():
         return found
+    inside = folder.resolve()
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith((".", "_")):
-            continue
+        if entry.name.startswith((".", "_")) or not entry.resolve().is_relative_to(inside):
+            continue  # hidden, private, or a link out of the strategies folder
         if entry.is_file() and entry.suffix == ".py" and NAME_RE.match(entry.stem):
             found[entry.stem] = entry
         elif entry.is_dir() and (entry / "__init__.py").is_file() and NAME_RE.match(entry.name):

@@ -29,6 +29,7 @@ class ScenarioOutcome(BaseModel):
     at: str | None = Field(None, description="UTC time the scenario starts.")
     net_profit_pct: float | None = None
     max_drawdown_pct: float | None = None
+    max_drawdown_intraday_pct: float | None = None
     sharpe: float | None = None
     trades: int | None = None
     largest_loss_pct_of_equity: float | None = None
@@ -65,6 +66,7 @@ def _outcome(name: str, description: str, result: BacktestResult, applied: Any, 
         at=at,
         net_profit_pct=p.net_profit_pct,
         max_drawdown_pct=p.max_drawdown_pct,
+        max_drawdown_intraday_pct=a.max_drawdown_intraday_pct,
         sharpe=p.sharpe,
         trades=p.trades,
         largest_loss_pct_of_equity=a.largest_loss_pct_of_equity,
@@ -96,15 +98,17 @@ def _scenario_offset(plan: RunPlan, needed_minutes: int, at_ms: int | None) -> i
 def _breach_table(rows: list[ScenarioOutcome]) -> str:
     yn = {True: "YES", False: "no", None: "n/a"}
     lines = [
-        "| Scenario | Net profit % | Max drawdown % | Largest loss % equity | Past max_drawdown | Emergency stop |",
-        "|---|---:|---:|---:|---|---|",
+        "| Scenario | Net profit % | Max drawdown % (daily) | Max drawdown % (intraday) | Largest loss % equity "
+        "| Past max_drawdown | Emergency stop |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         if r.skipped:
-            lines.append(f"| {r.scenario} | skipped: {r.skipped} | | | | |")
+            lines.append(f"| {r.scenario} | skipped: {r.skipped} | | | | | |")
             continue
         lines.append(
             f"| {r.scenario} | {fmt(r.net_profit_pct)} | {fmt(r.max_drawdown_pct)} | "
+            f"{fmt(r.max_drawdown_intraday_pct)} | "
             f"{fmt(r.largest_loss_pct_of_equity, 3)} | {yn[r.max_drawdown_breached]} | "
             f"{yn[r.emergency_stop_breached]} |"
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from functools import partial
 from typing import Any, Literal
 
-import anyio
 import numpy as np
 from pydantic import BaseModel, Field
 
@@ -145,12 +145,11 @@ async def _run_windows(
 
     async def run_in(f: int) -> None:
         specs = [window(bounds[f], bounds[f + 1], hp, f"fold {f + 1} in-sample") for hp in grid]
-        in_sample[f] = await service.run_task("run_many", {"specs": specs}, f"fold {f + 1} in-sample")
+        label = f"fold {f + 1} in-sample"
+        in_sample[f] = await service.run_task("run_many", {"specs": specs}, label, runs=len(specs))
         await progress.add(len(grid))
 
-    async with anyio.create_task_group() as tg:
-        for f in range(folds):
-            tg.start_soon(run_in, f)
+    await service.run_all([partial(run_in, f) for f in range(folds)])
     chosen, trial_sharpes = [], []
     for f in range(folds):
         best, sharpes = _choose(in_sample[f], f)
@@ -162,9 +161,7 @@ async def _run_windows(
         oos[f] = await service.execute(window(bounds[f + 1], bounds[f + 2], grid[chosen[f]], f"fold {f + 1} out"))
         await progress.add(1)
 
-    async with anyio.create_task_group() as tg:
-        for f in range(folds):
-            tg.start_soon(run_out, f)
+    await service.run_all([partial(run_out, f) for f in range(folds)])
     return in_sample, chosen, trial_sharpes, oos
 
 
