@@ -28,6 +28,10 @@ class FoldResult(BaseModel):
     out_of_sample_regimes: list[str]
     chosen_hyperparameters: dict[str, int | float]
     in_sample_sharpe: float | None
+    in_sample_deflated_sharpe: float | None = Field(
+        description="Probability that the chosen configuration's in-sample Sharpe is not just the luckiest of the "
+        "grid's trials (deflated Sharpe ratio; >= 0.95 is significant)."
+    )
     in_sample_return_pct: float | None
     out_of_sample_sharpe: float | None
     out_of_sample_return_pct: float | None
@@ -45,7 +49,7 @@ class ValidationReport(BaseModel):
     synthetic: bool
     method: str
     trials_per_fold: int = Field(description="Hyperparameter sets tried on each in-sample window.")
-    trials_total: int = Field(description="Configurations tried in all: the trial count the deflation uses.")
+    trials_total: int = Field(description="Backtests run on in-sample windows in all.")
     grid: dict[str, list[float]]
     regimes: list[dict[str, Any]] = Field(description="Market regimes found in the data (daily closes).")
     folds: list[FoldResult]
@@ -54,7 +58,8 @@ class ValidationReport(BaseModel):
     out_of_sample_return_pct: float | None = Field(description="Compounded out-of-sample return, %.")
     profitable_out_of_sample_folds: int
     deflated_sharpe: dict[str, Any] = Field(
-        description="Deflated Sharpe ratio of the out-of-sample daily returns, given the number of trials."
+        description="Deflated Sharpe ratio of each in-sample selection (given the grid's trials) and their mean, and "
+        "the probabilistic Sharpe ratio of the out-of-sample daily returns (probability the true Sharpe is > 0)."
     )
     verdict: str
     notes: list[str]
@@ -74,10 +79,11 @@ def _grid(base_hp: dict[str, float], grid: dict[str, tuple[float, ...]], spec: A
     return out or [dict(base_hp)]
 
 
-def _daily_returns(equity: list[list[float]]) -> np.ndarray:
+def _daily_returns(equity: list[list[float]], days: int = 0) -> np.ndarray:
+    """Daily returns from Jesse's daily equity; a run without trades has no equity curve: `days` flat days."""
     values = np.array([v for _, v in equity], dtype=float)
     if len(values) < 2:
-        return np.array([])
+        return np.zeros(days)
     return values[1:] / values[:-1] - 1
 
 
@@ -135,7 +141,7 @@ class _Progress:
 
 async def _run_windows(
     service: BacktestService, plan: RunPlan, bounds: list[int], grid: list[dict[str, float]], progress: _Progress
-) -> tuple[list[list[dict[str, Any]]], list[int], list[float], list[dict[str, Any]]]:
+) -> tuple[list[list[dict[str, Any]]], list[int], list[list[float]], list[dict[str, Any]]]:
     folds = len(bounds) - 2
 
     def window(lo: int, hi: int, hp: dict[str, float], label: str) -> dict[str, Any]:
@@ -154,7 +160,7 @@ async def _run_windows(
     for f in range(folds):
         best, sharpes = _choose(in_sample[f], f)
         chosen.append(best)
-        trial_sharpes += sharpes
+        trial_sharpes.append(sharpes)
     oos: list[dict[str, Any]] = [{} for _ in range(folds)]
 
     async def run_out(f: int) -> None:
@@ -165,7 +171,9 @@ async def _run_windows(
     return in_sample, chosen, trial_sharpes, oos
 
 
-def _fold(f: int, bounds: list[int], balance: float, is_out: dict, oos: dict, hp: dict, regimes: Any) -> FoldResult:
+def _fold(
+    f: int, bounds: list[int], balance: float, is_out: dict, oos: dict, hp: dict, regimes: Any, dsr: float | None
+) -> FoldResult:
     day0, segments = regimes
     perf = performance(oos["metrics"], oos["trades"], bounds[f + 1], bounds[f + 2], balance)
     is_perf = performance(is_out["metrics"], is_out["trades"], bounds[f], bounds[f + 1], balance)
@@ -177,6 +185,7 @@ def _fold(f: int, bounds: list[int], balance: float, is_out: dict, oos: dict, hp
         out_of_sample_regimes=_regimes_between(segments, day0, bounds[f + 1], bounds[f + 2]),
         chosen_hyperparameters=hp,
         in_sample_sharpe=is_perf.sharpe,
+        in_sample_deflated_sharpe=dsr,
         in_sample_return_pct=is_perf.net_profit_pct,
         out_of_sample_sharpe=perf.sharpe,
         out_of_sample_return_pct=perf.net_profit_pct,
@@ -185,17 +194,22 @@ def _fold(f: int, bounds: list[int], balance: float, is_out: dict, oos: dict, hp
     )
 
 
-def _deflated(oos: list[dict[str, Any]], trials: int, trial_sharpes: list[float]) -> dict[str, Any]:
-    returns = np.concatenate([_daily_returns(o["equity"]) for o in oos]) if oos else np.array([])
+def _selection_dsr(chosen: dict[str, Any], sharpes: list[float], trials: int, days: int) -> float | None:
+    """Deflated Sharpe of one in-sample selection: the chosen run's daily returns against the best of `trials`."""
+    returns = _daily_returns(chosen.get("equity") or [], days)
     if len(returns) < 3:
-        return {"deflated_sharpe": None, "note": "fewer than 3 out-of-sample days"}
-    # every configuration tried on every in-sample window counts as a trial (the conservative count)
+        return None
     dsr = sharpe.deflated_sharpe_ratio(
-        returns,
-        n_trials=max(trials, len(trial_sharpes)),
-        trial_sharpes=np.array(trial_sharpes) if len(trial_sharpes) >= 2 else None,
+        returns, n_trials=max(trials, len(sharpes)), trial_sharpes=np.array(sharpes) if len(sharpes) >= 2 else None
     )
-    return {k: (num(v) if isinstance(v, float) else v) for k, v in dsr.items()}
+    return num(dsr["deflated_sharpe"])
+
+
+def _out_of_sample_psr(oos: list[dict[str, Any]], days: int) -> tuple[float | None, int]:
+    returns = np.concatenate([_daily_returns(o.get("equity") or [], days) for o in oos]) if oos else np.array([])
+    if len(returns) < 3:
+        return None, len(returns)
+    return num(sharpe.deflated_sharpe_ratio(returns, n_trials=1)["probabilistic_sharpe"]), len(returns)
 
 
 def _regimes(service: BacktestService, plan: RunPlan) -> tuple[int, list[dict[str, Any]]]:
@@ -219,16 +233,28 @@ async def validate(
     day0, segments = _regimes(service, plan)
     tracker = _Progress(folds * (len(grid) + 1), progress)
     in_sample, chosen, trial_sharpes, oos = await _run_windows(service, plan, bounds, grid, tracker)
+    days = int((bounds[1] - bounds[0]) // DAY_MS)
+    dsrs = [_selection_dsr(in_sample[f][chosen[f]], trial_sharpes[f], len(grid), days) for f in range(folds)]
     fold_results = [
-        _fold(f, bounds, req.starting_balance, in_sample[f][chosen[f]], oos[f], grid[chosen[f]], (day0, segments))
+        _fold(
+            f, bounds, req.starting_balance, in_sample[f][chosen[f]], oos[f], grid[chosen[f]], (day0, segments), dsrs[f]
+        )
         for f in range(folds)
     ]
-    dsr = _deflated(oos, len(grid) * folds, trial_sharpes)
+    psr, oos_days = _out_of_sample_psr(oos, days)
+    mean_dsr = _mean(dsrs)
+    dsr = {
+        "per_fold_in_sample": dsrs,
+        "mean_in_sample": mean_dsr,
+        "trials_per_selection": len(grid),
+        "out_of_sample_probabilistic_sharpe": psr,
+        "out_of_sample_days": oos_days,
+    }
     compounded = float(np.prod([1 + (fr.out_of_sample_return_pct or 0.0) / 100 for fr in fold_results]))
     is_mean = _mean([fr.in_sample_sharpe for fr in fold_results])
     oos_mean = _mean([fr.out_of_sample_sharpe for fr in fold_results])
     profitable = sum(1 for fr in fold_results if (fr.out_of_sample_return_pct or 0) > 0)
-    verdict = _verdict(dsr.get("deflated_sharpe"), is_mean, oos_mean, profitable, folds)
+    verdict = _verdict(mean_dsr, psr, is_mean, oos_mean, profitable, folds)
     notes = [n for n in base.notes if n.startswith("SYNTHETIC")]
     covered = {r for fr in fold_results for r in fr.out_of_sample_regimes}
     if len(covered) < 2:
@@ -272,21 +298,29 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def _verdict(dsr: float | None, is_mean: float | None, oos_mean: float | None, profitable: int, folds: int) -> str:
+def _verdict(
+    dsr: float | None, psr: float | None, is_mean: float | None, oos_mean: float | None, profitable: int, folds: int
+) -> str:
     parts = []
     if dsr is None:
-        parts.append("The deflated Sharpe ratio is undefined (flat or too few out-of-sample returns).")
+        parts.append("The deflated Sharpe ratio is undefined (flat or too few in-sample returns).")
     elif dsr >= 0.95:
-        parts.append(f"Deflated Sharpe {dsr:.2f}: the out-of-sample Sharpe is unlikely to be luck from the trials.")
+        parts.append(
+            f"Mean deflated Sharpe of the in-sample selections {dsr:.2f}: better than the luckiest of the trials."
+        )
     else:
         parts.append(
-            f"Deflated Sharpe {dsr:.2f} (< 0.95): the out-of-sample Sharpe is not distinguishable from the best of "
-            "that many random trials; no evidence of an edge."
+            f"Mean deflated Sharpe of the in-sample selections {dsr:.2f} (< 0.95): the chosen settings are not "
+            "distinguishable from the luckiest of the trials."
         )
+    if psr is not None:
+        parts.append(f"Out of sample, the probability that the true Sharpe is above 0 is {psr:.2f}.")
     parts.append(
         f"Mean Sharpe in-sample {fmt(is_mean)} vs out-of-sample {fmt(oos_mean)}; {profitable} of {folds} "
         "out-of-sample windows profitable."
     )
     if is_mean is not None and oos_mean is not None and is_mean > 0 and oos_mean < is_mean / 2:
         parts.append("Out-of-sample performance falls well below in-sample: a sign of overfitting.")
+    if (psr is None or psr < 0.95) or (dsr is None or dsr < 0.95):
+        parts.append("No statistical evidence of an edge.")
     return " ".join(parts)

@@ -338,8 +338,12 @@ async def test_walk_forward_validation_reports_folds_regimes_and_deflated_sharpe
         assert fold["out_of_sample_regimes"]
         assert fold["chosen_hyperparameters"]["fast_period"] in (10, 20, 30)
     dsr = report["deflated_sharpe"]
-    assert dsr["trials"] == 18 and (dsr["deflated_sharpe"] is None or 0 <= dsr["deflated_sharpe"] <= 1)
-    assert report["regimes"] and report["verdict"].startswith("Deflated Sharpe")
+    assert dsr["trials_per_selection"] == 6 and len(dsr["per_fold_in_sample"]) == 3
+    assert [f["in_sample_deflated_sharpe"] for f in report["folds"]] == dsr["per_fold_in_sample"]
+    assert all(d is None or 0 <= d <= 1 for d in dsr["per_fold_in_sample"])
+    assert dsr["out_of_sample_days"] >= 3 * 11  # three 12.5-day windows: every day counts, with or without trades
+    assert 0 <= dsr["out_of_sample_probabilistic_sharpe"] <= 1
+    assert report["regimes"] and report["verdict"].startswith("Mean deflated Sharpe of the in-sample selections")
 
 
 async def test_walk_forward_refuses_windows_that_are_too_short(server):
