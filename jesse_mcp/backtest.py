@@ -287,12 +287,13 @@ class BacktestService:
                     else ("the run is shorter than two days of equity samples")
                 )
                 result.notes.append(f"No equity-curve image: {why}.")
-        self.save(result, out["trades"])
+        self.save((result, out["trades"]))
         return result, out.get("png")
 
-    def save(self, result: BacktestResult, trades: list[Any]) -> None:
-        self.store.result_save(
-            result.id, result.kind, result.request.strategy, summary_of(result), result.model_dump(mode="json"), trades
+    def save(self, *runs: tuple[BacktestResult, list[Any]]) -> None:
+        """Store backtest results with their trades, all in one transaction."""
+        self.store.results_save(
+            [(r.id, r.kind, r.request.strategy, summary_of(r), r.model_dump(mode="json"), t) for r, t in runs]
         )
 
     async def execute_all(
@@ -321,8 +322,7 @@ class BacktestService:
         started = time.perf_counter()
         outs = await self.execute_all([p.spec for p in plans], progress, "profiles")
         results = [result_from(p, o) for p, o in zip(plans, outs, strict=True)]
-        for r, o in zip(results, outs, strict=True):
-            self.save(r, o["trades"])
+        self.save(*((r, o["trades"]) for r, o in zip(results, outs, strict=True)))
         first = results[0]
         notes = sorted({n for r in results for n in r.notes})
         return ProfileComparison(

@@ -305,20 +305,28 @@ class Store:
         trades: list[Any] | None = None,
     ) -> None:
         """Store one result whole, in one transaction (a failure leaves nothing behind)."""
+        self.results_save([(result_id, kind, strategy, summary, record, trades)])
+
+    def results_save(self, items: list[tuple[str, str, str | None, dict[str, Any], dict[str, Any], Any]]) -> None:
+        """Store several results (id, kind, strategy, summary, record, trades) in one transaction: all or none."""
         ts_ms = time.time_ns() // 1_000_000
+        rows = [
+            (
+                result_id,
+                kind,
+                utc_now_iso(ts_ms),
+                ts_ms,
+                strategy,
+                json.dumps(summary, allow_nan=False),
+                json.dumps(record, allow_nan=False),
+                json.dumps(trades, allow_nan=False) if trades is not None else None,
+            )
+            for result_id, kind, strategy, summary, record, trades in items
+        ]
         with self.transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO results (id, kind, ts, ts_ms, strategy, summary, record, trades) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    result_id,
-                    kind,
-                    utc_now_iso(ts_ms),
-                    ts_ms,
-                    strategy,
-                    json.dumps(summary, allow_nan=False),
-                    json.dumps(record, allow_nan=False),
-                    json.dumps(trades, allow_nan=False) if trades is not None else None,
-                ),
+                rows,
             )
 
     def result_get(self, result_id: str, with_trades: bool = False) -> tuple[dict[str, Any], list[Any] | None]:

@@ -115,8 +115,10 @@ async def test_conservative_sizing_stays_inside_its_limits_and_aggressive_sizes_
         limits = PROFILE_TEMPLATES[profile]
         assert max(share) <= limits["max_position_size"] * (1 + 1e-9)
         assert made["request"]["leverage"] == limits["max_leverage"]
-        # risk at entry: notional x stop distance, as a share of equity
-        assert max(s * limits["stop_loss"] for s in share) <= limits["max_portfolio_risk"]
+        # risk per trade: no realised loss above max_portfolio_risk of the equity at entry
+        worst_loss = max(-t["pnl_quote"] / t["equity_before_quote"] for t in trades)
+        assert 0 < worst_loss <= limits["max_portfolio_risk"]
+        assert made["risk_adherence"]["largest_loss_pct_of_equity"] == pytest.approx(worst_loss * 100)
         assert made["risk_adherence"]["violations"] == []
     assert sizes["conservative"] == pytest.approx(0.05, rel=1e-6)
     assert sizes["aggressive"] == pytest.approx(0.20, rel=1e-6)
@@ -220,24 +222,14 @@ async def test_compare_risk_profiles_runs_all_three_and_tabulates_them(server):
     assert report["synthetic"] is True
 
 
-def _fast_vs_normal(spec_overrides: dict) -> tuple[dict, dict]:
-    """Both modes on the same inputs, in this process."""
-    from jesse_mcp import engine
-
-    return (
-        engine.run_backtest({**spec_overrides, "fast_mode": False}),
-        engine.run_backtest({**spec_overrides, "fast_mode": True}),
-    )
-
-
-@pytest.mark.parametrize("strategy", ["trend_following", "mean_reversion", "breakout", "momentum"])
-def test_fast_mode_gives_the_same_trades_and_trade_metrics_as_the_normal_mode(bt_home, strategy):
+def _spec(bt_home, strategy: str, profile: str = "aggressive", **risk) -> dict:
+    """A run spec for jesse_mcp.engine, run in this process (no pool): days 20-50 of the synthetic data, 1h."""
     from jesse_mcp.strategy_catalog import BUILTIN
 
     s = BUILTIN[strategy]
     hp = s.resolve_hyperparameters(None)
     warm = s.warmup_candles(hp)
-    spec = {
+    return {
         "store_root": str(bt_home / "candles"),
         "exchange": "synthetic",
         "symbol": "BTC-USDT",
@@ -248,12 +240,46 @@ def test_fast_mode_gives_the_same_trades_and_trade_metrics_as_the_normal_mode(bt
         "warmup_minutes": warm * 60,
         "strategy": {"name": strategy, "builtin": True, "module": s.module, "class_name": s.class_name},
         "hyperparameters": hp,
-        "risk": {**PROFILE_TEMPLATES["aggressive"], "max_correlation": 0.7, "emergency_stop": 0.25},
+        "risk": {**PROFILE_TEMPLATES[profile], "max_correlation": 0.7, "emergency_stop": 0.25, **risk},
         "starting_balance": 10_000,
         "fee": 0.001,
-        "leverage": 5,
+        "leverage": int(PROFILE_TEMPLATES[profile]["max_leverage"]),
     }
-    normal, fast = _fast_vs_normal(spec)
+
+
+def test_no_new_entries_once_drawdown_reaches_the_profile_limit(bt_home):
+    from jesse_mcp import engine
+
+    free = engine.run_backtest(_spec(bt_home, "trend_following"))
+    halted = engine.run_backtest(_spec(bt_home, "trend_following", max_drawdown=0.01))
+    stop = halted["entries_halted_at"]
+    assert free["entries_halted_at"] is None and stop is not None
+    assert len(halted["trades"]) < len(free["trades"])
+    assert all(t[1] <= stop for t in halted["trades"])  # nothing opened after the halt
+    equity = 10_000 + sum(t[8] for t in halted["trades"] if t[2] <= stop)
+    peak = 10_000 + max(np.cumsum([0] + [t[8] for t in halted["trades"] if t[2] <= stop]))
+    assert equity <= peak * 0.99 + 1e-6  # the halt came when realised equity was 1 % below its peak
+
+
+def test_progress_is_sampled_from_the_simulation_clock_while_jesse_runs(bt_home, monkeypatch):
+    from jesse_mcp import engine
+
+    seen = []
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.01)
+    monkeypatch.setattr(engine, "report_progress", lambda done, total, message: seen.append((done, total)))
+    engine.run_backtest(_spec(bt_home, "momentum"))
+    assert len(seen) >= 3
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == seen[-1][1] == 30 * DAY and 0 < done[0] < done[-1]
+
+
+@pytest.mark.parametrize("strategy", ["trend_following", "mean_reversion", "breakout", "momentum"])
+def test_fast_mode_gives_the_same_trades_and_trade_metrics_as_the_normal_mode(bt_home, strategy):
+    from jesse_mcp import engine
+
+    spec = _spec(bt_home, strategy)
+    normal = engine.run_backtest({**spec, "fast_mode": False})
+    fast = engine.run_backtest({**spec, "fast_mode": True})
     assert len(normal["trades"]) > 3
     assert fast["trades"] == normal["trades"]  # where Monte Carlo uses fast mode, this is all it reads
     for key in ("total", "net_profit_percentage", "win_rate", "expectancy", "gross_profit", "gross_loss", "fee"):
