@@ -37,6 +37,7 @@ from jesse_mcp.strategy_catalog import (
     TIMEFRAME_MINUTES,
     StrategySpec,
     find_user_strategy_files,
+    fingerprint,
     user_spec_from_description,
 )
 from jesse_mcp.workers import WorkerPool, WorkerTimeout
@@ -360,6 +361,11 @@ class BacktestService:
         """The plan of a stored backtest, checked again against today's store (same strategy, data and settings)."""
         req = result.request
         strategy = await self.strategy(req.strategy)
+        if req.strategy_sha256 and fingerprint(strategy) != req.strategy_sha256:
+            raise BacktestError(
+                f"The code of strategy {req.strategy} changed since backtest {result.id} ran, so re-running it would "
+                "test other code. Run the backtest again and use the new id."
+            )
         market = pick_market(self.candles, req.exchange, req.symbol)
         lo, hi, _ = plan_range(
             market,

@@ -27,6 +27,7 @@ from jesse_mcp.strategy_catalog import (
     TIMEFRAME_MINUTES,
     TIMEFRAMES,
     StrategySpec,
+    fingerprint,
 )
 from shared.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
 from shared.config import TradingConfig
@@ -222,6 +223,7 @@ def build_plan(
         starting_balance=balance,
         quote_currency=quote_of(market.symbol),
         warmup_candles=warm,
+        strategy_sha256=fingerprint(strategy),
     )
     if market.synthetic:
         notes.insert(0, "SYNTHETIC DATA: these candles were generated, not recorded from a market.")

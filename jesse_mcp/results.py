@@ -35,6 +35,7 @@ class RunRequest(BaseModel):
     starting_balance: float
     quote_currency: str
     warmup_candles: int = Field(description="Candles of the route timeframe kept for indicators before start.")
+    strategy_sha256: str | None = Field(None, description="sha256 of the strategy code that ran.")
 
 
 class Performance(BaseModel):

@@ -223,6 +223,18 @@ BUILTIN_CHECKS = {
 }
 
 
+def fingerprint(spec: StrategySpec) -> str:
+    """sha256 of the code a run executes: the user's file, or the built-in module and its base class."""
+    import hashlib
+
+    here = Path(__file__).parent / "strategies"
+    files = [Path(spec.path)] if spec.path else [here / f"{spec.name}.py", here / "base.py"]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
 def user_strategy_dir(home: Path) -> Path:
     return home / "strategies"
 

@@ -420,6 +420,9 @@ async def test_user_strategies_load_by_name_and_broken_files_are_explained(serve
     )
     assert made["performance"]["trades"] > 5 and made["request"]["hyperparameters"] == {"every": 6}
     assert made["risk_adherence"]["largest_position_pct_of_equity"] == pytest.approx(5.0)
+    (folder / "every_fourth.py").write_text(USER_STRATEGY + "\n# edited\n")
+    changed = await call(server, "stress_test", {"backtest_id": made["id"]})
+    assert changed.isError and "The code of strategy every_fourth changed since backtest" in text_of(changed)
     broken = await call(server, "backtest", {"strategy": "not_a_strategy"})
     assert broken.isError and "add a class that subclasses jesse.strategies.Strategy" in text_of(broken)
 
