@@ -169,39 +169,28 @@ class BacktestService:
         return {name: self._user_cache[k] for name, k in keyed.items()}
 
     async def list_strategies(self) -> StrategyList:
+        def unusable(name: str, path: Path, error: str) -> StrategyView:
+            return StrategyView(
+                name=name,
+                builtin=False,
+                summary="",
+                risk_managed=False,
+                hyperparameters=[],
+                warmup_rule="",
+                path=str(path),
+                error=error,
+            )
+
         views = [view_of(s) for s in BUILTIN.values()]
         found = find_user_strategy_files(self.home)
         for name in (n for n in found if n in BUILTIN):
-            views.append(
-                StrategyView(
-                    name=name,
-                    builtin=False,
-                    summary="",
-                    risk_managed=False,
-                    hyperparameters=[],
-                    warmup_rule="",
-                    path=str(found[name]),
-                    error=f"shadowed by the built-in strategy {name}; rename the file to use it.",
-                )
-            )
+            views.append(unusable(name, found[name], f"shadowed by the built-in {name}; rename the file to use it."))
         files = {n: p for n, p in found.items() if n not in BUILTIN}
-        if files:
-            for name, info in (await self._describe_user(files)).items():
-                if "error" in info:
-                    views.append(
-                        StrategyView(
-                            name=name,
-                            builtin=False,
-                            summary="",
-                            risk_managed=False,
-                            hyperparameters=[],
-                            warmup_rule="",
-                            path=str(files[name]),
-                            error=info["error"],
-                        )
-                    )
-                else:
-                    views.append(view_of(user_spec_from_description(name, files[name], info)))
+        for name, info in (await self._describe_user(files)).items() if files else ():
+            if "error" in info:
+                views.append(unusable(name, files[name], info["error"]))
+            else:
+                views.append(view_of(user_spec_from_description(name, files[name], info)))
         return StrategyList(strategies=views, user_folder=str(self.home / "strategies"))
 
     async def strategy(self, name: str) -> StrategySpec:

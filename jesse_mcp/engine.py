@@ -247,10 +247,11 @@ class _ProgressSampler:
     def _loop(self) -> None:
         from jesse.store import store
 
-        total = self.end_ms - self.start_ms
+        total, last = self.end_ms - self.start_ms, self.start_ms
         while not self._stop.wait(PROGRESS_EVERY_S):
             now = getattr(store.app, "time", None)
-            if now and self.start_ms <= now <= self.end_ms:
+            if now and last < now <= self.end_ms:  # only forward: MCP progress must increase
+                last = now
                 report_progress(now - self.start_ms, total, self.label)
 
 

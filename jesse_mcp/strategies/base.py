@@ -35,7 +35,10 @@ class RiskManagedStrategy(Strategy):
 
     # --- what subclasses implement ---------------------------------------------------------------------------
     def long_signal(self) -> bool:
-        raise NotImplementedError
+        raise TypeError(
+            f"{type(self).__name__} must define long_signal() (and may define short_signal, exit_long, "
+            "exit_short): RiskManagedStrategy subclasses say when to enter; the base does the sizing."
+        )
 
     def short_signal(self) -> bool:
         return False
