@@ -69,8 +69,15 @@ async def test_a_failing_task_reports_its_error_and_the_worker_stays(pool):
     assert await pool.run("tests.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
 
 
-async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd, pool):  # capture first, then spawn
-    await pool.run("tests.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
+async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd):
+    # The pool is made in the test body: pytest swaps capfd's file out between fixture setup and the call, so a
+    # worker spawned from a fixture's background thread could inherit the wrong stderr.
+    pool = WorkerPool(1, warmup=())
+    pool.start_in_background()
+    try:
+        await pool.run("tests.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
+    finally:
+        pool.shutdown()
     out, err = capfd.readouterr()
     assert "jesse-says-hello" in err and "jesse-says-hello" not in out
 
