@@ -1,0 +1,398 @@
+"""Prices from several providers at once: fan-out, consensus, outliers, cache, stale fallback and circuit breakers.
+
+The providers are pure modules (asset_price_mcp.providers.*): this module sends their requests through one shared
+httpx client with a per-provider concurrency limit, timeout, retries with backoff and a circuit breaker, then agrees
+on a consensus: the median of the fresh answers, with outliers beyond `outlier_bps` from it excluded and named.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import ModuleType
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import BaseModel, Field
+
+from asset_price_mcp.providers.base import ProviderError, Quote
+from shared.errors import TradingMcpError
+
+Clock = Callable[[], float]
+
+
+class PriceError(TradingMcpError):
+    """No provider could give a price, and no earlier value may stand in."""
+
+
+# --- circuit breaker and health --------------------------------------------------------------------------------
+@dataclass
+class Breaker:
+    """Opens after `threshold` failures in a row; after `cooldown_s` (or the provider's Retry-After, if longer) one
+    trial call is let through (half-open); its success closes the breaker, its failure opens it again."""
+
+    threshold: int = 3
+    cooldown_s: float = 30.0
+    failures: int = 0
+    opened_at: float | None = None
+    open_for_s: float = 0.0
+    trial_running: bool = False
+
+    def state(self, now: float) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "open" if now - self.opened_at < self.open_for_s else "half_open"
+
+    def allow(self, now: float) -> bool:
+        state = self.state(now)
+        if state == "closed":
+            return True
+        if state == "half_open" and not self.trial_running:
+            self.trial_running = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.trial_running = 0, None, False
+
+    def failure(self, now: float, retry_after_s: float | None = None) -> None:
+        self.failures += 1
+        self.trial_running = False
+        if self.failures >= self.threshold or retry_after_s is not None or self.opened_at is not None:
+            self.opened_at = now
+            self.open_for_s = max(self.cooldown_s, retry_after_s or 0.0)
+
+
+@dataclass
+class Health:
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    successes: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+    def ok(self, latency_ms: float) -> None:
+        self.successes += 1
+        self.latencies_ms.append(latency_ms)
+
+    def failed(self, kind: str, message: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        self.last_error = message
+
+
+# --- providers as configured -----------------------------------------------------------------------------------
+@dataclass
+class Provider:
+    module: ModuleType
+    base_url: str
+    timeout_s: float = 5.0
+    concurrency: int = 4
+    retries: int = 1
+    breaker: Breaker = field(default_factory=Breaker)
+    health: Health = field(default_factory=Health)
+    limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def name(self) -> str:
+        return self.module.NAME
+
+    def serves(self, symbol: str) -> bool:
+        return self.module.provider_symbol(symbol) is not None
+
+
+# --- answers -----------------------------------------------------------------------------------------------------
+class SourcePrice(BaseModel):
+    provider: str
+    price: str = Field(description="Exact decimal, as the provider gave it.")
+    as_of: str = Field(description="UTC time the provider says the price was valid.")
+    age_s: float
+    currency: str | None
+    deviation_bps: float | None = Field(description="Distance from the consensus, basis points.")
+    used: bool = Field(description="False when excluded as stale or as an outlier.")
+    why_excluded: str | None = None
+
+
+class SourceFailure(BaseModel):
+    provider: str
+    kind: str
+    message: str
+
+
+class PriceAnswer(BaseModel):
+    symbol: str
+    price: float | None = Field(description="Consensus: the median of the fresh, agreeing answers.")
+    price_exact: str | None = Field(description="The consensus as an exact decimal string.")
+    currency: str | None
+    as_of: str | None = Field(description="Newest time among the answers used.")
+    sources_used: int
+    spread_bps: float | None = Field(description="Highest minus lowest used price, basis points of the consensus.")
+    outliers: list[str] = Field(description="Providers excluded for being too far from the others.")
+    stale: bool = Field(description="True when every provider failed and this is the last good value.")
+    age_s: float | None = Field(description="Seconds since the newest price used.")
+    cached: bool
+    sources: list[SourcePrice]
+    failures: list[SourceFailure]
+    replay: bool = Field(False, description="True when the price comes from stored history (replay), not live.")
+
+
+def _iso(ms: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def consensus(
+    symbol: str, quotes: list[Quote], now_ms: int, outlier_bps: float, max_age_s: float
+) -> tuple[Decimal | None, list[SourcePrice], list[str]]:
+    """Median of the fresh quotes; with three or more, quotes farther than `outlier_bps` from it are excluded (and
+    the median taken again over the rest). With two that disagree, both stay and the spread says so."""
+    fresh = [q for q in quotes if (now_ms - q.ts_ms) / 1000 <= max_age_s]
+    median = Decimal(statistics.median([q.price for q in fresh])) if fresh else None
+    outliers: list[str] = []
+    if median is not None and len(fresh) >= 3:
+        far = [q for q in fresh if abs(q.price - median) / median * 10_000 > Decimal(str(outlier_bps))]
+        if len(far) < len(fresh) / 2:  # a minority: exclude them; a majority disagreeing means no agreement to enforce
+            outliers = [q.provider for q in far]
+            kept = [q for q in fresh if q.provider not in outliers]
+            median = Decimal(statistics.median([q.price for q in kept]))
+    details = []
+    for q in quotes:
+        age = (now_ms - q.ts_ms) / 1000
+        dev = float(abs(q.price - median) / median * 10_000) if median else None
+        why = None
+        if age > max_age_s:
+            why = f"stale: {age:.0f} s old (limit {max_age_s:g} s)"
+        elif q.provider in outliers:
+            why = f"outlier: {dev:.0f} bps from the others (limit {outlier_bps:g} bps)"
+        details.append(
+            SourcePrice(
+                provider=q.provider,
+                price=str(q.price),
+                as_of=_iso(q.ts_ms),
+                age_s=round(age, 3),
+                currency=q.currency,
+                deviation_bps=round(dev, 2) if dev is not None else None,
+                used=why is None,
+                why_excluded=why,
+            )
+        )
+    return median, details, outliers
+
+
+# --- the service -------------------------------------------------------------------------------------------------
+@dataclass
+class CacheEntry:
+    answer: PriceAnswer
+    stored_at: float
+
+
+class QuoteService:
+    def __init__(
+        self,
+        providers: list[Provider],
+        client: httpx.AsyncClient,
+        *,
+        clock: Clock = time.time,
+        quote_ttl_s: float = 5.0,
+        outlier_bps: float = 100.0,
+        max_age_s: float = 120.0,
+        backoff_s: float = 0.2,
+    ):
+        self.providers = providers
+        self.client = client
+        self.clock = clock
+        self.quote_ttl_s = quote_ttl_s
+        self.outlier_bps = outlier_bps
+        self.max_age_s = max_age_s
+        self.backoff_s = backoff_s
+        self._cache: dict[str, CacheEntry] = {}
+        for p in providers:
+            p.limiter = anyio.CapacityLimiter(p.concurrency)
+
+    # sending
+    async def send(self, provider: Provider, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
+        """One request with the provider's limit, timeout and retries (on 5xx, timeouts and connection errors)."""
+        assert provider.limiter is not None
+        last: ProviderError | None = None
+        for attempt in range(provider.retries + 1):
+            if attempt:
+                await anyio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                async with provider.limiter:
+                    with anyio.fail_after(provider.timeout_s):
+                        response = await self.client.send(request)
+                        body = await response.aread()
+            except TimeoutError:
+                last = ProviderError(provider.name, "unavailable", f"no answer within {provider.timeout_s:g} s")
+                continue
+            except httpx.HTTPError as e:
+                last = ProviderError(provider.name, "unavailable", f"{type(e).__name__}: {e}")
+                continue
+            if response.status_code >= 500:
+                last = ProviderError(provider.name, "unavailable", f"HTTP {response.status_code}")
+                continue
+            return response.status_code, response.headers, body
+        assert last is not None
+        raise last
+
+    async def call(self, provider: Provider, request_and_parse: Callable[[], Any]) -> Any:
+        """Guarded by the breaker; success and failure recorded in the provider's health."""
+        now = self.clock()
+        if not provider.breaker.allow(now):
+            raise ProviderError(
+                provider.name, "unavailable", f"circuit open after repeated failures ({provider.health.last_error})"
+            )
+        started = time.perf_counter()
+        try:
+            result = await request_and_parse()
+        except ProviderError as e:
+            provider.health.failed(e.kind, e.message)
+            if e.kind != "not_found":  # an unknown symbol says nothing about the provider's health
+                provider.breaker.failure(self.clock(), e.retry_after_s)
+            raise
+        provider.breaker.success()
+        provider.health.ok((time.perf_counter() - started) * 1000)
+        return result
+
+    async def _quotes_from(self, provider: Provider, symbols: list[str]) -> dict[str, Quote]:
+        """Quotes of `symbols` from one provider, in batches as large as it allows, concurrently."""
+        module = provider.module
+        batches = [symbols[i : i + module.QUOTE_BATCH] for i in range(0, len(symbols), module.QUOTE_BATCH)]
+        out: dict[str, Quote] = {}
+        errors: list[ProviderError] = []
+
+        async def one(batch: list[str]) -> None:
+            async def go() -> dict[str, Quote]:
+                status, headers, body = await self.send(provider, module.quotes_request(provider.base_url, batch))
+                return module.parse_quotes(status, headers, body, batch, int(self.clock() * 1000))
+
+            try:
+                out.update(await self.call(provider, go))
+            except ProviderError as e:
+                errors.append(e)
+
+        async with anyio.create_task_group() as tg:
+            for batch in batches:
+                tg.start_soon(one, batch)
+        if errors and not out:
+            raise errors[0]
+        return out
+
+    async def prices(self, symbols: list[str]) -> list[PriceAnswer]:
+        """Consensus prices of canonical symbols, fanned out to every provider that serves them."""
+        now = self.clock()
+        answers: dict[str, PriceAnswer] = {}
+        wanted = []
+        for s in dict.fromkeys(symbols):
+            hit = self._cache.get(s)
+            if hit is not None and now - hit.stored_at <= self.quote_ttl_s and not hit.answer.stale:
+                answers[s] = hit.answer.model_copy(update={"cached": True})
+            else:
+                wanted.append(s)
+        per_provider = {p.name: [s for s in wanted if p.serves(s)] for p in self.providers}
+        results: dict[str, dict[str, Quote]] = {}
+        failures: dict[str, ProviderError] = {}
+
+        async def ask(p: Provider) -> None:
+            try:
+                results[p.name] = await self._quotes_from(p, per_provider[p.name])
+            except ProviderError as e:
+                failures[p.name] = e
+
+        async with anyio.create_task_group() as tg:
+            for p in self.providers:
+                if per_provider[p.name]:
+                    tg.start_soon(ask, p)
+        now_ms = int(self.clock() * 1000)
+        for s in wanted:
+            answers[s] = self._answer(s, results, failures, per_provider, now_ms)
+        return [answers[s] for s in dict.fromkeys(symbols)]
+
+    def _answer(
+        self,
+        symbol: str,
+        results: dict[str, dict[str, Quote]],
+        failures: dict[str, ProviderError],
+        per_provider: dict[str, list[str]],
+        now_ms: int,
+    ) -> PriceAnswer:
+        asked = [name for name, syms in per_provider.items() if symbol in syms]
+        quotes = [results[name][symbol] for name in asked if symbol in results.get(name, {})]
+        failed = [
+            SourceFailure(provider=name, kind=failures[name].kind, message=failures[name].message)
+            for name in asked
+            if name in failures
+        ]
+        failed += [
+            SourceFailure(provider=name, kind="not_found", message=f"{name}: no price for {symbol} in its answer")
+            for name in asked
+            if name not in failures and symbol not in results.get(name, {})
+        ]
+        median, details, outliers = consensus(symbol, quotes, now_ms, self.outlier_bps, self.max_age_s)
+        if median is None:
+            return self._fallback(symbol, asked, failed, details, now_ms)
+        used = [q for q, d in zip(quotes, details, strict=True) if d.used]
+        prices = [q.price for q in used]
+        newest = max(q.ts_ms for q in used)
+        answer = PriceAnswer(
+            symbol=symbol,
+            price=float(median),
+            price_exact=str(median),
+            currency=used[0].currency,
+            as_of=_iso(newest),
+            sources_used=len(used),
+            spread_bps=float((max(prices) - min(prices)) / median * 10_000),
+            outliers=outliers,
+            stale=False,
+            age_s=round((now_ms - newest) / 1000, 3),
+            cached=False,
+            sources=details,
+            failures=failed,
+        )
+        self._cache[symbol] = CacheEntry(answer, self.clock())
+        return answer
+
+    def _fallback(
+        self, symbol: str, asked: list[str], failed: list[SourceFailure], details: list[SourcePrice], now_ms: int
+    ) -> PriceAnswer:
+        if not asked:
+            raise PriceError(
+                f"No configured provider serves {symbol}. Providers: "
+                + ", ".join(f"{p.name}" for p in self.providers)
+                + "."
+            )
+        hit = self._cache.get(symbol)
+        if hit is not None:
+            last = hit.answer
+            age = round(now_ms / 1000 - hit.stored_at + (last.age_s or 0.0), 3)
+            return last.model_copy(
+                update={"stale": True, "cached": True, "age_s": age, "failures": failed, "sources": details}
+            )
+        reasons = "; ".join(f"{f.provider} ({f.kind}): {f.message}" for f in failed) or "no fresh answer"
+        stale = [d for d in details if not d.used]
+        extra = " Answers too old: " + ", ".join(f"{d.provider} {d.age_s:.0f} s" for d in stale) + "." if stale else ""
+        raise PriceError(
+            f"No price for {symbol}: every provider failed and nothing is cached. {reasons}.{extra} "
+            "Try again shortly; list_providers shows each provider's health."
+        )
+
+    def health(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        out = []
+        for p in self.providers:
+            lat = sorted(p.health.latencies_ms)
+            out.append(
+                {
+                    "provider": p.name,
+                    "base_url": p.base_url,
+                    "breaker": p.breaker.state(now),
+                    "successes": p.health.successes,
+                    "errors": dict(p.health.errors),
+                    "last_error": p.health.last_error,
+                    "latency_ms_p50": lat[len(lat) // 2] if lat else None,
+                    "latency_ms_max": lat[-1] if lat else None,
+                }
+            )
+        return out
