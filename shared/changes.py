@@ -162,6 +162,10 @@ def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
         moved = before is None or (before.url, before.type) != (source.url, source.type)
         if moved and (source.url or source.type):
             found.append(f"news source '{name}' address {source.url or '-'} ({source.type or 'no connector'})")
+    for name, prov in new.price_config.providers.items():
+        before = old.price_config.providers.get(name)
+        if prov.base_url and (before is None or before.base_url != prov.base_url):
+            found.append(f"price provider '{name}' address {prov.base_url}")
     for name, strat in new.strategies.items():
         if strat.enabled and name in old.strategies and not old.strategies[name].enabled:
             found.append(f"strategy '{name}' re-enabled")

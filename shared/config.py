@@ -148,6 +148,39 @@ class BacktestConfig(BaseModel):
     timeout_s: float = Field(600, gt=0, le=86_400, description="Longest single backtest run.")
 
 
+PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "kraken", "coingecko", "yahoo", "replay")
+
+
+class PriceProviderConfig(BaseModel):
+    model_config = _STRICT
+    enabled: bool = True
+    base_url: str | None = Field(
+        None,
+        description="Override of the provider's public address (the <NAME>_BASE_URL environment variable wins). "
+        "Changing it needs the person's confirmation.",
+    )
+    timeout_s: float = Field(5.0, gt=0, le=120, description="Per-request timeout.")
+    concurrency: int = Field(4, ge=1, le=64, description="Requests in flight to this provider at once.")
+
+
+def _default_providers() -> dict[str, PriceProviderConfig]:
+    # replay answers from stored candles: off while live providers are configured, labelled replay when used
+    return {name: PriceProviderConfig(enabled=name != "replay") for name in PRICE_PROVIDERS}
+
+
+class PriceConfig(BaseModel):
+    model_config = _STRICT
+    providers: dict[Literal[PRICE_PROVIDERS], PriceProviderConfig] = Field(  # type: ignore[valid-type]
+        default_factory=_default_providers
+    )
+    quote_ttl_s: float = Field(5.0, ge=0, le=3600, description="How long a consensus quote is served from cache.")
+    candle_ttl_s: float = Field(86_400.0, ge=0, description="How long closed candles are served from cache.")
+    max_age_s: float = Field(120.0, gt=0, description="A provider's quote older than this is stale, not used.")
+    outlier_bps: float = Field(
+        100.0, gt=0, le=10_000, description="Quotes farther than this from the median (basis points) are excluded."
+    )
+
+
 class TradingConfig(BaseModel):
     model_config = _STRICT
     global_risk_profile: ProfileName = "moderate"
@@ -161,6 +194,7 @@ class TradingConfig(BaseModel):
     zai_glm_config: GlmConfig = Field(default_factory=GlmConfig)
     mcp_config: McpConfig = Field(default_factory=McpConfig)
     backtest_config: BacktestConfig = Field(default_factory=BacktestConfig)
+    price_config: PriceConfig = Field(default_factory=PriceConfig)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:

@@ -48,6 +48,8 @@ def test_server_addresses_news_addresses_and_re_enabling_need_approval():
                 "strategies.trend_following.enabled": True,
                 "mcp_config.host": "0.0.0.0",
                 "news_priorities.coindesk.url": "http://169.254.169.254/latest",
+                "price_config.providers.kraken.base_url": "http://prices.example",
+                "price_config.outlier_bps": 50,
             },
         )
     )
@@ -55,6 +57,8 @@ def test_server_addresses_news_addresses_and_re_enabling_need_approval():
     assert "mcp_config.host 127.0.0.1 -> 0.0.0.0" in found
     assert "strategy 'trend_following' re-enabled" in found
     assert any("coindesk" in f and "169.254.169.254" in f for f in found)
+    assert "price provider 'kraken' address http://prices.example" in found
+    assert not any("outlier" in f for f in found)  # a tighter outlier threshold is not sensitive
 
 
 def test_removing_a_strategy_above_exploration_is_a_recorded_demotion():

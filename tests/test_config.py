@@ -213,6 +213,10 @@ def test_the_remaining_sections_have_their_documented_defaults():
         "batch_size": 20,
     }
     assert cfg.backtest_config.model_dump() == {"workers": 3, "timeout_s": 600}
+    prices = cfg.price_config
+    assert list(prices.providers) == ["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
+    assert [p.enabled for p in prices.providers.values()] == [True] * 5 + [False]  # replay only when asked
+    assert (prices.quote_ttl_s, prices.max_age_s, prices.outlier_bps) == (5.0, 120.0, 100.0)
 
 
 def test_names_with_dots_or_capitals_are_refused_in_words(home: Path):
