@@ -101,7 +101,8 @@ class Provider:
         return self.module.NAME
 
     def serves(self, symbol: str) -> bool:
-        return self.module.provider_symbol(symbol) is not None
+        local = getattr(self.module, "serves", None)  # in-process providers (replay) know their own symbols
+        return local(self.base_url, symbol) if local else self.module.provider_symbol(symbol) is not None
 
 
 # --- answers -----------------------------------------------------------------------------------------------------
@@ -148,7 +149,11 @@ def consensus(
 ) -> tuple[Decimal | None, list[SourcePrice], list[str]]:
     """Median of the fresh quotes; with three or more, quotes farther than `outlier_bps` from it are excluded (and
     the median taken again over the rest). With two that disagree, both stay and the spread says so."""
-    fresh = [q for q in quotes if (now_ms - q.ts_ms) / 1000 <= max_age_s]
+
+    def is_fresh(q: Quote) -> bool:
+        return bool(q.extra.get("replay")) or (now_ms - q.ts_ms) / 1000 <= max_age_s
+
+    fresh = [q for q in quotes if is_fresh(q)]
     median = Decimal(statistics.median([q.price for q in fresh])) if fresh else None
     outliers: list[str] = []
     if median is not None and len(fresh) >= 3:
@@ -162,7 +167,7 @@ def consensus(
         age = (now_ms - q.ts_ms) / 1000
         dev = float(abs(q.price - median) / median * 10_000) if median else None
         why = None
-        if age > max_age_s:
+        if not is_fresh(q):
             why = f"stale: {age:.0f} s old (limit {max_age_s:g} s)"
         elif q.provider in outliers:
             why = f"outlier: {dev:.0f} bps from the others (limit {outlier_bps:g} bps)"
@@ -259,6 +264,13 @@ class QuoteService:
     async def _quotes_from(self, provider: Provider, symbols: list[str]) -> dict[str, Quote]:
         """Quotes of `symbols` from one provider, in batches as large as it allows, concurrently."""
         module = provider.module
+        if hasattr(module, "local_quotes"):  # in-process (replay): no HTTP, same breaker and health
+            now_ms = int(self.clock() * 1000)
+
+            async def local() -> dict[str, Quote]:
+                return module.local_quotes(provider.base_url, symbols, now_ms)
+
+            return await self.call(provider, local)
         batches = [symbols[i : i + module.QUOTE_BATCH] for i in range(0, len(symbols), module.QUOTE_BATCH)]
         out: dict[str, Quote] = {}
         errors: list[ProviderError] = []
@@ -350,6 +362,7 @@ class QuoteService:
             cached=False,
             sources=details,
             failures=failed,
+            replay=any(q.extra.get("replay") for q in used),
         )
         self._cache[symbol] = CacheEntry(answer, self.clock())
         return answer
