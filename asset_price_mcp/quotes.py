@@ -123,6 +123,11 @@ class SourceFailure(BaseModel):
     message: str
 
 
+class PriceFailure(BaseModel):
+    symbol: str
+    error: str
+
+
 class PriceAnswer(BaseModel):
     symbol: str
     price: float | None = Field(description="Consensus: the median of the fresh, agreeing answers.")
@@ -283,7 +288,13 @@ class QuoteService:
             try:
                 out.update(await self.call(provider, go))
             except ProviderError as e:
-                errors.append(e)
+                if e.kind == "not_found" and len(batch) > 1:
+                    # some providers fail a whole batch for one unknown symbol: halve it so the rest still answer
+                    mid = len(batch) // 2
+                    await one(batch[:mid])
+                    await one(batch[mid:])
+                else:
+                    errors.append(e)
 
         async with anyio.create_task_group() as tg:
             for batch in batches:
@@ -292,10 +303,18 @@ class QuoteService:
             raise errors[0]
         return out
 
-    async def prices(self, symbols: list[str]) -> list[PriceAnswer]:
-        """Consensus prices of canonical symbols, fanned out to every provider that serves them."""
+    async def price(self, symbol: str) -> PriceAnswer:
+        """One consensus price; raises PriceError when there is none."""
+        (answer,) = await self.prices([symbol])
+        if isinstance(answer, PriceFailure):
+            raise PriceError(answer.error)
+        return answer
+
+    async def prices(self, symbols: list[str]) -> list[PriceAnswer | PriceFailure]:
+        """Consensus prices of canonical symbols, fanned out to every provider that serves them; a symbol with no
+        price gets a PriceFailure saying why, and does not affect the others."""
         now = self.clock()
-        answers: dict[str, PriceAnswer] = {}
+        answers: dict[str, PriceAnswer | PriceFailure] = {}
         wanted = []
         for s in dict.fromkeys(symbols):
             hit = self._cache.get(s)
@@ -319,7 +338,10 @@ class QuoteService:
                     tg.start_soon(ask, p)
         now_ms = int(self.clock() * 1000)
         for s in wanted:
-            answers[s] = self._answer(s, results, failures, per_provider, now_ms)
+            try:
+                answers[s] = self._answer(s, results, failures, per_provider, now_ms)
+            except PriceError as e:
+                answers[s] = PriceFailure(symbol=s, error=str(e))
         return [answers[s] for s in dict.fromkeys(symbols)]
 
     def _answer(
@@ -382,6 +404,10 @@ class QuoteService:
             age = round(now_ms / 1000 - hit.stored_at + (last.age_s or 0.0), 3)
             return last.model_copy(
                 update={"stale": True, "cached": True, "age_s": age, "failures": failed, "sources": details}
+            )
+        if failed and all(f.kind == "not_found" for f in failed):
+            raise PriceError(
+                f"No provider knows {symbol}: " + "; ".join(f.message for f in failed) + ". Check the symbol."
             )
         reasons = "; ".join(f"{f.provider} ({f.kind}): {f.message}" for f in failed) or "no fresh answer"
         stale = [d for d in details if not d.used]

@@ -69,6 +69,8 @@ class Market:
         if mode == "timeout":
             raise httpx.ReadTimeout("timed out", request=request)
         asked = request.url.params["s"].split(",")
+        if mode == "strict" and any(s not in self.prices[host] for s in asked):
+            return httpx.Response(404, text="unknown symbol in batch")  # like Binance -1121 / Kraken EQuery
         return httpx.Response(200, json={s: p for s, p in self.prices[host].items() if s in asked or s == "_ts"})
 
 
@@ -128,7 +130,7 @@ async def test_all_down_with_a_cold_cache_names_each_failure():
     market = Market(PRICES)
     market.behaviour = {"a.test": "500", "b.test": "429", "c.test": "garbage"}
     with pytest.raises(PriceError) as e:
-        await service(market).prices(["BTC-USD"])
+        await service(market).price("BTC-USD")
     text = str(e.value)
     assert "a (unavailable)" in text and "b (rate_limited)" in text and "c (bad_response)" in text
 
@@ -160,12 +162,12 @@ async def test_many_symbols_go_in_batches_one_per_provider_and_batch_size():
 async def test_old_answers_are_not_fresh_and_say_why():
     prices = {h: {"BTC-USD": "60000", "_ts": str(int((NOW - 600) * 1000))} for h in ("a.test", "b.test", "c.test")}
     with pytest.raises(PriceError, match="Answers too old: a 600 s"):
-        await service(Market(prices)).prices(["BTC-USD"])
+        await service(Market(prices)).price("BTC-USD")
 
 
 async def test_a_symbol_no_provider_serves_is_a_clear_error():
     with pytest.raises(PriceError, match="No configured provider serves DOGE-USD"):
-        await service(Market(PRICES)).prices(["DOGE-USD"])
+        await service(Market(PRICES)).price("DOGE-USD")
 
 
 async def test_the_breaker_opens_after_repeated_failures_and_half_opens_after_the_cooldown():
@@ -199,3 +201,21 @@ def test_two_disagreeing_sources_both_stay_and_the_spread_shows_it():
     quotes = [Quote("X-USD", Decimal("100"), 0, "a"), Quote("X-USD", Decimal("110"), 0, "b")]
     median, details, outliers = consensus("X-USD", quotes, 0, 100, 120)
     assert median == Decimal("105") and outliers == [] and all(d.used for d in details)
+
+
+async def test_one_unknown_symbol_does_not_hide_the_rest_of_a_batch():
+    market = Market({h: {"BTC-USD": "60000", "ETH-USD": "3000"} for h in ("a.test", "b.test", "c.test")})
+    market.behaviour = dict.fromkeys(("a.test", "b.test", "c.test"), "strict")
+    svc = service(market)
+    for p in svc.providers:
+        p.module.provider_symbol = lambda s: s  # claims to serve anything, as a batch endpoint would
+    btc, eth, nope = await svc.prices(["BTC-USD", "ETH-USD", "NOPE-USD"])
+    assert btc.price_exact == "60000" and eth.price_exact == "3000" and btc.sources_used == 3
+    assert nope.symbol == "NOPE-USD" and nope.error.startswith("No provider knows NOPE-USD")
+    assert all(p.breaker.state(NOW) == "closed" for p in svc.providers)  # unknown symbols are not outages
+
+
+def test_retry_after_is_read_from_any_mapping_whatever_its_case():
+    from asset_price_mcp.providers.base import retry_after_seconds
+
+    assert retry_after_seconds({"Retry-After": "7"}) == 7.0 and retry_after_seconds({"retry-after": "x"}) is None

@@ -67,7 +67,10 @@ def dec(value: Any, provider: str, what: str) -> Decimal:
 
 def retry_after_seconds(headers: Any) -> float | None:
     """Retry-After as seconds (only the delta-seconds form; an HTTP date is treated as absent)."""
-    raw = headers.get("retry-after") if headers is not None else None
+    raw = None
+    for key, value in (headers or {}).items():  # any mapping; header names are case-insensitive
+        if key.lower() == "retry-after":
+            raw = value
     try:
         return max(0.0, float(raw)) if raw is not None else None
     except ValueError:
