@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from asset_price_mcp.providers.base import ProviderError, Quote, dec, http_failure
-from asset_price_mcp.quotes import Breaker, PriceError, Provider, QuoteService, consensus
+from asset_price_mcp.providers_runtime import Breaker, Provider
+from asset_price_mcp.quotes import PriceError, QuoteService, consensus
 
 pytestmark = pytest.mark.anyio
 NOW = 1_750_000_000.0
