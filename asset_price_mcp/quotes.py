@@ -130,12 +130,14 @@ class QuoteService:
         outlier_bps: float = 100.0,
         max_age_s: float = 120.0,
         backoff_s: float = 0.2,
+        single_request_limit: int = 10,
     ):
         self.providers = providers
         self.clock = clock
         self.quote_ttl_s = quote_ttl_s
         self.outlier_bps = outlier_bps
         self.max_age_s = max_age_s
+        self.single_request_limit = single_request_limit
         self.net = ProviderClient(providers, client, clock, backoff_s)
         self._cache: dict[str, CacheEntry] = {}
 
@@ -198,7 +200,7 @@ class QuoteService:
                 answers[s] = hit.answer.model_copy(update={"cached": True})
             else:
                 wanted.append(s)
-        per_provider = {p.name: [s for s in wanted if p.serves(s)] for p in self.providers}
+        per_provider = self._plan(wanted)
         results: dict[str, dict[str, Quote]] = {}
         failures: dict[str, ProviderError] = {}
 
@@ -219,6 +221,20 @@ class QuoteService:
             except PriceError as e:
                 answers[s] = PriceFailure(symbol=s, error=str(e))
         return [answers[s] for s in dict.fromkeys(symbols)]
+
+    def _plan(self, wanted: list[str]) -> dict[str, list[str]]:
+        """Which provider is asked for which symbols. Everyone who serves a symbol is asked, except that in a large
+        request a provider without a batch endpoint (one request per symbol) is asked only for the symbols that
+        fewer than two batch-capable providers serve: many symbols stay a few round trips, not one per symbol."""
+        serving = {p.name: [s for s in wanted if p.serves(s)] for p in self.providers}
+        if len(wanted) <= self.single_request_limit:
+            return serving
+        batched = [p for p in self.providers if getattr(p.module, "QUOTE_BATCH", 1) > 1]
+        covered = {s: sum(s in serving[p.name] for p in batched) for s in wanted}
+        return {
+            p.name: serving[p.name] if p in batched else [s for s in serving[p.name] if covered[s] < 2]
+            for p in self.providers
+        }
 
     def _answer(
         self,

@@ -220,3 +220,23 @@ def test_retry_after_is_read_from_any_mapping_whatever_its_case():
     from asset_price_mcp.providers.base import retry_after_seconds
 
     assert retry_after_seconds({"Retry-After": "7"}) == 7.0 and retry_after_seconds({"retry-after": "x"}) is None
+
+
+async def test_a_large_request_skips_one_request_per_symbol_providers_where_batches_cover_it():
+    serves = tuple(f"S{i}-USD" for i in range(20))
+    prices = {h: {s: "100" for s in serves} for h in ("a.test", "b.test", "c.test")}
+    market = Market(prices)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(market.handler))
+    providers = [
+        Provider(fake_provider("a", batch=10, serves=(*serves, "ONLY-USD")), "http://a.test"),
+        Provider(fake_provider("b", batch=10, serves=serves), "http://b.test"),
+        Provider(fake_provider("c", batch=1, serves=(*serves[:5], "ONLY-USD")), "http://c.test"),
+    ]
+    prices["a.test"]["ONLY-USD"] = "5"
+    prices["c.test"]["ONLY-USD"] = "5"
+    answers = await QuoteService(providers, client, clock=lambda: NOW).prices([*serves, "ONLY-USD"])
+    assert all(a.price_exact == "100" for a in answers[:20]) and answers[20].sources_used == 2
+    hosts = [r.url.host for r in market.requests]
+    assert hosts.count("c.test") == 1  # only for ONLY-USD, which one batch provider covers
+    small = await QuoteService(providers, client, clock=lambda: NOW).prices(list(serves[:3]))
+    assert {s.provider for s in small[0].sources} == {"a", "b", "c"}  # small requests ask everyone
