@@ -22,7 +22,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.fastmcp.tools.base import Tool
 from mcp.server.fastmcp.utilities.context_injection import find_context_parameter
 from mcp.server.fastmcp.utilities.func_metadata import ArgModelBase, func_metadata
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
 
@@ -80,6 +80,31 @@ def _describe_errors(tool: str, error: ValidationError, valid: Sequence[str]) ->
 def digest(content: Any) -> str:
     text = json.dumps(content, default=str, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# The schemas pydantic writes use only draft-07 features ($ref into $defs, anyOf, items, enum, const). Saying so lets
+# jsonschema (which validators in MCP clients and the SDK use) check them against the small draft-07 meta-schema:
+# about 1 ms instead of 8 ms per call for a large result schema.
+SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+
+
+def compact_schema(node: Any) -> Any:
+    """Pydantic's JSON schema without the generated per-field titles, and with `anyOf` of plain types (the usual
+    `X | None`) as a type list: the same constraints, fewer nodes for every validator to walk."""
+    if isinstance(node, list):
+        return [compact_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: compact_schema(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
+    any_of = out.get("anyOf")
+    if (
+        isinstance(any_of, list)
+        and any_of
+        and all(isinstance(a, dict) and set(a) == {"type"} and isinstance(a["type"], str) for a in any_of)
+    ):
+        del out["anyOf"]
+        out["type"] = [a["type"] for a in any_of]
+    return out
 
 
 class GuardedTool(Tool):
@@ -162,6 +187,10 @@ class GuardedTool(Tool):
         if isinstance(content, BaseModel):
             content = content.model_dump(mode="json")
         self._finish(row_id, record, args_for_journal, "ok", None, started, digest(content))
+        if isinstance(converted, tuple):
+            # Already validated against the output model by pydantic; as a CallToolResult the low-level server
+            # passes it on instead of validating it again with jsonschema (milliseconds per call on big schemas).
+            return CallToolResult(content=list(converted[0]), structuredContent=converted[1], isError=False)
         return converted
 
     def _decide(self, record: CallRecord) -> Decision:
@@ -308,6 +337,10 @@ class ToolRegistry:
                 raise ValueError(f"tool {tool_name!r} registered twice")
             ctx_kwarg = find_context_parameter(fn)
             meta = func_metadata(fn, skip_names=[ctx_kwarg] if ctx_kwarg else [])
+            if meta.output_schema is not None:
+                compact = compact_schema(meta.output_schema)
+                meta.output_schema.clear()
+                meta.output_schema.update({"$schema": SCHEMA_DIALECT, **compact})
             strict = _strict_model(meta.arg_model, tool_name)
             if strategy_arg is not None and strategy_arg not in strict.model_fields:
                 raise ValueError(f"{tool_name}: strategy_arg {strategy_arg!r} is not a parameter")
@@ -324,7 +357,7 @@ class ToolRegistry:
                     name=tool_name,
                     title=title,
                     description=(fn.__doc__ or "").strip(),
-                    parameters=strict.model_json_schema(by_alias=True),
+                    parameters={"$schema": SCHEMA_DIALECT, **compact_schema(strict.model_json_schema(by_alias=True))},
                     fn_metadata=meta,
                     is_async=inspect.iscoroutinefunction(fn),
                     context_kwarg=ctx_kwarg,

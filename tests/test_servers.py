@@ -166,7 +166,11 @@ async def test_a_broken_configuration_file_denies_every_call_with_the_problem(de
 
 def _wrong_value(schema: dict):
     """A JSON value of the wrong type for a property schema (JSON-in-a-string for objects and arrays)."""
-    types = {schema.get("type")} | {alt.get("type") for alt in schema.get("anyOf", [])}
+
+    def as_set(t):  # "type" may be one name or a list of names
+        return set(t) if isinstance(t, list) else {t}
+
+    types = as_set(schema.get("type")).union(*(as_set(alt.get("type")) for alt in schema.get("anyOf", [])))
     if "object" in types:
         return '{"a": 1}'
     if "array" in types:
