@@ -64,6 +64,8 @@ def test_demo_runs_the_scripted_session_against_all_three_servers(tmp_path: Path
         "| crash_2020 |",
         "candles      return %",
         "fold 3: in-sample Sharpe",
+        "replay: true",
+        'provider: "replay"',
         "demo finished",
     ):
         assert expected in out

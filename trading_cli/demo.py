@@ -40,8 +40,38 @@ class Demo:
             self.surprises.append(f"{tool} {args} was expected to be refused but succeeded")
         return payload
 
+    def offline_prices(self) -> None:
+        """The demo has no internet: prices come from the replay provider (the candle store), live ones are off.
+        Only the demo's own temporary state folder is changed."""
+        from shared.config_store import ConfigStore
+
+        def replay_only(data: dict) -> dict:
+            providers = {n: {**p, "enabled": n == "replay"} for n, p in data["price_config"]["providers"].items()}
+            return {**data, "price_config": {**data["price_config"], "providers": providers}}
+
+        ConfigStore(self.home / "config.json").update(replay_only)
+
+    async def price_server(self) -> None:
+        server = "asset-price-mcp"
+        print(f"\n== {server} ==  (offline: the replay provider answers from the stored candles, and says so)")
+        async with open_session(server, self.env, interactive=False) as session:
+            tools = (await session.list_tools()).tools
+            print(f"tools/list: {', '.join(t.name for t in tools)}")
+            await self.call(session, server, "get_policy", {})
+            price = await self.call(session, server, "get_price", {"symbol": "btcusdt"})
+            if price and not price.get("replay"):
+                self.surprises.append("get_price in the offline demo was not labelled replay")
+            await self.call(session, server, "get_prices", {"symbols": ["BTC/USDT", "ETH-USDT", "???"]})
+            await self.call(
+                session,
+                server,
+                "get_ohlcv",
+                {"symbol": "BTC-USDT", "interval": "4hour", "start": "2024-04-01", "end": "2024-04-02"},
+            )
+            await self.call(session, server, "list_providers", {})
+
     async def policy_servers(self) -> None:
-        for server in ("asset-price-mcp", "discovery-mcp"):
+        for server in ("discovery-mcp",):
             print(f"\n== {server} ==")
             async with open_session(server, self.env, interactive=False) as session:
                 tools = (await session.list_tools()).tools
@@ -181,8 +211,10 @@ async def run_demo(home: str | None = None) -> int:
         print(f"state folder: {root} ({'given' if home else 'temporary; your own configuration is untouched'})")
         print(f"servers: {', '.join(SERVERS)}")
         demo = Demo(root)
+        demo.offline_prices()
         await demo.policy_servers()
-        await demo.jesse_server()
+        await demo.jesse_server()  # stores synthetic candles, which the price server then replays
+        await demo.price_server()
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
     if demo.surprises:
         print("UNEXPECTED:\n  " + "\n  ".join(demo.surprises))
