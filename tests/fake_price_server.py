@@ -74,6 +74,7 @@ class FakeMarket:
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         now = time.time()
         for provider, prefix in (
+            ("binance_klines", "/api/v3/klines"),
             ("binance", "/api/v3/ticker/24hr"),
             ("kraken", "/0/public/Ticker"),
             ("coingecko", "/api/v3/simple/price"),
@@ -81,7 +82,7 @@ class FakeMarket:
             ("coinbase", "/products/"),
         ):
             if url.path.startswith(prefix):
-                if provider in self.failing:
+                if provider.split("_")[0] in self.failing:
                     return self.failing[provider], {"error": "failing on purpose"}
                 return getattr(self, provider)(url.path, q, now)
         return 404, {"error": f"unknown path {url.path}"}
@@ -104,6 +105,18 @@ class FakeMarket:
             }
             for a in asked
         ]
+
+    def binance_klines(self, path, q, now):
+        """Hourly klines (12-field arrays) from startTime; the newest one is still open."""
+        step, start = 3_600_000, int(q.get("startTime", 0))
+        end = min(int(q.get("endTime", now * 1000)), int(now * 1000))
+        rows = []
+        for t in range(start - start % step, end + 1, step):
+            p = f"{100 + (t // step) % 1000}.0"
+            rows.append([t, p, p, p, p, "1.0", t + step - 1, "0", 1, "0", "0", "0"])
+            if len(rows) >= int(q.get("limit", 500)):
+                break
+        return 200, rows
 
     def coinbase(self, path, q, now):
         product = path.split("/")[2]

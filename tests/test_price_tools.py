@@ -80,3 +80,27 @@ async def test_the_price_resource_and_the_journal(deps, market):
         "ok",
         {"symbol": "eth"},
     )
+
+
+async def test_get_ohlcv_end_to_end_pages_binance_klines_and_leaves_the_open_bar_out(deps, market):
+    async with connect(build_server(deps)) as client:
+        answer = payload(
+            await client.call_tool(
+                "get_ohlcv", {"symbol": "BTCUSDT", "interval": "60m", "start": "2024-01-01", "end": "2024-03-01"}
+            )
+        )
+        recent = payload(await client.call_tool("get_ohlcv", {"symbol": "BTC-USDT", "interval": "1h", "hours": 5}))
+    assert answer["provider"] == "binance" and answer["count"] == 60 * 24 and answer["gaps"] == []
+    assert answer["candles"][0][0] == "2024-01-01T00:00:00Z" and answer["candles"][-1][0] == "2024-02-29T23:00:00Z"
+    assert sum("/api/v3/klines" in r for r in market.requests) == 3  # 1440 bars in pages of 1000, then 1
+    assert not recent["open_bar_included"] and 4 <= recent["count"] <= 5
+
+
+def test_other_servers_get_the_same_configured_price_service_as_a_library(home, monkeypatch):
+    from asset_price_mcp.service import open_price_service
+
+    monkeypatch.setenv("KRAKEN_BASE_URL", "http://127.0.0.1:9/")
+    service = open_price_service(home)
+    by_name = {p.name: p.base_url for p in service.providers}
+    assert list(by_name) == ["binance", "coinbase", "kraken", "coingecko", "yahoo"]  # replay is off by default
+    assert by_name["kraken"] == "http://127.0.0.1:9" and by_name["binance"] == "https://data-api.binance.vision"
