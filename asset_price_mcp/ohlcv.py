@@ -9,19 +9,10 @@ from itertools import pairwise
 
 from pydantic import BaseModel, Field
 
-from asset_price_mcp.providers.base import Candle, ProviderError
+from asset_price_mcp.providers.base import INTERVAL_MS, Candle, ProviderError
 from asset_price_mcp.providers_runtime import Provider, ProviderClient
 from asset_price_mcp.quotes import PriceError, SourceFailure
 
-INTERVAL_MS = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume"]
 MAX_BARS = 5000
 

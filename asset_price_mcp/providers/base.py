@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+# Canonical candle intervals and their length in milliseconds; each provider supports a subset (its INTERVALS).
+INTERVAL_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+
 FailureKind = Literal[
     "rate_limited",  # 429 / 418: back off (retry_after_s when the provider says)
     "region_blocked",  # Binance 451: this host will not serve this region

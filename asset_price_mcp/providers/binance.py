@@ -19,7 +19,15 @@ from typing import Any
 
 import httpx
 
-from asset_price_mcp.providers.base import Candle, ProviderError, Quote, dec, http_failure, retry_after_seconds
+from asset_price_mcp.providers.base import (
+    INTERVAL_MS,
+    Candle,
+    ProviderError,
+    Quote,
+    dec,
+    http_failure,
+    retry_after_seconds,
+)
 
 NAME = "binance"
 DEFAULT_BASE_URL = "https://data-api.binance.vision"
@@ -28,15 +36,6 @@ QUOTE_BATCH = 100
 MAX_CANDLES = 1000
 INTERVALS: dict[str, str] = {i: i for i in ("1m", "5m", "15m", "30m", "1h", "4h", "1d")}
 
-_INTERVAL_MS = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
 # Quote assets with spot markets at Binance; USD itself is absent (Binance.com lists no fiat-USD books).
 _QUOTE_ASSETS = frozenset({"USDT", "USDC", "FDUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY"})
 _CANONICAL = re.compile(r"^([A-Z0-9]{1,20})-([A-Z0-9]{2,10})$")
@@ -180,12 +179,12 @@ def parse_candles(
     status: int, headers: Mapping[str, str], body: bytes, symbol: str, interval: str, now_ms: int
 ) -> list[Candle]:
     """Klines `[open ms, o, h, l, c, volume, close ms, ...]` -> candles, ascending; the forming bar is not closed."""
-    if interval not in _INTERVAL_MS:
+    if interval not in INTERVALS:
         raise ValueError(f"Binance has no {interval!r} interval.")
     data = _checked(status, headers, body, [symbol])
     if not isinstance(data, list):
         raise _bad(f"klines are not a list: {str(data)[:80]!r}")
-    step = _INTERVAL_MS[interval]
+    step = INTERVAL_MS[interval]
     by_open: dict[int, Candle] = {}
     for row in data:
         if not isinstance(row, list) or len(row) < 6:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
-from asset_price_mcp.providers.base import Candle, ProviderError, Quote, dec, http_failure
+from asset_price_mcp.providers.base import INTERVAL_MS, Candle, ProviderError, Quote, dec, http_failure
 from asset_price_mcp.symbols import UnknownSymbol, parse_symbol
 
 NAME = "yahoo"
@@ -34,7 +34,6 @@ QUOTE_BATCH = 1
 MAX_CANDLES = 1000
 INTERVALS: dict[str, str] = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "60m", "1d": "1d"}
 
-_INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000, "1d": 86_400_000}
 _DAY_MS = 86_400_000
 # Yahoo's named ranges (days they cover, rounded up) and the longest one each interval accepts.
 _RANGES = (("1d", 1), ("5d", 5), ("1mo", 31), ("3mo", 92), ("6mo", 183), ("1y", 366), ("2y", 731), ("5y", 1827))
@@ -93,7 +92,7 @@ def candles_request(
         raise ValueError(f"Yahoo has no {interval!r} interval; use one of {', '.join(INTERVALS)}.")
     if start_ms is not None and end_ms is not None and end_ms < start_ms:
         raise ValueError(f"end_ms {end_ms} is before start_ms {start_ms}.")
-    step = _INTERVAL_MS[interval]
+    step = INTERVAL_MS[interval]
     span = max(1, min(limit, MAX_CANDLES)) * step
     params: dict[str, str | int] = {"interval": INTERVALS[interval], "includePrePost": "false"}
     if start_ms is None and end_ms is None:
@@ -221,11 +220,11 @@ def parse_candles(
     status: int, headers: Mapping[str, str], body: bytes, symbol: str, interval: str, now_ms: int
 ) -> list[Candle]:
     """The chart arrays -> candles, ascending, one per bucket; a bar not yet over at now_ms is closed=False."""
-    if interval not in _INTERVAL_MS:
+    if interval not in INTERVALS:
         raise ValueError(f"Yahoo has no {interval!r} interval.")
     code = _code(symbol)
     result = _chart(status, headers, body, code)
-    step = _INTERVAL_MS[interval]
+    step = INTERVAL_MS[interval]
     bars: dict[int, list[Any]] = {}
     for t, o, h, lo, c, v in sorted(_rows(result, code), key=lambda r: r[0]):
         bars[t * 1000] = [t * 1000, o, h, lo, c, v]
