@@ -42,16 +42,23 @@ def make_client(
     )
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Retry-After as seconds (it may be a number of seconds or an HTTP date)."""
-    value = response.headers.get("Retry-After")
+def parse_retry_after(value: str | None) -> float | None:
+    """A Retry-After value as seconds: a number of seconds or an HTTP date; None when absent or unreadable."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After of a response as seconds (it may be a number of seconds or an HTTP date)."""
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 async def get_json(

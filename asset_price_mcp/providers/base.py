@@ -8,9 +8,12 @@ float); times are UTC epoch milliseconds.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+
+from shared.http import parse_retry_after
 
 # Canonical candle intervals and their length in milliseconds; each provider supports a subset (its INTERVALS).
 INTERVAL_MS: dict[str, int] = {
@@ -77,15 +80,32 @@ def dec(value: Any, provider: str, what: str) -> Decimal:
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """Retry-After as seconds (only the delta-seconds form; an HTTP date is treated as absent)."""
-    raw = None
-    for key, value in (headers or {}).items():  # any mapping; header names are case-insensitive
+    """Retry-After from any header mapping (names are case-insensitive) as seconds; None when absent."""
+    for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
-            raw = value
+            return parse_retry_after(value)
+    return None
+
+
+def join_url(base_url: str, path: str) -> str:
+    """A configured base URL (trailing slash or not, path prefix kept) joined with an endpoint path."""
+    return base_url.rstrip("/") + path
+
+
+def load_json(body: bytes, provider: str) -> Any:
+    """A response body as JSON with every non-integer number an exact Decimal (never through float)."""
     try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
+        return json.loads(body, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        raise ProviderError(provider, "bad_response", f"the body is not JSON: {body[:80]!r}") from None
+
+
+def positive_or_none(data: dict[str, Any], key: str, provider: str, what: str) -> Decimal | None:
+    """An optional price field: None when absent or not positive (an empty side of the book is sent as 0)."""
+    if data.get(key) is None:
         return None
+    d = dec(data[key], provider, what)
+    return d if d > 0 else None
 
 
 def http_failure(provider: str, status: int, headers: Any, body: bytes) -> ProviderError:

@@ -26,6 +26,9 @@ from asset_price_mcp.providers.base import (
     Quote,
     dec,
     http_failure,
+    join_url,
+    load_json,
+    positive_or_none,
     retry_after_seconds,
 )
 
@@ -63,8 +66,6 @@ def _quote_asset(symbol: str) -> str:
 
 
 # --- requests ------------------------------------------------------------------------------------------------------
-def _url(base_url: str, path: str) -> str:
-    return base_url.rstrip("/") + path
 
 
 def quotes_request(base_url: str, symbols: list[str]) -> httpx.Request:
@@ -72,7 +73,7 @@ def quotes_request(base_url: str, symbols: list[str]) -> httpx.Request:
     if not 1 <= len(symbols) <= QUOTE_BATCH:
         raise ValueError(f"Binance takes 1 to {QUOTE_BATCH} symbols per quotes request, not {len(symbols)}.")
     codes = json.dumps([_code(s) for s in symbols], separators=(",", ":"))
-    return httpx.Request("GET", _url(base_url, "/api/v3/ticker/24hr"), params={"symbols": codes})
+    return httpx.Request("GET", join_url(base_url, "/api/v3/ticker/24hr"), params={"symbols": codes})
 
 
 def candles_request(
@@ -92,19 +93,12 @@ def candles_request(
         params["startTime"] = start_ms
     if end_ms is not None:
         params["endTime"] = end_ms
-    return httpx.Request("GET", _url(base_url, "/api/v3/klines"), params=params)
+    return httpx.Request("GET", join_url(base_url, "/api/v3/klines"), params=params)
 
 
 # --- parsing -------------------------------------------------------------------------------------------------------
 def _bad(message: str) -> ProviderError:
     return ProviderError(NAME, "bad_response", message)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_float=Decimal)  # exact decimals even where a number is not a string
-    except (ValueError, RecursionError):
-        raise _bad(f"the body is not JSON: {body[:80]!r}") from None
 
 
 def _failure(status: int, headers: Mapping[str, str], body: bytes, asked: list[str]) -> ProviderError:
@@ -128,20 +122,13 @@ def _failure(status: int, headers: Mapping[str, str], body: bytes, asked: list[s
 def _checked(status: int, headers: Mapping[str, str], body: bytes, asked: list[str]) -> Any:
     if not 200 <= status < 300:
         raise _failure(status, headers, body, asked)
-    return _json(body)
+    return load_json(body, NAME)
 
 
 def _ms(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | Decimal) or value != int(value):
         raise _bad(f"{what} is not an integer time: {value!r}")
     return int(value)
-
-
-def _positive_or_none(row: dict[str, Any], key: str, what: str) -> Decimal | None:
-    if row.get(key) is None:
-        return None
-    d = dec(row[key], NAME, what)
-    return d if d > 0 else None  # Binance sends "0.00000000" for an empty side of the book
 
 
 def parse_quotes(
@@ -166,8 +153,8 @@ def parse_quotes(
             price=price,
             ts_ms=_ms(row.get("closeTime"), f"{canonical} closeTime"),
             provider=NAME,
-            bid=_positive_or_none(row, "bidPrice", f"{canonical} bidPrice"),
-            ask=_positive_or_none(row, "askPrice", f"{canonical} askPrice"),
+            bid=positive_or_none(row, "bidPrice", NAME, f"{canonical} bidPrice"),
+            ask=positive_or_none(row, "askPrice", NAME, f"{canonical} askPrice"),
             volume_24h=dec(row["volume"], NAME, f"{canonical} volume") if row.get("volume") is not None else None,
             currency=_quote_asset(canonical),
             extra={"market": row["symbol"]},

@@ -20,7 +20,16 @@ from typing import Any
 
 import httpx
 
-from asset_price_mcp.providers.base import Candle, ProviderError, Quote, dec, http_failure
+from asset_price_mcp.providers.base import (
+    Candle,
+    ProviderError,
+    Quote,
+    dec,
+    http_failure,
+    join_url,
+    load_json,
+    positive_or_none,
+)
 
 NAME = "coinbase"
 DEFAULT_BASE_URL = "https://api.exchange.coinbase.com"
@@ -51,8 +60,6 @@ def _code(symbol: str) -> str:
 
 
 # --- requests ------------------------------------------------------------------------------------------------------
-def _url(base_url: str, path: str) -> str:
-    return base_url.rstrip("/") + path
 
 
 def _iso(ms: int) -> str:
@@ -63,7 +70,7 @@ def quotes_request(base_url: str, symbols: list[str]) -> httpx.Request:
     """The ticker of exactly one product: Coinbase Exchange has no batch ticker."""
     if len(symbols) != QUOTE_BATCH:
         raise ValueError(f"Coinbase takes exactly one symbol per quotes request, not {len(symbols)}.")
-    return httpx.Request("GET", _url(base_url, f"/products/{_code(symbols[0])}/ticker"))
+    return httpx.Request("GET", join_url(base_url, f"/products/{_code(symbols[0])}/ticker"))
 
 
 def candles_request(
@@ -89,19 +96,12 @@ def candles_request(
             end_ms = start_ms + span_ms
         params["start"] = _iso(-(-start_ms // 1000) * 1000)  # rounded up: never reach back before start
         params["end"] = _iso(end_ms)
-    return httpx.Request("GET", _url(base_url, f"/products/{_code(symbol)}/candles"), params=params)
+    return httpx.Request("GET", join_url(base_url, f"/products/{_code(symbol)}/candles"), params=params)
 
 
 # --- parsing -------------------------------------------------------------------------------------------------------
 def _bad(message: str) -> ProviderError:
     return ProviderError(NAME, "bad_response", message)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_float=Decimal)  # candle prices are JSON numbers: keep them exact
-    except (ValueError, RecursionError):
-        raise _bad(f"the body is not JSON: {body[:80]!r}") from None
 
 
 def _message(body: bytes) -> str | None:
@@ -114,7 +114,7 @@ def _message(body: bytes) -> str | None:
 
 def _checked(status: int, headers: Mapping[str, str], body: bytes, symbol: str) -> Any:
     if 200 <= status < 300:
-        return _json(body)
+        return load_json(body, NAME)
     message = _message(body)
     if status == 404:
         raise ProviderError(NAME, "not_found", f"no product {symbol} ({message or 'HTTP 404'})")
@@ -134,13 +134,6 @@ def _time_ms(value: Any, what: str) -> int:
     except ValueError:
         raise _bad(f"{what} is not a valid time: {value!r}") from None
     return int(moment.timestamp()) * 1000 + int((m[2] or "0")[:3].ljust(3, "0"))
-
-
-def _positive_or_none(data: dict[str, Any], key: str, what: str) -> Decimal | None:
-    if data.get(key) is None:
-        return None
-    d = dec(data[key], NAME, what)
-    return d if d > 0 else None
 
 
 def parse_quotes(
@@ -164,8 +157,8 @@ def parse_quotes(
         price=price,
         ts_ms=_time_ms(data.get("time"), f"{symbol} time"),
         provider=NAME,
-        bid=_positive_or_none(data, "bid", f"{symbol} bid"),
-        ask=_positive_or_none(data, "ask", f"{symbol} ask"),
+        bid=positive_or_none(data, "bid", NAME, f"{symbol} bid"),
+        ask=positive_or_none(data, "ask", NAME, f"{symbol} ask"),
         volume_24h=dec(data["volume"], NAME, f"{symbol} volume") if data.get("volume") is not None else None,
         currency=symbol.rsplit("-", 1)[1],
         extra=extra,

@@ -12,7 +12,6 @@ fails a whole batch. The ticker carries no time: quotes are stamped with the tim
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -21,7 +20,15 @@ from typing import Any
 
 import httpx
 
-from asset_price_mcp.providers.base import Candle, ProviderError, Quote, dec, http_failure
+from asset_price_mcp.providers.base import (
+    Candle,
+    ProviderError,
+    Quote,
+    dec,
+    http_failure,
+    join_url,
+    load_json,
+)
 
 NAME = "kraken"
 DEFAULT_BASE_URL = "https://api.kraken.com"
@@ -68,8 +75,6 @@ def _code(symbol: str) -> str:
 
 
 # --- requests ------------------------------------------------------------------------------------------------------
-def _url(base_url: str, path: str) -> str:
-    return base_url.rstrip("/") + path
 
 
 def quotes_request(base_url: str, symbols: list[str]) -> httpx.Request:
@@ -77,7 +82,7 @@ def quotes_request(base_url: str, symbols: list[str]) -> httpx.Request:
     if not 1 <= len(symbols) <= QUOTE_BATCH:
         raise ValueError(f"Kraken takes 1 to {QUOTE_BATCH} symbols per quotes request, not {len(symbols)}.")
     pairs = ",".join(_code(s) for s in symbols)
-    return httpx.Request("GET", _url(base_url, "/0/public/Ticker"), params={"pair": pairs})
+    return httpx.Request("GET", join_url(base_url, "/0/public/Ticker"), params={"pair": pairs})
 
 
 def candles_request(
@@ -95,7 +100,7 @@ def candles_request(
     params: dict[str, str | int] = {"pair": _code(symbol), "interval": INTERVALS[interval]}
     if start_ms is not None:
         params["since"] = math.ceil(start_ms / 1000) - 1
-    return httpx.Request("GET", _url(base_url, "/0/public/OHLC"), params=params)
+    return httpx.Request("GET", join_url(base_url, "/0/public/OHLC"), params=params)
 
 
 # --- parsing -------------------------------------------------------------------------------------------------------
@@ -118,10 +123,7 @@ def _result(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, A
     """The `result` object of a good answer; the `error` array (HTTP 200 included) raised as a typed failure."""
     if not 200 <= status < 300:
         raise http_failure(NAME, status, headers, body)
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except (ValueError, RecursionError):
-        raise _bad(f"the body is not JSON: {body[:80]!r}") from None
+    data = load_json(body, NAME)
     if not isinstance(data, dict):
         raise _bad(f"the answer is not an object: {str(data)[:80]!r}")
     errors = data.get("error") or []

@@ -23,9 +23,25 @@ MINUTE_MS = 60_000
 TS, OPEN, CLOSE, HIGH, LOW, VOLUME = range(6)
 
 
+_markets_cache: dict[str, tuple[tuple, list]] = {}
+
+
+def _markets(root: str) -> list:
+    """The stored markets, read again only when a market's metadata file changes (serves() runs per symbol)."""
+    folder = Path(root)
+    signature = (
+        tuple(sorted((str(f), f.stat().st_mtime_ns) for f in folder.glob("*/*.json"))) if folder.is_dir() else ()
+    )
+    cached = _markets_cache.get(root)
+    if cached is None or cached[0] != signature:
+        cached = (signature, CandleStore(folder).markets())
+        _markets_cache[root] = cached
+    return cached[1]
+
+
 def _market(root: str, symbol: str) -> tuple[str, str] | None:
     """(exchange, symbol) of the stored market for a canonical symbol: real data before synthetic."""
-    markets = CandleStore(Path(root)).markets()
+    markets = _markets(root)
     found = sorted((m for m in markets if m.symbol == symbol.upper()), key=lambda m: (m.synthetic, m.exchange))
     return (found[0].exchange, found[0].symbol) if found else None
 
