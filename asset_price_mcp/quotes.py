@@ -51,15 +51,15 @@ class PriceFailure(BaseModel):
 
 class PriceAnswer(BaseModel):
     symbol: str
-    price: float | None = Field(description="Consensus: the median of the fresh, agreeing answers.")
-    price_exact: str | None = Field(description="The consensus as an exact decimal string.")
+    price: float = Field(description="Consensus: the median of the fresh, agreeing answers.")
+    price_exact: str = Field(description="The consensus as an exact decimal string.")
     currency: str | None
-    as_of: str | None = Field(description="Newest time among the answers used.")
+    as_of: str = Field(description="Newest time among the answers used.")
     sources_used: int
-    spread_bps: float | None = Field(description="Highest minus lowest used price, basis points of the consensus.")
+    spread_bps: float = Field(description="Highest minus lowest used price, basis points of the consensus.")
     outliers: list[str] = Field(description="Providers excluded for being too far from the others.")
     stale: bool = Field(description="True when every provider failed and this is the last good value.")
-    age_s: float | None = Field(description="Seconds since the newest price used.")
+    age_s: float = Field(description="Seconds since the newest price used.")
     cached: bool
     sources: list[SourcePrice]
     failures: list[SourceFailure]
@@ -293,7 +293,7 @@ class QuoteService:
         hit = self._cache.get(symbol)
         if hit is not None:
             last = hit.answer
-            age = round(now_ms / 1000 - hit.stored_at + (last.age_s or 0.0), 3)
+            age = round(now_ms / 1000 - hit.stored_at + last.age_s, 3)
             return last.model_copy(
                 update={"stale": True, "cached": True, "age_s": age, "failures": failed, "sources": details}
             )

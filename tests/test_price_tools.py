@@ -104,3 +104,14 @@ def test_other_servers_get_the_same_configured_price_service_as_a_library(home, 
     by_name = {p.name: p.base_url for p in service.providers}
     assert list(by_name) == ["binance", "coinbase", "kraken", "coingecko", "yahoo"]  # replay is off by default
     assert by_name["kraken"] == "http://127.0.0.1:9" and by_name["binance"] == "https://data-api.binance.vision"
+
+
+async def test_a_price_answer_declares_the_fields_it_always_has_as_non_null(deps):
+    """A successful answer always carries a consensus; only fields that can really be absent are nullable, which
+    keeps the schema honest for clients and cheap for them to validate."""
+    async with connect(build_server(deps)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    props = tools["get_price"].outputSchema["properties"]
+    for field, kind in {"price": "number", "price_exact": "string", "as_of": "string", "age_s": "number"}.items():
+        assert props[field]["type"] == kind, field
+    assert props["currency"]["type"] == ["string", "null"]  # a stock quote may come without one
