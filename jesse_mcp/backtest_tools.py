@@ -239,7 +239,8 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
     ) -> ResultPage:
         """Stored results, newest first, with a one-line summary each (net profit %, max drawdown %, Sharpe,
         trades, synthetic or real data)."""
-        rows, total = service.store.result_list(kind, strategy, limit, offset)
+        kinds = kind or ("backtest", "stress_test", "monte_carlo", "validation")  # not other servers' results
+        rows, total = service.store.result_list(kinds, strategy, limit, offset)
         return ResultPage(results=rows, total=total, offset=offset)
 
 

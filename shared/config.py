@@ -63,26 +63,81 @@ GLOBAL_RISK_DEFAULTS: dict[str, float] = {
 
 class NewsSource(BaseModel):
     model_config = _STRICT
-    priority: int = Field(..., ge=1, le=100, description="1 is the most trusted source.")
-    weight: float = Field(..., ge=0, le=1, description="Share of this source in aggregated sentiment.")
+    priority: int = Field(..., ge=1, le=100, description="1 is the most trusted source; duplicates keep its copy.")
+    weight: float = Field(..., ge=0, le=1, description="Relative weight of this source in aggregated sentiment.")
     enabled: bool = True
-    url: str | None = Field(None, description="Feed or API address (RSS/Atom URL, API base URL).")
+    url: str | None = Field(
+        None,
+        description="Feed or API address (RSS/Atom URL, API base URL). '{symbols}' in an RSS address is replaced by "
+        "the stock tickers asked for (per-ticker feeds). Changing it needs the person's confirmation.",
+    )
     type: Literal["rss", "cryptopanic", "reddit", "none"] | None = Field(
         None, description="Connector kind; 'none' or unset means no connector is configured."
     )
+    speed: Literal["fast", "normal", "slow"] = Field(
+        "normal",
+        description="How soon the source carries news (wires and aggregators fast, daily write-ups slow); in "
+        "volatile markets fast sources count more (discovery.volatility_weighting).",
+    )
+
+
+NEWS_FEEDS: tuple[tuple[str, str | None, str | None, float, str], ...] = (
+    # (name, type, url, weight, speed), most trusted first: the order is the priority. The first seven are the
+    # seed configuration's sources and weights; the feeds after them are added with smaller weights.
+    ("reuters", "none", None, 0.25, "fast"),  # no public RSS since 2020: a licensed feed URL is needed
+    ("bloomberg", "rss", "https://feeds.bloomberg.com/markets/news.rss", 0.20, "fast"),
+    ("coindesk", "rss", "https://www.coindesk.com/arc/outboundfeeds/rss/", 0.15, "fast"),
+    ("cryptopanic", "cryptopanic", "https://cryptopanic.com/api/developer/v2/posts/", 0.15, "fast"),
+    ("twitter", "none", None, 0.10, "fast"),  # the X API needs a paid bearer token: no connector ships
+    ("reddit", "reddit", "https://www.reddit.com/r/CryptoCurrency/.rss", 0.10, "fast"),
+    ("telegram", "none", None, 0.05, "fast"),  # needs a bot token and channel ids: no connector ships
+    ("theblock", "rss", "https://www.theblock.co/rss.xml", 0.12, "normal"),
+    ("cointelegraph", "rss", "https://cointelegraph.com/rss", 0.10, "fast"),
+    ("decrypt", "rss", "https://decrypt.co/feed", 0.10, "normal"),
+    (
+        "yahoo_finance",
+        "rss",
+        "https://feeds.finance.yahoo.com/rss/2.0/headline?s={symbols}&region=US&lang=en-US",
+        0.10,
+        "normal",
+    ),
+    ("bitcoinmagazine", "rss", "https://bitcoinmagazine.com/.rss/full/", 0.05, "slow"),
+)
 
 
 def _default_news() -> dict[str, NewsSource]:
-    seed = [
-        ("reuters", 0.25),
-        ("bloomberg", 0.20),
-        ("coindesk", 0.15),
-        ("cryptopanic", 0.15),
-        ("twitter", 0.10),
-        ("reddit", 0.10),
-        ("telegram", 0.05),
-    ]
-    return {name: NewsSource(priority=i + 1, weight=w) for i, (name, w) in enumerate(seed)}
+    return {
+        name: NewsSource(priority=i + 1, weight=w, url=url, type=kind, speed=speed)  # type: ignore[arg-type]
+        for i, (name, kind, url, w, speed) in enumerate(NEWS_FEEDS)
+    }
+
+
+class DiscoveryConfig(BaseModel):
+    """How news becomes opportunities: every number here is a documented, tunable rule."""
+
+    model_config = _STRICT
+    half_life_hours: float = Field(12, gt=0, le=24 * 30, description="An item's weight halves every this many hours.")
+    lookback_hours: float = Field(72, gt=0, le=24 * 90, description="Items older than this are not aggregated.")
+    fetch_timeout_s: float = Field(10, gt=0, le=120, description="Per-source fetch timeout.")
+    max_feed_bytes: int = Field(5_000_000, ge=10_000, le=100_000_000, description="Larger answers are refused.")
+    volatility_weighting: bool = Field(True, description="In volatile markets, weight sources by their speed.")
+    high_volatility_annual_pct: float = Field(
+        80, gt=0, le=1000, description="Annualised volatility (%) above which a market counts as volatile."
+    )
+    fast_source_boost: float = Field(1.5, ge=1, le=10, description="Weight multiplier of fast sources when volatile.")
+    slow_source_factor: float = Field(0.5, gt=0, le=1, description="Weight multiplier of slow sources when volatile.")
+    min_items: int = Field(1, ge=1, le=100, description="Fewest items a symbol needs to become an opportunity.")
+    correlation_penalty: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Diversified top-k: a candidate's score is multiplied by 1 - this x its largest same-direction "
+        "return correlation with the symbols already picked.",
+    )
+    information_coefficient: float = Field(
+        0.05, gt=0, le=0.5, description="Forecast skill of news sentiment: expected move = IC x volatility x 3S."
+    )
+    price_confirmation: bool = Field(True, description="Check the opportunity's direction against recent prices.")
 
 
 class PortfolioLimits(BaseModel):
@@ -195,6 +250,7 @@ class TradingConfig(BaseModel):
     mcp_config: McpConfig = Field(default_factory=McpConfig)
     backtest_config: BacktestConfig = Field(default_factory=BacktestConfig)
     price_config: PriceConfig = Field(default_factory=PriceConfig)
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:

@@ -75,6 +75,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX results_ts ON results (ts_ms);
     CREATE INDEX results_strategy ON results (strategy, ts_ms);
     """,
+    """
+    CREATE TABLE news_items (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        title_key TEXT NOT NULL,
+        published_ms INTEGER NOT NULL,
+        fetched_ms INTEGER NOT NULL,
+        item TEXT NOT NULL
+    );
+    CREATE INDEX news_items_published ON news_items (published_ms);
+    CREATE TABLE news_sources (
+        name TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        state TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -342,12 +361,18 @@ class Store:
         return json.loads(row[0]), (json.loads(row[1]) if row[1] is not None else None)
 
     def result_list(
-        self, kind: str | None = None, strategy: str | None = None, limit: int = 20, offset: int = 0
+        self,
+        kind: str | Sequence[str] | None = None,
+        strategy: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
+        """Results newest first; `kind` is one kind or several."""
         where, params = [], []
         if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            where.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
         if strategy is not None:
             where.append("strategy = ?")
             params.append(strategy)

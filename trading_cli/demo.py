@@ -70,15 +70,55 @@ class Demo:
             )
             await self.call(session, server, "list_providers", {})
 
-    async def policy_servers(self) -> None:
-        for server in ("discovery-mcp",):
-            print(f"\n== {server} ==")
+    def offline_news(self, url: str) -> None:
+        """The demo's news sources are sample feeds on a local server (real HTTP, written for the demo). Only the
+        demo's own temporary configuration is changed."""
+        from shared.config_store import ConfigStore
+
+        def sample_sources(data: dict) -> dict:
+            feeds = {
+                "wire": {"priority": 1, "weight": 0.6, "speed": "fast"},
+                "blog": {"priority": 2, "weight": 0.4, "speed": "normal"},
+                "community": {"priority": 3, "weight": 0.2, "speed": "fast"},
+            }
+            news = {n: {**f, "enabled": True, "url": f"{url}/{n}.rss", "type": "rss"} for n, f in feeds.items()}
+            news["reuters"] = {**data["news_priorities"]["reuters"], "priority": 4}
+            return {**data, "news_priorities": news}
+
+        ConfigStore(self.home / "config.json").update(sample_sources)
+
+    async def discovery_server(self) -> None:
+        from trading_cli.sample_feeds import SampleFeedServer
+
+        server = "discovery-mcp"
+        print(f"\n== {server} ==  (offline: sample feeds written for the demo, served on 127.0.0.1; not real news)")
+        with SampleFeedServer() as feeds:
+            self.offline_news(feeds.url)
             async with open_session(server, self.env, interactive=False) as session:
                 tools = (await session.list_tools()).tools
                 print(f"tools/list: {', '.join(t.name for t in tools)}")
-                strategy = None if server == "asset-price-mcp" else "mean_reversion"
-                await self.call(session, server, "get_policy", {"strategy": strategy} if strategy else {})
-                await self.call(session, server, "get_journal", {"limit": 3, "server": server})
+                await self.call(session, server, "get_policy", {"strategy": "mean_reversion"})
+                news = await self.call(session, server, "fetch_news", {"since_hours": 12})
+                if news and news["cycle"]["duplicates"] < 1:
+                    self.surprises.append("fetch_news did not fold the duplicated sample story")
+                await self.call(
+                    session,
+                    server,
+                    "score_sentiment",
+                    {"texts": ["Nvidia beats estimates and raises guidance", "Exchange halts withdrawals after hack"]},
+                )
+                found = await self.call(session, server, "discover_opportunities", {"top_k": 3, "refresh": False})
+                if found and not found["opportunities"]:
+                    self.surprises.append("discover_opportunities found nothing in the sample news")
+                await self.call(session, server, "list_sources", {})
+                print("\n# Changing a source's address needs a person's confirmation; this client offers none:")
+                await self.call(
+                    session,
+                    server,
+                    "update_source_priority",
+                    {"source": "blog", "url": "https://example.com/other.rss"},
+                    expect="refused",
+                )
 
     async def quiet(self, session: ClientSession, tool: str, args: dict[str, Any]) -> Any:
         print(f"\n-> jesse-mcp.{tool} {json.dumps(args)}")
@@ -212,9 +252,9 @@ async def run_demo(home: str | None = None) -> int:
         print(f"servers: {', '.join(SERVERS)}")
         demo = Demo(root)
         demo.offline_prices()
-        await demo.policy_servers()
         await demo.jesse_server()  # stores synthetic candles, which the price server then replays
         await demo.price_server()
+        await demo.discovery_server()  # prices for its opportunities come from the same replayed candles
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
     if demo.surprises:
         print("UNEXPECTED:\n  " + "\n  ".join(demo.surprises))

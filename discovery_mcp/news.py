@@ -1,0 +1,245 @@
+"""One discovery cycle: fetch every enabled source concurrently, normalise, deduplicate across sources, extract
+symbols, score the new stories' sentiment, and store them, so the next cycle only does what is new.
+
+Duplicates (the same canonical URL, or near-identical titles about the same assets within two days) become one
+story: the copy of the highest-priority source is kept, the others are counted as corroborating sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+import httpx
+from pydantic import BaseModel, Field
+
+from discovery_mcp.entities import ASSETS, extract_symbols
+from discovery_mcp.models import SUMMARY_MAX, TITLE_MAX, DiscoveryError, NewsItem, Sentiment
+from discovery_mcp.newsstore import NewsStore, StoredItem
+from discovery_mcp.normalise import canonical_url, plain_text, similar_titles, title_words
+from discovery_mcp.sources import FetchResult, RawEntry, fetch_source
+from shared.config import TradingConfig
+from shared.store import utc_now_iso
+
+DEDUPE_WINDOW_MS = 48 * 3_600_000
+MAX_FUTURE_MS = 10 * 60_000  # a feed's clock may run a little ahead; further ahead is wrong and capped to now
+
+
+class Scorer(Protocol):
+    async def score(self, texts: list[str]) -> list[Sentiment]: ...
+
+
+class SourceReport(BaseModel):
+    source: str
+    status: str = Field(description="ok, not_modified, error, no_connector, needs_key, idle or disabled.")
+    message: str | None = None
+    http_status: int | None = None
+    latency_ms: float | None = None
+    entries: int = Field(0, description="Entries the source delivered in this cycle.")
+    new_items: int = Field(0, description="New stories stored.")
+    duplicates: int = Field(0, description="Entries folded into stories already known.")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CycleReport(BaseModel):
+    fetched_at: str
+    duration_ms: float
+    new_items: int
+    duplicates: int
+    sources: list[SourceReport]
+
+
+@dataclass(slots=True)
+class _Merge:
+    """The stories touched by one cycle and how each source's entries were counted."""
+
+    touched: dict[str, StoredItem] = field(default_factory=dict)
+    new_ids: set[str] = field(default_factory=set)
+    rescore: set[str] = field(default_factory=set)
+    new_by_source: dict[str, int] = field(default_factory=dict)
+    dup_by_source: dict[str, int] = field(default_factory=dict)
+
+
+def story_id(url: str, source: str, title: str) -> str:
+    basis = url or f"{source}\n{title.lower()}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:20]
+
+
+def to_item(raw: RawEntry, source: str, now_ms: int) -> NewsItem | None:
+    title = plain_text(raw.title, TITLE_MAX)
+    if not title:
+        return None
+    summary = plain_text(raw.summary, SUMMARY_MAX)
+    url = canonical_url(raw.url)
+    published = raw.published_ms if raw.published_ms is not None else now_ms
+    published = min(published, now_ms + MAX_FUTURE_MS)
+    symbols = list(dict.fromkeys([*(t for t in raw.tags if t in ASSETS), *extract_symbols(f"{title}\n{summary}")]))
+    return NewsItem(
+        id=story_id(url, source, title),
+        source=source,
+        url=url,
+        untrusted_title=title,
+        untrusted_summary=summary,
+        published=utc_now_iso(published),
+        published_ms=published,
+        symbols=symbols,
+    )
+
+
+def merge(incoming: list[tuple[NewsItem, int]], known: list[StoredItem], by_id: dict[str, StoredItem]) -> _Merge:
+    """Fold incoming items (with their source priority) into the known stories. Pure: returns what changed."""
+    out = _Merge()
+    stories = list(known)
+    by_url = {s.item.url: s for s in stories if s.item.url}
+    for item, priority in sorted(incoming, key=lambda x: (x[1], -x[0].published_ms)):
+        words = title_words(item.untrusted_title)
+        match = by_id.get(item.id) or (by_url.get(item.url) if item.url else None)
+        if match is None:
+            symbols = set(item.symbols)
+            match = next(
+                (
+                    s
+                    for s in stories
+                    if set(s.item.symbols) == symbols
+                    and abs(s.item.published_ms - item.published_ms) <= DEDUPE_WINDOW_MS
+                    and similar_titles(s.words, words)
+                ),
+                None,
+            )
+        if match is None:
+            story = StoredItem(item, priority, words)
+            stories.append(story)
+            by_id[item.id] = story
+            if item.url:
+                by_url[item.url] = story
+            out.touched[item.id] = story
+            out.new_ids.add(item.id)
+            out.new_by_source[item.source] = out.new_by_source.get(item.source, 0) + 1
+            continue
+        if item.source == match.item.source or item.source in match.item.corroborating_sources:
+            continue  # the same copy seen again
+        out.dup_by_source[item.source] = out.dup_by_source.get(item.source, 0) + 1
+        kept = match.item
+        if priority < match.priority:  # a more trusted source carries it: keep its copy, the story keeps its id
+            others = [kept.source, *kept.corroborating_sources]
+            match.item = item.model_copy(
+                update={"id": kept.id, "corroborating_sources": others, "symbols": kept.symbols or item.symbols}
+            )
+            match.priority, match.words = priority, words
+            out.rescore.add(kept.id)
+        else:
+            match.item = kept.model_copy(update={"corroborating_sources": [*kept.corroborating_sources, item.source]})
+        if item.url:
+            by_url[item.url] = match
+        out.touched[match.item.id] = match
+    return out
+
+
+class NewsService:
+    def __init__(
+        self,
+        store: NewsStore,
+        client: httpx.AsyncClient,
+        config: Callable[[], TradingConfig],
+        scorer: Scorer,
+        *,
+        clock: Callable[[], float] = time.time,
+        env: Mapping[str, str] = os.environ,
+    ):
+        self.store = store
+        self.client = client
+        self.config = config
+        self.scorer = scorer
+        self.clock = clock
+        self.env = env
+
+    async def refresh(self, sources: list[str] | None = None, symbols: list[str] | None = None) -> CycleReport:
+        """Fetch the chosen (default: every enabled) source once, concurrently, and store what is new."""
+        cfg = self.config()
+        configured = cfg.news_priorities
+        unknown = [s for s in sources or () if s not in configured]
+        if unknown:
+            raise DiscoveryError(
+                f"Unknown news source(s): {', '.join(unknown)}. Configured: {', '.join(configured)}. "
+                "Add one with update_source_priority or in news_priorities."
+            )
+        chosen = sources or [name for name, s in configured.items() if s.enabled]
+        started = time.perf_counter()
+        now_ms = int(self.clock() * 1000)
+        crypto = [s for s in symbols or () if ASSETS[s].kind == "crypto"]
+        stocks = [s for s in symbols or () if ASSETS[s].kind != "crypto"]
+        results: dict[str, FetchResult] = {}
+
+        async def one(name: str) -> None:
+            src = configured[name]
+            results[name] = await fetch_source(
+                self.client,
+                name,
+                src,
+                await anyio.to_thread.run_sync(self.store.validators, name),
+                crypto_symbols=crypto,
+                stock_symbols=stocks,
+                timeout_s=cfg.discovery.fetch_timeout_s,
+                max_bytes=cfg.discovery.max_feed_bytes,
+                env=self.env,
+            )
+
+        async with anyio.create_task_group() as tg:
+            for name in chosen:
+                tg.start_soon(one, name)
+        incoming = [
+            (item, configured[name].priority)
+            for name in chosen
+            for raw in results[name].entries
+            if (item := to_item(raw, name, now_ms)) is not None
+        ]
+        merged = await anyio.to_thread.run_sync(self._merge, incoming, now_ms)
+        await self._score(merged)
+        await anyio.to_thread.run_sync(self.store.save, list(merged.touched.values()), now_ms)
+        reports = []
+        for name in chosen:
+            r = results[name]
+            new, dup = merged.new_by_source.get(name, 0), merged.dup_by_source.get(name, 0)
+            self.store.record_fetch(r, new, dup, now_ms)
+            reports.append(
+                SourceReport(
+                    source=name,
+                    status=r.status,
+                    message=r.message,
+                    http_status=r.http_status,
+                    latency_ms=r.latency_ms,
+                    entries=len(r.entries),
+                    new_items=new,
+                    duplicates=dup,
+                    warnings=r.warnings,
+                )
+            )
+        return CycleReport(
+            fetched_at=utc_now_iso(now_ms),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            new_items=len(merged.new_ids),
+            duplicates=sum(merged.dup_by_source.values()),
+            sources=reports,
+        )
+
+    def _merge(self, incoming: list[tuple[NewsItem, int]], now_ms: int) -> _Merge:
+        oldest = min((i.published_ms for i, _ in incoming), default=now_ms)
+        known = self.store.recent(oldest - DEDUPE_WINDOW_MS)
+        by_id = {s.item.id: s for s in known}
+        missing = [i.id for i, _ in incoming if i.id not in by_id]
+        by_id.update(self.store.by_ids(missing))  # stories older than the window, same URL
+        return merge(incoming, known, by_id)
+
+    async def _score(self, merged: _Merge) -> None:
+        ids = [i for i in merged.touched if i in merged.new_ids or i in merged.rescore]
+        if not ids:
+            return
+        scores = await self.scorer.score([merged.touched[i].item.untrusted_title for i in ids])
+        for i, sentiment in zip(ids, scores, strict=True):
+            story = merged.touched[i]
+            story.item = story.item.model_copy(update={"sentiment": sentiment})
