@@ -257,7 +257,9 @@ def rank(
             found.append(c)
     picks = diversified(found, markets, top_k, cfg.correlation_penalty)
     chosen = {p.symbol for p, _, _ in picks}
-    skipped += [(c.symbol, "outranked after the diversification penalty") for c in found if c.symbol not in chosen]
+    skipped += [
+        (c.symbol, "below the top-k after the diversification penalty") for c in found if c.symbol not in chosen
+    ]
     return [opportunity(n + 1, c, adj, rho, horizon_h) for n, (c, adj, rho) in enumerate(picks)], skipped
 
 

@@ -144,3 +144,40 @@ async def test_the_morning_briefing_prompt_walks_through_the_tools(deps):
         prompt = await client.get_prompt("morning_briefing", {"symbols": "BTC,ETH"})
     text = prompt.messages[0].content.text
     assert "fetch_news" in text and "discover_opportunities" in text and "untrusted_" in text
+
+
+async def test_with_a_glm_key_stories_are_scored_by_glm_and_a_failing_glm_falls_back_and_says_so(deps, monkeypatch):
+    from tests.fake_zhipu_server import FakeZhipu
+
+    with FakeZhipu(lifetime_s=30) as glm:
+        monkeypatch.setenv("ZHIPUAI_API_KEY", "id.secret-key")
+        monkeypatch.setenv("ZHIPUAI_BASE_URL", glm.base_url)
+        async with connect(build_server(deps)) as client:
+            good = payload(await client.call_tool("score_sentiment", {"texts": ["Bitcoin ETF approved, rally"]}))
+            glm.behaviour = "http_500"
+            bad = payload(await client.call_tool("score_sentiment", {"texts": ["Exchange hack drains wallets"]}))
+            sources = payload(await client.call_tool("list_sources", {}))
+            journal = payload(await client.call_tool("get_journal", {"limit": 5}))
+    assert good["scores"][0]["method"].startswith("glm:") and good["scores"][0]["label"] == "bullish"
+    assert bad["scores"][0]["method"].startswith("offline") and "glm http 500" in bad["scores"][0]["fallback_reason"]
+    assert sources["sentiment_method"] == "glm"
+    assert "secret-key" not in json.dumps([good, bad, sources, journal])
+
+
+async def test_stored_prices_confirm_or_contradict_an_opportunity_and_set_its_volatility(deps, news):
+    import time
+
+    from jesse_mcp.importers import synthetic_candles
+    from shared.candles import CandleStore
+
+    day = 86_400_000
+    start = (int(time.time() * 1000) // day - 100) * day
+    rows, _ = synthetic_candles(start, 100 * 1440, seed=5)
+    CandleStore(deps.extras["home"] / "candles").save("binance", "BTC-USDT", rows, "test", synthetic=True)
+    async with connect(build_server(deps)) as client:
+        result = payload(await client.call_tool("discover_opportunities", {"symbols": ["BTC", "ETH"]}))
+    btc = next(o for o in result["opportunities"] if o["symbol"] == "BTC")
+    eth = next(o for o in result["opportunities"] if o["symbol"] == "ETH")
+    assert not btc["volatility_assumed"] and btc["regime"] in ("calm", "volatile")
+    assert btc["price_confirmation"] in ("confirmed", "contradicted") and btc["recent_return_pct"] is not None
+    assert eth["volatility_assumed"] and eth["price_confirmation"] == "unavailable"

@@ -114,7 +114,7 @@ def test_diversified_selection_drops_a_near_duplicate_correlated_symbol():
     }
     picked, skipped = rank(items, SOURCES, CFG, markets, horizon_h=24, top_k=2, now_ms=NOW)
     assert [o.symbol for o in picked] == ["BTC", "AAPL"]
-    assert ("ETH", "outranked after the diversification penalty") in skipped
+    assert ("ETH", "below the top-k after the diversification penalty") in skipped
     plain, _ = rank(
         items, SOURCES, CFG.model_copy(update={"correlation_penalty": 0}), markets, horizon_h=24, top_k=2, now_ms=NOW
     )
