@@ -157,9 +157,14 @@ class NewsService:
         self.scorer = scorer
         self.clock = clock
         self.env = env
+        self._cycle = anyio.Lock()  # one cycle at a time: two sessions must not both insert the same new story
 
     async def refresh(self, sources: list[str] | None = None, symbols: list[str] | None = None) -> CycleReport:
         """Fetch the chosen (default: every enabled) source once, concurrently, and store what is new."""
+        async with self._cycle:
+            return await self._refresh(sources, symbols)
+
+    async def _refresh(self, sources: list[str] | None, symbols: list[str] | None) -> CycleReport:
         cfg = self.config()
         configured = cfg.news_priorities
         unknown = [s for s in sources or () if s not in configured]

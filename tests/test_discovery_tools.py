@@ -181,3 +181,14 @@ async def test_stored_prices_confirm_or_contradict_an_opportunity_and_set_its_vo
     assert not btc["volatility_assumed"] and btc["regime"] in ("calm", "volatile")
     assert btc["price_confirmation"] in ("confirmed", "contradicted") and btc["recent_return_pct"] is not None
     assert eth["volatility_assumed"] and eth["price_confirmation"] == "unavailable"
+
+
+def test_the_train_command_reports_a_bad_csv_and_exits_non_zero(tmp_path, capsys):
+    from discovery_mcp.server import main
+
+    bad = tmp_path / "labels.csv"
+    bad.write_text("headline,mood\nStocks rally,up\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--csv", str(bad), "--out", str(tmp_path / "model.json")])
+    assert exit_.value.code == 2 and "label" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "model.json").exists()

@@ -173,3 +173,21 @@ def test_a_feed_time_far_in_the_future_is_capped_and_a_missing_time_is_the_fetch
     undated = to_item(RawEntry("Bitcoin surges again", "", "https://a.example/u", None), "a", now)
     assert future.published_ms <= now + 600_000 and undated.published_ms == now
     assert to_item(RawEntry("  ", "", "https://a.example/e", now), "a", now) is None
+
+
+async def test_two_cycles_at_once_store_each_story_once(deps, client):
+    import anyio
+
+    with FakeNews({"/cd": Route(COINDESK), "/ct": Route(COINTELEGRAPH)}) as news:
+        cfg = configure(news.url, coindesk=(3, "/cd"), cointelegraph=(9, "/ct"))
+        svc = service(deps, client, cfg, CountingScorer())
+        reports = []
+
+        async def cycle():
+            reports.append(await svc.refresh())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cycle)
+            tg.start_soon(cycle)
+    assert sorted(r.new_items for r in reports) == [0, 3]
+    assert len(NewsStore(deps.store).query(since_ms=0)) == 3
