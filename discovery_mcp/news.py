@@ -23,11 +23,12 @@ from discovery_mcp.models import SUMMARY_MAX, TITLE_MAX, DiscoveryError, NewsIte
 from discovery_mcp.newsstore import NewsStore, StoredItem
 from discovery_mcp.normalise import canonical_url, plain_text, similar_titles, title_words
 from discovery_mcp.sources import FetchResult, RawEntry, fetch_source
-from shared.config import TradingConfig
+from shared.config import NewsSource, TradingConfig
 from shared.store import utc_now_iso
 
 DEDUPE_WINDOW_MS = 48 * 3_600_000
 MAX_FUTURE_MS = 10 * 60_000  # a feed's clock may run a little ahead; further ahead is wrong and capped to now
+RETENTION_MS = 30 * 86_400_000  # stories older than this are not news: not stored, and pruned from the store
 
 
 class Scorer(Protocol):
@@ -71,13 +72,16 @@ def story_id(url: str, source: str, title: str) -> str:
 
 
 def to_item(raw: RawEntry, source: str, now_ms: int) -> NewsItem | None:
+    """The entry as a story, or None when it has no title or is older than the retention."""
     title = plain_text(raw.title, TITLE_MAX)
     if not title:
         return None
+    published = raw.published_ms if raw.published_ms is not None else now_ms
+    if published < now_ms - RETENTION_MS:
+        return None
+    published = min(published, now_ms + MAX_FUTURE_MS)
     summary = plain_text(raw.summary, SUMMARY_MAX)
     url = canonical_url(raw.url)
-    published = raw.published_ms if raw.published_ms is not None else now_ms
-    published = min(published, now_ms + MAX_FUTURE_MS)
     symbols = list(dict.fromkeys([*(t for t in raw.tags if t in ASSETS), *extract_symbols(f"{title}\n{summary}")]))
     return NewsItem(
         id=story_id(url, source, title),
@@ -91,9 +95,17 @@ def to_item(raw: RawEntry, source: str, now_ms: int) -> NewsItem | None:
     )
 
 
-def merge(incoming: list[tuple[NewsItem, int]], known: list[StoredItem], by_id: dict[str, StoredItem]) -> _Merge:
-    """Fold incoming items (with their source priority) into the known stories. Pure: returns what changed."""
+def merge(
+    incoming: list[tuple[NewsItem, int]],
+    known: list[StoredItem],
+    by_id: dict[str, StoredItem],
+    priorities: Mapping[str, int] | None = None,
+) -> _Merge:
+    """Fold incoming items (with their source priority) into the known stories. Pure: returns what changed.
+    `priorities` (the configuration's, when given) override the priorities the stories were stored with."""
     out = _Merge()
+    for s in [*known, *by_id.values()]:
+        s.priority = (priorities or {}).get(s.item.source, s.priority)
     stories = list(known)
     by_url = {s.item.url: s for s in stories if s.item.url}
     for item, priority in sorted(incoming, key=lambda x: (x[1], -x[0].published_ms)):
@@ -106,6 +118,7 @@ def merge(incoming: list[tuple[NewsItem, int]], known: list[StoredItem], by_id: 
                     s
                     for s in stories
                     if set(s.item.symbols) == symbols
+                    and s.item.source != item.source  # one source does not publish one story under two URLs
                     and abs(s.item.published_ms - item.published_ms) <= DEDUPE_WINDOW_MS
                     and similar_titles(s.words, words)
                 ),
@@ -196,16 +209,24 @@ class NewsService:
 
         async with anyio.create_task_group() as tg:
             for name in chosen:
-                tg.start_soon(one, name)
-        incoming = [
-            (item, configured[name].priority)
-            for name in chosen
-            for raw in results[name].entries
-            if (item := to_item(raw, name, now_ms)) is not None
-        ]
-        merged = await anyio.to_thread.run_sync(self._merge, incoming, now_ms)
-        await self._score(merged)
-        await anyio.to_thread.run_sync(self.store.save, list(merged.touched.values()), now_ms)
+                if configured[name].enabled:
+                    tg.start_soon(one, name)
+                else:
+                    results[name] = FetchResult(name, "disabled", "Disabled in news_priorities; not fetched.")
+        incoming = await anyio.to_thread.run_sync(self._items, chosen, results, configured, now_ms)
+        priorities = {name: s.priority for name, s in configured.items()}
+        merged = await anyio.to_thread.run_sync(
+            lambda: self.store.merge_and_save(
+                incoming,
+                lambda known, by_id: merge(incoming, known, by_id, priorities),
+                lambda m: list(m.touched.values()),
+                window_ms=DEDUPE_WINDOW_MS,
+                now_ms=now_ms,
+                retention_ms=RETENTION_MS,
+            )
+        )
+        scored = await self._score(merged)
+        await anyio.to_thread.run_sync(self.store.save, scored, now_ms)
         reports = []
         for name in chosen:
             r = results[name]
@@ -232,19 +253,29 @@ class NewsService:
             sources=reports,
         )
 
-    def _merge(self, incoming: list[tuple[NewsItem, int]], now_ms: int) -> _Merge:
-        oldest = min((i.published_ms for i, _ in incoming), default=now_ms)
-        known = self.store.recent(oldest - DEDUPE_WINDOW_MS)
-        by_id = {s.item.id: s for s in known}
-        missing = [i.id for i, _ in incoming if i.id not in by_id]
-        by_id.update(self.store.by_ids(missing))  # stories older than the window, same URL
-        return merge(incoming, known, by_id)
+    @staticmethod
+    def _items(
+        chosen: list[str], results: dict[str, FetchResult], configured: Mapping[str, NewsSource], now_ms: int
+    ) -> list[tuple[NewsItem, int]]:
+        out = []
+        for name in chosen:
+            for raw in results[name].entries:
+                try:
+                    item = to_item(raw, name, now_ms)
+                except (ValueError, OverflowError) as e:  # an impossible date, say: skip the entry, not the cycle
+                    results[name].warnings.append(f"{name}: an entry was skipped ({type(e).__name__})")
+                    continue
+                if item is not None:
+                    out.append((item, configured[name].priority))
+        return out
 
-    async def _score(self, merged: _Merge) -> None:
+    async def _score(self, merged: _Merge) -> list[StoredItem]:
+        """Sentiment of the new stories and of those whose kept copy changed; returns them, scored."""
         ids = [i for i in merged.touched if i in merged.new_ids or i in merged.rescore]
         if not ids:
-            return
+            return []
         scores = await self.scorer.score([merged.touched[i].item.untrusted_title for i in ids])
         for i, sentiment in zip(ids, scores, strict=True):
             story = merged.touched[i]
             story.item = story.item.model_copy(update={"sentiment": sentiment})
+        return [merged.touched[i] for i in ids]

@@ -7,13 +7,17 @@ keeps its conditional-GET validators and its health: last fetch, status, latency
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from discovery_mcp.models import NewsItem
 from discovery_mcp.normalise import title_words
 from discovery_mcp.sources import FetchResult, Validators
 from shared.store import Store, utc_now_iso
+
+MergeT = TypeVar("MergeT")
 
 
 @dataclass(slots=True)
@@ -29,11 +33,12 @@ class NewsStore:
 
     # --- sources ---------------------------------------------------------------------------------------------
     def validators(self, name: str) -> Validators | None:
+        """ETag/Last-Modified of the last good fetch, with the address they belong to."""
         with self.store.transaction() as db:
             row = db.execute("SELECT etag, last_modified, state FROM news_sources WHERE name = ?", (name,)).fetchone()
         if row is None or not (row[0] or row[1]):
             return None
-        return Validators(json.loads(row[2]).get("url") or "", row[0], row[1])
+        return Validators(json.loads(row[2]).get("validators_url") or "", row[0], row[1])
 
     def record_fetch(self, result: FetchResult, new_items: int, duplicates: int, now_ms: int) -> None:
         with self.store.transaction() as db:
@@ -56,7 +61,8 @@ class NewsStore:
             )
             if result.status in ("ok", "not_modified"):
                 etag, modified = result.etag, result.last_modified
-            else:  # keep the validators of the last good fetch
+                state["validators_url"] = result.url
+            else:  # keep the validators of the last good fetch, tied to their own address
                 old = db.execute(
                     "SELECT etag, last_modified FROM news_sources WHERE name = ?", (result.source,)
                 ).fetchone()
@@ -78,53 +84,74 @@ class NewsStore:
         return states
 
     # --- items -----------------------------------------------------------------------------------------------
-    def recent(self, since_ms: int) -> list[StoredItem]:
-        with self.store.transaction() as db:
-            rows = db.execute(
-                "SELECT item, priority FROM news_items WHERE published_ms >= ? ORDER BY published_ms", (since_ms,)
-            ).fetchall()
+    @staticmethod
+    def _stored(rows: list[tuple[str, int]]) -> list[StoredItem]:
         out = []
         for raw, priority in rows:
             item = NewsItem.model_validate_json(raw)
             out.append(StoredItem(item, priority, title_words(item.untrusted_title)))
         return out
 
-    def by_ids(self, ids: list[str]) -> dict[str, StoredItem]:
-        if not ids:
-            return {}
+    def merge_and_save(
+        self,
+        incoming: list[tuple[NewsItem, int]],
+        fold: Callable[[list[StoredItem], dict[str, StoredItem]], MergeT],
+        touched: Callable[[MergeT], list[StoredItem]],
+        *,
+        window_ms: int,
+        now_ms: int,
+        retention_ms: int,
+    ) -> MergeT:
+        """Read the stories the incoming items may duplicate, fold them in and write the result, in one exclusive
+        transaction: two processes sharing state.db never store one story twice. Stories older than the
+        retention are pruned."""
         with self.store.transaction() as db:
-            rows = db.execute(
-                f"SELECT item, priority FROM news_items WHERE id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
-        items = [StoredItem(NewsItem.model_validate_json(raw), p, frozenset()) for raw, p in rows]
-        for s in items:
-            s.words = title_words(s.item.untrusted_title)
-        return {s.item.id: s for s in items}
+            db.execute("DELETE FROM news_items WHERE published_ms < ?", (now_ms - retention_ms,))
+            oldest = min((i.published_ms for i, _ in incoming), default=now_ms)
+            known = self._stored(
+                db.execute(
+                    "SELECT item, priority FROM news_items WHERE published_ms >= ? ORDER BY published_ms, id",
+                    (oldest - window_ms,),
+                ).fetchall()
+            )
+            by_id = {s.item.id: s for s in known}
+            missing = [i.id for i, _ in incoming if i.id not in by_id]
+            for chunk in range(0, len(missing), 500):  # same URL, published before the window
+                ids = missing[chunk : chunk + 500]
+                rows = db.execute(
+                    f"SELECT item, priority FROM news_items WHERE id IN ({','.join('?' * len(ids))})", ids
+                ).fetchall()
+                by_id.update({s.item.id: s for s in self._stored(rows)})
+            result = fold(known, by_id)
+            self._write(db, touched(result), now_ms)
+        return result
 
     def save(self, items: list[StoredItem], now_ms: int) -> None:
-        """Insert new stories and rewrite merged ones, all in one transaction."""
-        if not items:
-            return
-        with self.store.transaction() as db:
-            db.executemany(
-                "INSERT INTO news_items (id, source, priority, url, title_key, published_ms, fetched_ms, item) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET source = excluded.source, "
-                "priority = excluded.priority, url = excluded.url, title_key = excluded.title_key, "
-                "item = excluded.item",
-                [
-                    (
-                        s.item.id,
-                        s.item.source,
-                        s.priority,
-                        s.item.url,
-                        " ".join(sorted(s.words)),
-                        s.item.published_ms,
-                        now_ms,
-                        s.item.model_dump_json(),
-                    )
-                    for s in items
-                ],
-            )
+        if items:
+            with self.store.transaction() as db:
+                self._write(db, items, now_ms)
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, items: list[StoredItem], now_ms: int) -> None:
+        db.executemany(
+            "INSERT INTO news_items (id, source, priority, url, title_key, published_ms, fetched_ms, item) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET source = excluded.source, "
+            "priority = excluded.priority, url = excluded.url, title_key = excluded.title_key, "
+            "published_ms = excluded.published_ms, item = excluded.item",
+            [
+                (
+                    s.item.id,
+                    s.item.source,
+                    s.priority,
+                    s.item.url,
+                    " ".join(sorted(s.words)),
+                    s.item.published_ms,
+                    now_ms,
+                    s.item.model_dump_json(),
+                )
+                for s in items
+            ],
+        )
 
     def query(
         self,

@@ -102,7 +102,7 @@ def plain_text(value: object, limit: int) -> str:
     to `limit` characters at a word boundary (with an ellipsis) when longer."""
     if not isinstance(value, str) or not value:
         return ""
-    text = value
+    text = value[: limit * 20]  # markup is parsed only as far as the text can reach: a 5 MB summary costs nothing
     if "<" in text or "&" in text:
         parser = _TextOnly()
         try:
@@ -171,4 +171,13 @@ def similar_titles(a: frozenset[str], b: frozenset[str], threshold: float = 0.6)
     if len(a) < 4 or len(b) < 4:
         return a == b and len(a) > 0
     shared = len(a & b)
-    return shared / len(a | b) >= threshold or (shared >= 5 and shared / min(len(a), len(b)) >= 0.65)
+    if shared / len(a | b) >= threshold:
+        return True
+    numbers_a, numbers_b = _numbers(a), _numbers(b)
+    if numbers_a and numbers_b and numbers_a != numbers_b:  # "$500M inflows" vs "$300M outflows": other stories
+        return False
+    return shared >= 5 and shared / min(len(a), len(b)) >= 0.65
+
+
+def _numbers(words: frozenset[str]) -> frozenset[str]:
+    return frozenset(w for w in words if any(ch.isdigit() for ch in w))

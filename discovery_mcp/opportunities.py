@@ -33,6 +33,7 @@ DEFAULT_ANNUAL_VOL = {"crypto": 0.60, "stock": 0.25, "etf": 0.18}  # used only w
 EVENT_WINDOW_MS = 6 * HOUR_MS
 EVENT_STRENGTH = 0.6
 MIN_SENTIMENT = 0.05
+STABLECOINS = frozenset({"USDT", "USDC", "DAI", "USDE", "PYUSD", "FDUSD", "TUSD", "USDS", "USD1", "RLUSD"})
 
 
 class Evidence(BaseModel):
@@ -140,6 +141,8 @@ def candidate(
     now_ms: int,
 ) -> Candidate | None:
     vol = annual_vol(market)
+    if vol is not None and vol <= 0:
+        return None  # a flat price: no move to expect
     volatile = vol is not None and vol * 100 >= cfg.high_volatility_annual_pct
     regime = "unknown" if vol is None else ("volatile" if volatile else "calm")
     weighted = [(i, item_weight(i, sources, cfg, volatile, now_ms)) for i in items if i.sentiment is not None]
@@ -250,6 +253,9 @@ def rank(
     """Opportunities, best first, and the symbols left out with the reason."""
     found, skipped = [], []
     for symbol in sorted(items_by_symbol):
+        if symbol in STABLECOINS:
+            skipped.append((symbol, "stablecoin: pegged to its currency, no directional move to trade"))
+            continue
         c = candidate(symbol, items_by_symbol[symbol], sources, cfg, markets.get(symbol), horizon_h, now_ms)
         if c is None:
             skipped.append((symbol, "evidence too thin or sentiment neutral"))

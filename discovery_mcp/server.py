@@ -54,7 +54,9 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         sources: Annotated[
             list[SourceName] | None, Field(description="Only these configured sources; omit for all enabled.")
         ] = None,
-        since_hours: Annotated[float, Field(description="Stories published in the last N hours.", gt=0)] = 24,
+        since_hours: Annotated[
+            float, Field(description="Stories published in the last N hours (stories are kept 30 days).", gt=0, le=720)
+        ] = 24,
         limit: Annotated[int, Field(ge=1, le=200)] = 30,
         refresh: Annotated[bool, Field(description="Fetch the sources now (false: stored stories only).")] = True,
     ) -> NewsResult:

@@ -28,6 +28,7 @@ from shared.config import TradingConfig
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError
 from shared.http import make_client
+from shared.redact import redact_text
 from shared.store import Store, utc_now_iso
 
 UNTRUSTED_NOTICE = (
@@ -90,6 +91,10 @@ METHOD_TEXT = (
     "mu = IC x sigma x 3 x weighted sentiment, sigma = volatility over the horizon; ranked by |mu|/sigma x "
     "confidence; picked greedily with a penalty for same-direction return correlation to earlier picks."
 )
+
+
+def _redacted(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: redact_text(v) if isinstance(v, str) else v for k, v in state.items()}
 
 
 class DiscoveryService:
@@ -201,8 +206,8 @@ class DiscoveryService:
                 enabled=s.enabled,
                 type=s.type or "none",
                 speed=s.speed,
-                url=s.url,
-                health=states.get(name, {}),
+                url=redact_text(s.url) if s.url else None,
+                health=_redacted(states.get(name, {})),
             )
             for name, s in sorted(cfg.news_priorities.items(), key=lambda kv: (kv[1].priority, kv[0]))
         ]

@@ -8,8 +8,10 @@ stop the others. Sources with no free API (Reuters, X/Twitter, Telegram) report 
 from __future__ import annotations
 
 import calendar
+import io
 import json
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +26,10 @@ import httpx
 from shared.config import NewsSource
 from shared.http import parse_retry_after
 
-Status = Literal["ok", "not_modified", "error", "no_connector", "needs_key", "idle"]
+Status = Literal["ok", "not_modified", "error", "no_connector", "needs_key", "idle", "disabled"]
 
 CRYPTOPANIC_KEY_ENV = "CRYPTOPANIC_API_KEY"
+_MEDIA_TYPE = re.compile(r"[\w.+-]{1,30}/[\w.+-]{1,40}")
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
 
 # What a user must supply for sources that have no free connector.
@@ -226,7 +229,8 @@ def _struct_ms(value: Any) -> int | None:
 
 def _parse_feed(body: bytes, content_type: str) -> tuple[list[RawEntry], str | None] | str:
     """Entries of an RSS/Atom document, or the reason it is not one."""
-    doc = feedparser.parse(body, response_headers={"content-type": content_type} if content_type else None)
+    # a file-like object: given bytes, feedparser first tries them as a local file path (a feed could name one)
+    doc = feedparser.parse(io.BytesIO(body), response_headers={"content-type": content_type} if content_type else None)
     problem = doc.get("bozo_exception") if doc.get("bozo") else None
     entries = []
     for e in doc.entries:
@@ -245,7 +249,8 @@ def _parse_feed(body: bytes, content_type: str) -> tuple[list[RawEntry], str | N
         )
     if not entries:
         if not doc.get("version"):
-            kind = content_type.split(";")[0].strip() or "no content type"
+            media = content_type.split(";")[0].strip()
+            kind = media if _MEDIA_TYPE.fullmatch(media) else "unrecognised content type"  # header text is untrusted
             return f"not an RSS or Atom feed ({kind}: an HTML page or an error page?)"
         if problem is not None:
             return f"malformed feed ({type(problem).__name__}: {str(problem)[:120]})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model, field_validator
 
 from shared.errors import ConfigError, ConfigProblem
 from shared.profiles import PROFILE_TEMPLATES, ProfileName
@@ -74,6 +74,14 @@ class NewsSource(BaseModel):
     type: Literal["rss", "cryptopanic", "reddit", "none"] | None = Field(
         None, description="Connector kind; 'none' or unset means no connector is configured."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("a news source address must start with http:// or https://")
+        return value
+
     speed: Literal["fast", "normal", "slow"] = Field(
         "normal",
         description="How soon the source carries news (wires and aggregators fast, daily write-ups slow); in "

@@ -12,6 +12,9 @@ SECRET_KEY = re.compile(
 )
 REDACTED = "[redacted]"
 URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+URL_SECRET_PARAM = re.compile(
+    r"([?&][^=&\s]*(?:key|token|secret|password|auth|signature)[^=&\s]*=)[^&\s#]+", re.IGNORECASE
+)
 MAX_STRING = 2000
 
 
@@ -36,7 +39,8 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
     for value in secrets if secrets is not None else secret_env_values():
         if value in text:
             text = text.replace(value, REDACTED)
-    return URL_USERINFO.sub(r"\1[redacted]@", text)
+    text = URL_USERINFO.sub(r"\1[redacted]@", text)
+    return URL_SECRET_PARAM.sub(r"\1[redacted]", text) if "=" in text else text
 
 
 def redact(value: Any, secrets: list[str] | None = None) -> Any:

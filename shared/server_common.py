@@ -16,6 +16,7 @@ from pydantic import Field
 from shared.config import McpConfig
 from shared.config_store import ConfigStore, config_path, trading_home
 from shared.errors import ConfigError, TradingMcpError
+from shared.redact import redact_text
 from shared.store import Store
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
 from shared.views import Decision, JournalPage, PolicyView, journal_page, policy_view
@@ -87,11 +88,26 @@ def add_policy_resource(server: GuardedServer) -> None:
         return policy_view(deps.config.load(), deps.store, None).model_dump_json(indent=2)
 
 
+class RedactingFilter(logging.Filter):
+    """Secrets never reach stderr: API keys in request URLs (httpx logs them), URL passwords, secret env values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def setup_logging() -> None:
     level = os.environ.get("TRADING_MCP_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     if level == "INFO":
         logging.getLogger("mcp").setLevel(logging.WARNING)  # the SDK logs every request at INFO
+        for name in ("httpx", "httpcore"):  # every request URL at INFO, and some carry API keys
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_server(

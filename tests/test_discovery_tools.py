@@ -178,8 +178,12 @@ async def test_stored_prices_confirm_or_contradict_an_opportunity_and_set_its_vo
         result = payload(await client.call_tool("discover_opportunities", {"symbols": ["BTC", "ETH"]}))
     btc = next(o for o in result["opportunities"] if o["symbol"] == "BTC")
     eth = next(o for o in result["opportunities"] if o["symbol"] == "ETH")
-    assert not btc["volatility_assumed"] and btc["regime"] in ("calm", "volatile")
-    assert btc["price_confirmation"] in ("confirmed", "contradicted") and btc["recent_return_pct"] is not None
+    daily = rows[: (len(rows) // 1440) * 1440, 2].reshape(-1, 1440)[:, -1]  # closes of whole stored days
+    expected_recent = daily[-1] / daily[-2] - 1
+    assert not btc["volatility_assumed"] and btc["recent_return_pct"] == pytest.approx(expected_recent * 100, abs=1e-3)
+    agrees = expected_recent * btc["sentiment"] > 0
+    assert btc["price_confirmation"] == ("confirmed" if agrees else "contradicted")
+    assert btc["regime"] == ("volatile" if btc["volatility_annual_pct"] >= 80 else "calm")
     assert eth["volatility_assumed"] and eth["price_confirmation"] == "unavailable"
 
 
@@ -192,3 +196,29 @@ def test_the_train_command_reports_a_bad_csv_and_exits_non_zero(tmp_path, capsys
         main(["train", "--csv", str(bad), "--out", str(tmp_path / "model.json")])
     assert exit_.value.code == 2 and "label" in capsys.readouterr().err.lower()
     assert not (tmp_path / "model.json").exists()
+
+
+async def test_list_sources_never_shows_credentials_in_addresses(deps):
+    deps.config.update(
+        lambda d: {
+            **d,
+            "news_priorities": {
+                "bridge": {
+                    "priority": 1,
+                    "weight": 0.5,
+                    "url": "https://alice:s3cr3tpass@bridge.example/feed?token=abcd1234&x=1",
+                    "type": "rss",
+                }
+            },
+        }
+    )
+    async with connect(build_server(deps)) as client:
+        sources = payload(await client.call_tool("list_sources", {}))
+    text = json.dumps(sources)
+    assert "s3cr3tpass" not in text and "abcd1234" not in text and "x=1" in text
+
+
+async def test_a_lookback_beyond_the_retention_is_refused_with_the_limit(deps):
+    async with connect(build_server(deps)) as client:
+        result = await client.call_tool("fetch_news", {"since_hours": 1e300, "refresh": False})
+    assert result.isError and "since_hours" in text_of(result) and "720" in text_of(result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from discovery_mcp.models import DiscoveryError, NewsItem, Sentiment
@@ -10,6 +9,7 @@ from discovery_mcp.news import NewsService, merge, to_item
 from discovery_mcp.newsstore import NewsStore
 from discovery_mcp.sources import RawEntry
 from shared.config import NewsSource, TradingConfig
+from shared.http import make_client
 from tests.fake_news_server import FakeNews, Route, rss
 
 pytestmark = pytest.mark.anyio
@@ -46,7 +46,7 @@ def configure(url: str, **feeds: tuple[int, str]) -> TradingConfig:
 
 @pytest.fixture
 async def client():
-    async with httpx.AsyncClient() as c:
+    async with make_client() as c:
         yield c
 
 
@@ -191,3 +191,61 @@ async def test_two_cycles_at_once_store_each_story_once(deps, client):
             tg.start_soon(cycle)
     assert sorted(r.new_items for r in reports) == [0, 3]
     assert len(NewsStore(deps.store).query(since_ms=0)) == 3
+
+
+async def test_an_impossible_date_skips_one_entry_not_the_cycle_and_old_stories_are_not_news(deps, client):
+    ancient = "Mon, 01 Jan 1001 00:00:00 GMT"
+    feed = rss(
+        "Odd",
+        [
+            ("Bitcoin surges on fresh inflows today", "https://o.example/1", D2, ""),
+            ("Ether slides in a story from long ago", "https://o.example/2", ancient, ""),
+        ],
+    )
+    with FakeNews({"/o": Route(feed)}) as news:
+        cfg = configure(news.url, odd=(3, "/o"))
+        report = await service(deps, client, cfg, CountingScorer()).refresh()
+    odd = next(r for r in report.sources if r.source == "odd")
+    assert odd.status == "ok" and odd.new_items == 1
+    assert [i.url for i in NewsStore(deps.store).query(since_ms=0)] == ["https://o.example/1"]
+
+
+def test_validators_stay_with_the_address_they_came_from(deps):
+    from discovery_mcp.sources import FetchResult
+
+    store = NewsStore(deps.store)
+    store.record_fetch(FetchResult("s", "ok", url="http://a/feed", etag='"a1"', last_modified="x"), 0, 0, 0)
+    store.record_fetch(FetchResult("s", "error", "timeout", url="http://b/feed"), 0, 0, 1)
+    kept = store.validators("s")
+    assert kept.url == "http://a/feed" and kept.etag == '"a1"'  # never sent to http://b/feed
+
+
+def test_one_source_never_folds_two_of_its_own_urls_and_different_figures_are_different_stories():
+    now = int(NOW * 1000)
+    a = to_item(RawEntry("Bitcoin ETFs see $500M inflows as price climbs", "", "https://c.example/1", now), "cd", now)
+    b = to_item(RawEntry("Bitcoin ETFs see $300M outflows as price climbs", "", "https://c.example/2", now), "cd", now)
+    c = to_item(RawEntry("Bitcoin ETFs see $300M outflows as price climbs", "", "https://t.example/9", now), "tb", now)
+    merged = merge([(a, 1), (b, 1)], [], {})
+    assert len(merged.new_ids) == 2
+    assert len(merge([(a, 1), (c, 2)], [], {}).new_ids) == 2
+
+
+async def test_a_more_trusted_copy_moves_the_story_to_its_own_time(deps, client):
+    old = "Thu, 11 Dec 2025 05:00:00 GMT"  # 40 h before NOW
+    blog = rss("Blog", [("Ether slides as fees fall to a yearly low", "https://b.example/eth", old, "")])
+    wire = rss("Wire", [("Ether slides as fees fall to yearly low", "https://w.example/eth", D2, "")])
+    with FakeNews({"/b": Route(blog), "/w": Route(wire)}) as news:
+        cfg = configure(news.url, blog=(9, "/b"), wire=(2, "/w"))
+        svc = service(deps, client, cfg, CountingScorer())
+        await svc.refresh(["blog"])
+        await svc.refresh(["wire"])
+    (story,) = NewsStore(deps.store).query(since_ms=int(NOW * 1000) - 24 * 3_600_000)
+    assert story.source == "wire" and story.corroborating_sources == ["blog"]
+
+
+async def test_a_disabled_source_named_explicitly_is_reported_not_fetched(deps, client):
+    with FakeNews({"/cd": Route(COINDESK)}) as news:
+        cfg = configure(news.url, coindesk=(3, "/cd"))
+        cfg.news_priorities["coindesk"].enabled = False
+        report = await service(deps, client, cfg, CountingScorer()).refresh(["coindesk"])
+    assert report.sources[0].status == "disabled" and news.requests == []

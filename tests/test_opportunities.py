@@ -133,6 +133,36 @@ def test_a_short_on_a_correlated_asset_is_a_hedge_and_is_not_penalised():
     assert [o.symbol for o in picked] == ["BTC", "ETH"] and picked[1].correlation_to_picks < 0
 
 
+def test_stablecoins_are_never_opportunities():
+    picked, skipped = rank({"USDT": [story("USDT", 0.9)]}, SOURCES, CFG, {}, horizon_h=24, top_k=3, now_ms=NOW)
+    assert picked == [] and skipped[0][0] == "USDT" and "stablecoin" in skipped[0][1]
+
+
+def test_ranking_is_the_same_in_processes_with_different_hash_seeds():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, tests.test_opportunities as t\n"
+        "m = {s: t.market(i) for i, s in enumerate(['BTC', 'ETH', 'SOL', 'AAPL', 'NVDA'])}\n"
+        "items = {s: [t.story(s, 0.4, n=1), t.story(s, 0.4, 'wire', n=2)] for s in m}\n"
+        "picked, skipped = t.rank(items, t.SOURCES, t.CFG, m, horizon_h=24, top_k=3, now_ms=t.NOW)\n"
+        "print(json.dumps([[o.model_dump() for o in picked], skipped]))\n"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outs) == 1 and "BTC" in outs.pop()
+
+
 def test_ranking_is_deterministic_for_the_same_inputs():
     markets = {s: market(i) for i, s in enumerate(["BTC", "ETH", "SOL", "AAPL"])}
     items = {s: [story(s, 0.4, n=1), story(s, 0.4, "wire", n=2)] for s in markets}  # equal scores: ties by symbol
