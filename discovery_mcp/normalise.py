@@ -174,8 +174,8 @@ def similar_titles(a: frozenset[str], b: frozenset[str], threshold: float = 0.6)
     if shared / len(a | b) >= threshold:
         return True
     numbers_a, numbers_b = _numbers(a), _numbers(b)
-    if numbers_a and numbers_b and numbers_a != numbers_b:  # "$500M inflows" vs "$300M outflows": other stories
-        return False
+    if numbers_a and numbers_b and not (numbers_a <= numbers_b or numbers_b <= numbers_a):
+        return False  # "$500M inflows" vs "$300M outflows": other stories; a rewrite may add a figure, not change one
     return shared >= 5 and shared / min(len(a), len(b)) >= 0.65
 
 
