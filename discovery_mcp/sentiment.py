@@ -84,7 +84,7 @@ class ModelFile(BaseModel):
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercase words of `text`; links and cashtags dropped; numbers become placeholder tokens."""
+    """Lowercase words of `text`; links and cashtags dropped; numbers become class tokens (<pct_up>, <money>)."""
     t = text.lower().replace("\u2019", "'")
     t = _LINK_OR_CASHTAG.sub(" ", t)
     t = _PCT.sub(lambda m: _PCT_TOKENS[m.group(1)], t)

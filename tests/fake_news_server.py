@@ -5,11 +5,12 @@ the client sends them back), a status and a delay. It records every request and 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse
+
+from shared.local_http import LocalHttpServer
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Seen:
     headers: dict[str, str]
 
 
-class FakeNews:
+class FakeNews(LocalHttpServer):
     def __init__(self, routes: dict[str, Route] | None = None, lifetime_s: float = 120.0):
         self.routes: dict[str, Route] = dict(routes or {})
         self.requests: list[Seen] = []
@@ -73,25 +74,7 @@ class FakeNews:
                 if body:
                     self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._timer = threading.Timer(lifetime_s, self.stop)
-        self._timer.daemon = True
-
-    def __enter__(self) -> FakeNews:
-        self._thread.start()
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._timer.cancel()
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler, lifetime_s)
 
     def hits(self, path: str) -> list[Seen]:
         return [r for r in self.requests if r.path == path]

@@ -5,17 +5,18 @@ delayed. It stops by itself after `lifetime_s`."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from shared.local_http import LocalHttpServer
 
 KRAKEN_CODES = {"BTC": "XBT", "DOGE": "XDG"}
 COINGECKO_IDS = {"BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana"}
 
 
-class FakeMarket:
+class FakeMarket(LocalHttpServer):
     def __init__(self, prices: dict[str, dict[str, str]], delay_s: float = 0.0, lifetime_s: float = 120.0):
         """prices: provider -> canonical symbol -> price text, e.g. {"binance": {"BTC-USDT": "60000.5"}}."""
         self.prices = prices
@@ -40,25 +41,7 @@ class FakeMarket:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._timer = threading.Timer(lifetime_s, self.stop)
-        self._timer.daemon = True
-
-    def __enter__(self) -> FakeMarket:
-        self._thread.start()
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._timer.cancel()
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler, lifetime_s)
 
     def env(self) -> dict[str, str]:
         return {

@@ -12,8 +12,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from shared.local_http import LocalHttpServer
 
 BULLISH = ("surge", "rally", "soar", "record high", "approved", "beats", "bullish")
 BEARISH = ("crash", "plunge", "hack", "lawsuit", "ban ", "default", "bearish")
@@ -48,7 +50,7 @@ def classify(i: int, text: str) -> dict[str, Any]:
     return {"i": i, "score": 0.0, "label": "neutral", "confidence": 0.6, "reason": "no clear signal"}
 
 
-class FakeZhipu:
+class FakeZhipu(LocalHttpServer):
     def __init__(self, behaviour: str = "ok", *, delay_s: float = 0.0, lifetime_s: float = 60.0):
         self.behaviour = behaviour
         self.script: list[str] = []  # behaviours for the next requests, in arrival order; then `behaviour`
@@ -79,27 +81,13 @@ class FakeZhipu:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (timeout tests)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._serve(Handler, lifetime_s, poll_interval=0.02)
+
         self.base_url = self.url + "/api/paas/v4/"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._timer = threading.Timer(lifetime_s, self.stop)
-        self._timer.daemon = True
-
-    def __enter__(self) -> FakeZhipu:
-        self._thread.start()
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def stop(self) -> None:
         self._released.set()
-        self._timer.cancel()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     def batch_sizes(self) -> list[int]:
         return sorted(len(texts_of(r.body)) for r in self.requests)

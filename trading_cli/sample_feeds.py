@@ -4,11 +4,12 @@ real news, and the demo says so. Times are relative to now so they are always fr
 
 from __future__ import annotations
 
-import threading
 import time
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from xml.sax.saxutils import escape
+
+from shared.local_http import LocalHttpServer
 
 # (feed, hours ago, title, link, summary)
 STORIES = [
@@ -58,7 +59,7 @@ def feed_bytes(feed: str, now: float) -> bytes:
     ).encode()
 
 
-class SampleFeedServer:
+class SampleFeedServer(LocalHttpServer):
     """Serves /<feed>.rss for each sample feed with an ETag; stops by itself after `lifetime_s`."""
 
     def __init__(self, lifetime_s: float = 300.0):
@@ -90,22 +91,4 @@ class SampleFeedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._timer = threading.Timer(lifetime_s, self.stop)
-        self._timer.daemon = True
-
-    def __enter__(self) -> SampleFeedServer:
-        self._thread.start()
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._timer.cancel()
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler, lifetime_s)
