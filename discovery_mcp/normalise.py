@@ -1,4 +1,4 @@
-"""Third-party text made safe to pass on, URLs made canonical, titles reduced to a key for near-duplicate matching.
+"""Third-party text made safe to pass on, URLs made canonical, titles reduced to their identifying words.
 
 News titles and summaries are untrusted: they may carry markup, scripts, invisible characters or text that tries
 to instruct a model. Here they become plain, bounded text; they are never interpreted.
@@ -158,10 +158,6 @@ def title_words(title: str) -> frozenset[str]:
 def _stem(word: str) -> str:
     """Plural and third-person -s dropped (markets/market, hits/hit): enough for rewordings of one headline."""
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def title_key(title: str) -> str:
-    return " ".join(sorted(title_words(title)))
 
 
 def similar_titles(a: frozenset[str], b: frozenset[str], threshold: float = 0.6) -> bool:

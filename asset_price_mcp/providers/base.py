@@ -79,6 +79,13 @@ def dec(value: Any, provider: str, what: str) -> Decimal:
     return d
 
 
+def whole_seconds(value: Any, provider: str, what: str) -> int:
+    """A provider's epoch time in whole seconds (a JSON integer); refuses booleans, fractions and garbage."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal) or value != int(value):
+        raise ProviderError(provider, "bad_response", f"{what} is not whole seconds: {value!r}")
+    return int(value)
+
+
 def retry_after_seconds(headers: Any) -> float | None:
     """Retry-After from any header mapping (names are case-insensitive) as seconds; None when absent."""
     for key, value in (headers or {}).items():

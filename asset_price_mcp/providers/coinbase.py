@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -29,6 +28,7 @@ from asset_price_mcp.providers.base import (
     join_url,
     load_json,
     positive_or_none,
+    whole_seconds,
 )
 
 NAME = "coinbase"
@@ -166,12 +166,6 @@ def parse_quotes(
     return {symbol: quote}
 
 
-def _seconds(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal) or value != int(value):
-        raise _bad(f"candle time is not whole seconds: {value!r}")
-    return int(value)
-
-
 def parse_candles(
     status: int, headers: Mapping[str, str], body: bytes, symbol: str, interval: str, now_ms: int
 ) -> list[Candle]:
@@ -188,7 +182,7 @@ def parse_candles(
     for row in data:
         if not isinstance(row, list) or len(row) < 6:
             raise _bad(f"a candle is not a [time, low, high, open, close, volume] array: {str(row)[:80]!r}")
-        open_ms = _seconds(row[0]) * 1000
+        open_ms = whole_seconds(row[0], NAME, "candle time") * 1000
         lo, h, o, c, v = (dec(x, NAME, f"candle {open_ms} {f}") for x, f in zip(row[1:6], "lhocv", strict=True))
         by_open[open_ms] = Candle(open_ms, o, h, lo, c, v, closed=open_ms + step_ms <= now_ms)
     return [by_open[t] for t in sorted(by_open)]

@@ -28,6 +28,7 @@ from asset_price_mcp.providers.base import (
     http_failure,
     join_url,
     load_json,
+    whole_seconds,
 )
 
 NAME = "kraken"
@@ -187,12 +188,6 @@ def parse_quotes(
     return out
 
 
-def _seconds(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal) or value != int(value):
-        raise _bad(f"{what} is not whole seconds: {value!r}")
-    return int(value)
-
-
 def parse_candles(
     status: int, headers: Mapping[str, str], body: bytes, symbol: str, interval: str, now_ms: int
 ) -> list[Candle]:
@@ -210,13 +205,13 @@ def parse_candles(
     if not isinstance(rows, list):
         raise _bad(f"the OHLC of {key} is not a list")
     last = result.get("last")
-    last_s = _seconds(last, "last") if last is not None else None
+    last_s = whole_seconds(last, NAME, "last") if last is not None else None
     step_ms = int(INTERVALS[interval]) * 60_000
     by_open: dict[int, Candle] = {}
     for row in rows:
         if not isinstance(row, list) or len(row) < 7:
             raise _bad(f"an OHLC row is not a [time, o, h, l, c, vwap, volume, count] array: {str(row)[:80]!r}")
-        time_s = _seconds(row[0], "OHLC time")
+        time_s = whole_seconds(row[0], NAME, "OHLC time")
         o, h, lo, c = (dec(x, NAME, f"OHLC {time_s} {f}") for x, f in zip(row[1:5], "ohlc", strict=True))
         volume = dec(row[6], NAME, f"OHLC {time_s} volume")
         committed = last_s is None or time_s <= last_s
