@@ -123,7 +123,7 @@ async def update_config(
             "promotion_needs_evidence",
             f"update_config never raises a stage ({moved}).",
             "promotion goes through the evidence-gated request_stage_promotion tool (recorded backtest, stress-test "
-            "and paper evidence); until that tool is available, only a person editing the file can raise a stage.",
+            "and paper evidence; get_promotion_gates shows what is missing).",
         )
     loosened = loosenings(old, new) + sensitive_changes(old, new)
     confirmation = "not needed"

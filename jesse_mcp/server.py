@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.fastmcp import Context
 from pydantic import Field, JsonValue
 
@@ -14,9 +16,12 @@ from jesse_mcp import candle_ops, config_ops
 from jesse_mcp.backtest import BacktestService
 from jesse_mcp.backtest_tools import add_backtest_resources, register_analysis_tools, register_backtest_tools
 from jesse_mcp.binance_import import ImportReport
+from jesse_mcp.paper import PaperService
+from jesse_mcp.paper_prices import LibraryPrices
+from jesse_mcp.paper_tools import PaperMonitor, register_paper_tools
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
 from shared.candles import CandleStore, MarketInfo
-from shared.config import BacktestConfig
+from shared.config import BacktestConfig, TradingConfig
 from shared.confirm import require_confirmation
 from shared.errors import ConfigError
 from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
@@ -102,13 +107,32 @@ def build_server(
     deps.extras["backtests"] = service
     register_backtest_tools(tools, service)
     register_analysis_tools(tools, service)
+    paper = PaperService(
+        deps.store,
+        deps.config.load,
+        deps.extras.get("paper_prices")
+        or LibraryPrices.build(_config_or_default(deps), deps.extras["home"], deps.extras.get("price_transport")),
+        clock=deps.extras.get("clock", time.time),
+        server=deps.server_name,
+    )
+    deps.extras["paper"] = paper
+    register_paper_tools(tools, paper)
+    monitor = PaperMonitor(paper)
+    deps.extras["paper_monitor"] = monitor
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        # The lifespan runs once per MCP session (several at once over HTTP): the pool is shared and counted.
+        # The lifespan runs once per MCP session (several at once over HTTP): the pool and the monitor are shared
+        # and counted.
         pool.attach()  # Jesse's import happens in the workers, in the background; initialize does not wait
         try:
-            yield
+            async with anyio.create_task_group() as tg:
+                monitor.attach(tg)
+                try:
+                    yield
+                finally:
+                    monitor.detach()
+                    tg.cancel_scope.cancel()
         finally:
             pool.detach()
 
@@ -116,6 +140,13 @@ def build_server(
     add_policy_resource(server)
     add_backtest_resources(server, service)
     return server
+
+
+def _config_or_default(deps: ServerDeps) -> TradingConfig:
+    try:
+        return deps.config.load()
+    except ConfigError:  # every call reports the broken file; prices then use the default providers
+        return TradingConfig()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,14 @@ from typing import Any
 
 from shared.config import RISK_FIELD_NAMES, STAGE_RANK, TradingConfig
 from shared.errors import ConfigError, ConfigProblem
-from shared.profiles import PORTFOLIO_LOOSER_DIRECTION, PROFILE_RANK, RISK_LOOSER_DIRECTION, is_looser
+from shared.profiles import (
+    PAPER_LOOSER_DIRECTION,
+    PORTFOLIO_LOOSER_DIRECTION,
+    PROFILE_RANK,
+    PROMOTION_LOOSER_DIRECTION,
+    RISK_LOOSER_DIRECTION,
+    is_looser,
+)
 from shared.resolve import resolve_risk
 
 # Dict-valued sections whose keys are names chosen by the user (new entries may be created).
@@ -100,11 +107,20 @@ def loosenings(old: TradingConfig, new: TradingConfig) -> list[str]:
         for field in RISK_FIELD_NAMES:
             if is_looser(RISK_LOOSER_DIRECTION[field], b[field], a[field]):
                 found.append(f"{label}: {field} {b[field]:g} -> {a[field]:g}")
-    b, a = old.portfolio_limits.model_dump(), new.portfolio_limits.model_dump()
-    for field, direction in PORTFOLIO_LOOSER_DIRECTION.items():
-        if is_looser(direction, b[field], a[field]):
-            found.append(f"portfolio_limits.{field} {b[field]:g} -> {a[field]:g}")
+    for section, directions in (
+        ("portfolio_limits", PORTFOLIO_LOOSER_DIRECTION),
+        ("paper", PAPER_LOOSER_DIRECTION),
+        ("promotion", PROMOTION_LOOSER_DIRECTION),
+    ):
+        b, a = getattr(old, section).model_dump(), getattr(new, section).model_dump()
+        for field, direction in directions.items():
+            if is_looser(direction, float(b[field]), float(a[field])):
+                found.append(f"{section}.{field} {_show(b[field])} -> {_show(a[field])}")
     return found
+
+
+def _show(value: float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
 
 def stage_moves(old: TradingConfig, new: TradingConfig) -> tuple[list[FieldChange], list[FieldChange]]:

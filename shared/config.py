@@ -150,14 +150,59 @@ class DiscoveryConfig(BaseModel):
 
 class PortfolioLimits(BaseModel):
     model_config = _STRICT
-    max_total_positions: int = Field(10, ge=0, le=10_000, description="Positions of all strategies together.")
-    max_open_positions: int = Field(5, ge=0, le=10_000, description="Open positions at any moment.")
+    max_total_positions: int = Field(
+        10, ge=0, le=10_000, description="Open positions and resting entry orders of all strategies together."
+    )
+    max_open_positions: int = Field(
+        5, ge=0, le=10_000, description="Open positions and resting entry orders of one strategy at any moment."
+    )
     max_trades_per_day: int = Field(20, ge=0, le=1_000_000)
     max_trades_per_week: int = Field(50, ge=0, le=1_000_000)
     max_trades_per_month: int = Field(200, ge=0, le=1_000_000)
     position_timeout_hours: float = Field(72, gt=0, le=24 * 365, description="Positions older are closed.")
     min_account_balance: float = Field(1000, ge=0, description="No new orders below this cash balance (USD).")
     max_account_usage: float = Field(0.95, gt=0, le=1, description="Largest fraction of equity in positions.")
+
+
+class PaperConfig(BaseModel):
+    """The paper-trading account: fills at the consensus price of the price library, with costs."""
+
+    model_config = _STRICT
+    starting_balance: float = Field(
+        10_000, gt=0, le=1e12, description="Cash (USD) the paper account starts with, used when it is first opened."
+    )
+    fee_bps: float = Field(10, ge=0, le=1000, description="Fee per fill, basis points of notional (10 = 0.1 %).")
+    slippage_bps: float = Field(
+        5, ge=0, le=1000, description="Market fills (entries, exits, stops) are this much worse than the consensus."
+    )
+    monitor_interval_s: float = Field(
+        15, ge=0.05, le=3600, description="How often the server checks stops, limit orders, timeouts and losses."
+    )
+    daily_loss_limit: float = Field(
+        0.05, gt=0, lt=1, description="A fall of equity from the day's start (UTC) beyond this fraction halts trading."
+    )
+    correlation_days: int = Field(
+        30, ge=10, le=365, description="Daily closes used for the return correlation with open positions."
+    )
+
+
+class PromotionGates(BaseModel):
+    """Evidence a strategy needs to move up a stage. Evidence is read from the store, never from a tool argument."""
+
+    model_config = _STRICT
+    backtest_max_age_days: float = Field(30, gt=0, le=3650, description="A backtest older than this does not count.")
+    backtest_min_sharpe: float = Field(1.0, ge=-10, le=100, description="Annualised Sharpe the backtest must reach.")
+    backtest_min_trades: int = Field(30, ge=1, le=1_000_000, description="Closed trades the backtest must have.")
+    backtest_allow_synthetic: bool = Field(
+        False, description="Whether a backtest on generated (synthetic) candles counts as evidence."
+    )
+    require_stress_test: bool = Field(
+        True, description="A stress test of the qualifying backtest where no scenario reached the emergency stop."
+    )
+    paper_min_days: float = Field(7, gt=0, le=3650, description="Days since the strategy's first paper fill.")
+    paper_min_sharpe: float = Field(0.8, ge=-10, le=100, description="Annualised Sharpe of daily paper equity (>).")
+    paper_max_drawdown: float = Field(0.08, gt=0, lt=1, description="Largest paper drawdown from its peak (<).")
+    paper_min_trades: int = Field(5, ge=1, le=1_000_000, description="Closed paper trades of the strategy.")
 
 
 class StrategyConfig(BaseModel):
@@ -259,6 +304,8 @@ class TradingConfig(BaseModel):
     backtest_config: BacktestConfig = Field(default_factory=BacktestConfig)
     price_config: PriceConfig = Field(default_factory=PriceConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    promotion: PromotionGates = Field(default_factory=PromotionGates)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:

@@ -17,6 +17,7 @@ class CallRecord:
     capability: str
     strategy: str | None = None
     halt_exempt: bool = False
+    reduces_risk: bool = False  # closing or cancelling: no stage needed (a demoted strategy can still exit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class Decision:
     reason: str = ""
     remedy: str = ""
     effective_stage: str | None = None
+    violations: tuple[Violation, ...] = ()
 
     @property
     def label(self) -> str:
@@ -56,7 +58,7 @@ def _decide(
             stage,
         )
     needed = CAPABILITY_MIN_STAGE[call.capability]
-    if needed is not None:
+    if needed is not None and not call.reduces_risk:
         if strategy is None:
             return _deny(
                 "strategy_required",
@@ -88,9 +90,15 @@ def _decide(
                 "stage must be raised too if it is the lower one.",
                 stage,
             )
-    for violation in checks:
-        if violation is not None:
-            return _deny(violation.rule, violation.reason, violation.remedy, stage)
+    failed = tuple(v for v in checks if v is not None)
+    if len(failed) == 1:
+        v = failed[0]
+        return Decision(False, v.rule, v.reason, v.remedy, stage, failed)
+    if failed:
+        reason = f"{len(failed)} of {len(checks)} checks failed: " + " ".join(
+            f"({i}) [{v.rule}] {v.reason} Remedy: {v.remedy}" for i, v in enumerate(failed, 1)
+        )
+        return Decision(False, ",".join(v.rule for v in failed), reason, "fix each failed check above.", stage, failed)
     return Decision(True, "", "", "", stage)
 
 

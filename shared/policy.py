@@ -93,12 +93,13 @@ def check_count_below(rule: str, current: int, limit: int, what: str) -> Violati
     )
 
 
-def check_min_balance(cash_usd: float, min_account_balance: float) -> Violation | None:
+def check_min_balance(cash_usd: float, min_account_balance: float, when: str = "") -> Violation | None:
+    """`when` says which cash is meant, e.g. ' after this order (margin and fee paid)'."""
     if cash_usd >= min_account_balance:
         return None
     return Violation(
         "min_account_balance",
-        f"cash {cash_usd:,.2f} USD is below the minimum balance {min_account_balance:,.2f} USD.",
+        f"cash{when} {cash_usd:,.2f} USD is below the minimum balance {min_account_balance:,.2f} USD.",
         "close positions or lower min_account_balance in portfolio_limits (needs confirmation).",
         cash_usd,
         min_account_balance,
@@ -106,15 +107,16 @@ def check_min_balance(cash_usd: float, min_account_balance: float) -> Violation 
 
 
 def check_account_usage(
-    used_notional_usd: float, new_notional_usd: float, equity_usd: float, max_account_usage: float
+    used_usd: float, new_usd: float, equity_usd: float, max_account_usage: float, what: str = "positions"
 ) -> Violation | None:
-    total, limit = used_notional_usd + new_notional_usd, max_account_usage * equity_usd
+    """Capital committed (`what`: positions' notional, or the margin set aside for them) within a share of equity."""
+    total, limit = used_usd + new_usd, max_account_usage * equity_usd
     if total <= limit:
         return None
     return Violation(
         "max_account_usage",
-        f"positions would total {total:,.2f} USD, above {_pct(max_account_usage)} of equity = {limit:,.2f} USD.",
-        f"reduce the order to at most {max(0.0, limit - used_notional_usd):,.2f} USD.",
+        f"{what} would total {total:,.2f} USD, above {_pct(max_account_usage)} of equity = {limit:,.2f} USD.",
+        f"reduce the order's {what} to at most {max(0.0, limit - used_usd):,.2f} USD.",
         total,
         limit,
     )

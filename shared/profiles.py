@@ -72,3 +72,19 @@ PORTFOLIO_LOOSER_DIRECTION: dict[str, int] = {
 def is_looser(direction: int, old: float, new: float) -> bool:
     """True when `new` takes more risk than `old` for a field with the given looser direction."""
     return (new - old) * direction > 0
+
+
+PAPER_LOOSER_DIRECTION: dict[str, int] = {"daily_loss_limit": +1}
+
+# Promotion gates: a gate is looser when it lets weaker evidence through.
+PROMOTION_LOOSER_DIRECTION: dict[str, int] = {
+    "backtest_max_age_days": +1,
+    "backtest_min_sharpe": -1,
+    "backtest_min_trades": -1,
+    "backtest_allow_synthetic": +1,
+    "require_stress_test": -1,
+    "paper_min_days": -1,
+    "paper_min_sharpe": -1,
+    "paper_max_drawdown": +1,
+    "paper_min_trades": -1,
+}

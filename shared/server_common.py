@@ -70,7 +70,10 @@ def register_common_tools(tools: ToolRegistry) -> None:
     def get_journal(
         limit: Annotated[int, Field(description="Most recent entries to return.", ge=1, le=500)] = 20,
         tool: Annotated[str | None, Field(description="Only calls of this tool.", max_length=64)] = None,
-        decision: Annotated[Decision | None, Field(description="allow, deny or invalid.")] = None,
+        decision: Annotated[
+            Decision | None,
+            Field(description="allow, deny, invalid, or system (what the paper ledger did by itself: stops, halts)."),
+        ] = None,
         since: Annotated[datetime | None, Field(description="Only calls at or after this UTC ISO-8601 time.")] = None,
         server: Annotated[str | None, Field(description="jesse-mcp, asset-price-mcp or discovery-mcp.")] = None,
     ) -> JournalPage:

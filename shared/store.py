@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +94,83 @@ MIGRATIONS: tuple[str, ...] = (
         state TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE paper_account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        starting_balance REAL NOT NULL,
+        cash REAL NOT NULL,
+        peak_equity REAL NOT NULL,
+        day TEXT NOT NULL,
+        day_start_equity REAL NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE paper_orders (
+        id TEXT PRIMARY KEY,
+        client_order_id TEXT NOT NULL UNIQUE,
+        request_hash TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL CHECK (side IN ('long', 'short')),
+        type TEXT NOT NULL CHECK (type IN ('market', 'limit')),
+        qty REAL NOT NULL CHECK (qty > 0),
+        limit_price REAL,
+        leverage REAL NOT NULL,
+        stop_loss REAL NOT NULL,
+        take_profit REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'filled', 'cancelled')),
+        reason TEXT,
+        position_id TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX paper_orders_status ON paper_orders (status);
+    CREATE TABLE paper_positions (
+        id TEXT PRIMARY KEY,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL CHECK (side IN ('long', 'short')),
+        qty REAL NOT NULL CHECK (qty > 0),
+        entry_price REAL NOT NULL,
+        leverage REAL NOT NULL,
+        margin REAL NOT NULL,
+        stop_loss_price REAL NOT NULL,
+        take_profit_price REAL NOT NULL,
+        opened_ms INTEGER NOT NULL,
+        mark_price REAL NOT NULL,
+        mark_ms INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+        closed_ms INTEGER,
+        exit_price REAL,
+        exit_reason TEXT,
+        fees REAL NOT NULL,
+        realised_pnl REAL
+    );
+    CREATE INDEX paper_positions_status ON paper_positions (status, strategy);
+    CREATE TABLE paper_fills (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms INTEGER NOT NULL,
+        order_id TEXT,
+        position_id TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('open', 'close')),
+        side TEXT NOT NULL,
+        qty REAL NOT NULL,
+        price REAL NOT NULL,
+        reference_price REAL NOT NULL,
+        fee REAL NOT NULL,
+        reason TEXT NOT NULL,
+        price_source TEXT NOT NULL,
+        realised_pnl REAL
+    );
+    CREATE INDEX paper_fills_position ON paper_fills (position_id);
+    CREATE TABLE paper_equity (
+        ts_ms INTEGER NOT NULL,
+        strategy TEXT NOT NULL,
+        equity REAL NOT NULL,
+        PRIMARY KEY (strategy, ts_ms)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -172,12 +249,21 @@ class Store:
         """An exclusive-write transaction (BEGIN IMMEDIATE): all or nothing."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            self._on_commit: list[Callable[[], None]] = []
             try:
                 yield self._db
             except BaseException:
+                self._on_commit = []
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            done, self._on_commit = self._on_commit, []
+        for fn in done:
+            fn()
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once the open transaction commits (never if it rolls back)."""
+        self._on_commit.append(fn)
 
     # --- journal -------------------------------------------------------------------------------------------
     def journal_insert(self, entry: JournalEntry, db: sqlite3.Connection | None = None) -> int:
@@ -252,23 +338,34 @@ class Store:
     # --- counters ------------------------------------------------------------------------------------------
     def check_and_increment(self, limits: Sequence[tuple[str, int]], amount: int = 1) -> CounterResult:
         """Increment every key by `amount` only if each stays within its limit; otherwise change nothing."""
-        now_ms = time.time_ns() // 1_000_000
         with self.transaction() as db:
-            values = {}
-            for key, _ in limits:
-                row = db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
-                values[key] = row[0] if row else 0
+            values = self.counters_read(db, [key for key, _ in limits])
             for key, limit in limits:
                 if values[key] + amount > limit:
                     return CounterResult(False, values, key)
-            for key, _ in limits:
-                db.execute(
-                    "INSERT INTO counters (key, value, updated_ms) VALUES (?, ?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
-                    (key, amount, now_ms),
-                )
-                values[key] += amount
+            self.counters_add(db, list(values), amount)
+            values = {key: value + amount for key, value in values.items()}
         return CounterResult(True, values)
+
+    @staticmethod
+    def counters_read(db: sqlite3.Connection, keys: Sequence[str]) -> dict[str, int]:
+        """Counter values inside an open transaction (0 for a key never incremented)."""
+        values = {}
+        for key in keys:
+            row = db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
+            values[key] = row[0] if row else 0
+        return values
+
+    @staticmethod
+    def counters_add(db: sqlite3.Connection, keys: Sequence[str], amount: int = 1) -> None:
+        """Add `amount` to each key inside an open transaction (the caller checked the limits in the same one)."""
+        now_ms = time.time_ns() // 1_000_000
+        for key in keys:
+            db.execute(
+                "INSERT INTO counters (key, value, updated_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
+                (key, amount, now_ms),
+            )
 
     def counter_value(self, key: str) -> int:
         with self._lock:
@@ -281,6 +378,11 @@ class Store:
             state, reason, since = self._db.execute(
                 "SELECT state, reason, since FROM trading_state WHERE id = 1"
             ).fetchone()
+        return {"state": state, "reason": reason, "since": since}
+
+    def trading_state_in(self, db: sqlite3.Connection) -> dict[str, str]:
+        """The trading state read inside an open transaction."""
+        state, reason, since = db.execute("SELECT state, reason, since FROM trading_state WHERE id = 1").fetchone()
         return {"state": state, "reason": reason, "since": since}
 
     def set_trading_state(self, state: str, reason: str, db: sqlite3.Connection | None = None) -> None:

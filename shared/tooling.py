@@ -26,6 +26,8 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
 
+from shared import callscope
+from shared.callscope import CallScope
 from shared.config import format_loc
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
@@ -113,6 +115,8 @@ class GuardedTool(Tool):
     capability: str
     strategy_arg: str | None = None
     halt_exempt: bool = False
+    reduces_risk: bool = False
+    journal_in_transaction: bool = False
     strict_model: Any = Field(exclude=True)
     deps: Any = Field(exclude=True)
 
@@ -126,6 +130,7 @@ class GuardedTool(Tool):
             capability=self.capability,
             strategy=redact(raw_strategy)[:MAX_NAME] if isinstance(raw_strategy, str) else None,
             halt_exempt=self.halt_exempt,
+            reduces_risk=self.reduces_risk,
         )
         args_for_journal = redact(arguments)
         try:
@@ -145,7 +150,10 @@ class GuardedTool(Tool):
             raise ToolError(message)
 
         row_id = None
-        if not (self.annotations and self.annotations.readOnlyHint):
+        scope = None
+        if self.journal_in_transaction:  # the domain journals inside the transaction of its state change
+            scope = CallScope(deps.server_name, self.name, self.capability, record.strategy, args_for_journal, started)
+        elif not (self.annotations and self.annotations.readOnlyHint):
             # A side-effecting call is journaled before it runs, so a crash still leaves a trace.
             row_id = deps.store.journal_insert(
                 JournalEntry(
@@ -161,9 +169,15 @@ class GuardedTool(Tool):
         kwargs = parsed.model_dump_one_level()
         if self.context_kwarg is not None:
             kwargs[self.context_kwarg] = context
+        token = callscope.enter(scope) if scope is not None else None
         try:
-            result = await self.fn(**kwargs) if self.is_async else self.fn(**kwargs)
-            converted = self.fn_metadata.convert_result(result) if convert_result else result
+            try:
+                result = await self.fn(**kwargs) if self.is_async else self.fn(**kwargs)
+                converted = self.fn_metadata.convert_result(result) if convert_result else result
+            finally:
+                if scope is not None:
+                    callscope.leave(token)  # type: ignore[arg-type]
+                    row_id = scope.row_id  # the row the domain wrote in its transaction, if it got that far
         except anyio.get_cancelled_exc_class():
             self._finish(row_id, record, args_for_journal, "cancelled", None, started, None)
             raise
@@ -323,13 +337,21 @@ class ToolRegistry:
         name: str | None = None,
         strategy_arg: str | None = None,
         halt_exempt: bool = False,
+        reduces_risk: bool = False,
+        journal_in_transaction: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register a tool. `halt_exempt`: still runs while trading is halted (the domain allows only safe changes).
+        `reduces_risk`: a paper/live tool that only closes or cancels, so it needs no stage (a demoted strategy can
+        still exit). `journal_in_transaction`: the domain writes the journal row inside its own transaction
+        (shared.callscope), so a state change and its row commit together or not at all."""
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}; known: {CAPABILITIES}")
         if read_only and (destructive or capability not in ("read", "research")):
             raise ValueError("a read-only tool cannot be destructive or need paper/live/admin capability")
         if capability == "read" and not read_only:
             raise ValueError("a 'read' tool must be read-only")
+        if reduces_risk and capability not in ("paper", "live"):
+            raise ValueError("reduces_risk applies to paper and live tools only")
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             tool_name = name or fn.__name__
@@ -366,6 +388,8 @@ class ToolRegistry:
                     capability=capability,
                     strategy_arg=strategy_arg,
                     halt_exempt=halt_exempt,
+                    reduces_risk=reduces_risk,
+                    journal_in_transaction=journal_in_transaction,
                     strict_model=strict,
                     deps=self.deps,
                 )

@@ -13,7 +13,7 @@ from shared.policy import CAPABILITIES
 from shared.resolve import effective_stage, resolve_risk
 from shared.store import Store
 
-Decision = Literal["allow", "deny", "invalid"]
+Decision = Literal["allow", "deny", "invalid", "system"]
 
 
 class PolicyView(BaseModel):

@@ -1,0 +1,82 @@
+"""Prices for the paper ledger, from the price library (asset_price_mcp) directly, never through MCP.
+
+A fill uses the consensus price; a stale fallback (every provider failed) is never filled at. Correlations use daily
+closes of the same library (live providers, or stored candles through the replay provider).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from asset_price_mcp.ohlcv import OhlcvService
+from asset_price_mcp.quotes import PriceError, QuoteService
+from asset_price_mcp.service import build_quote_service
+from shared.config import TradingConfig
+from shared.errors import TradingMcpError
+
+DAY_MS = 86_400_000
+
+
+class NoPrice(TradingMcpError):
+    """No fresh price for a symbol: nothing fills, nothing is marked."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaperQuote:
+    symbol: str
+    price: float
+    as_of_ms: int
+    source: str  # e.g. "consensus of 3 providers", "replay (stored candles)"
+
+
+class PriceSource(Protocol):
+    async def quote(self, symbol: str) -> PaperQuote: ...
+
+    async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]: ...
+
+
+def _ms(iso: object) -> int:
+    return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class LibraryPrices:
+    """The price library as configured for this user (the same providers as the asset-price-mcp server)."""
+
+    def __init__(self, quotes: QuoteService, ohlcv: OhlcvService):
+        self.quotes = quotes
+        self.ohlcv = ohlcv
+
+    @classmethod
+    def build(cls, cfg: TradingConfig, home: Path, transport: httpx.AsyncBaseTransport | None = None) -> LibraryPrices:
+        quotes = build_quote_service(cfg, home, transport)
+        return cls(quotes, OhlcvService(quotes.net, cfg.price_config.candle_ttl_s))
+
+    async def quote(self, symbol: str) -> PaperQuote:
+        try:
+            answer = await self.quotes.price(symbol)
+        except PriceError as e:
+            raise NoPrice(f"no price for {symbol}: {e}") from None
+        if answer.stale:
+            raise NoPrice(
+                f"no fresh price for {symbol}: every provider failed and the last good value is {answer.age_s:.0f} s "
+                "old; paper fills and marks never use a stale price"
+            )
+        source = "replay (stored candles)" if answer.replay else f"consensus of {answer.sources_used} provider(s)"
+        return PaperQuote(symbol, answer.price, _ms(answer.as_of) if answer.as_of else int(time.time() * 1000), source)
+
+    async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]:
+        end = now_ms - now_ms % DAY_MS
+        try:
+            answer = await self.ohlcv.ohlcv(symbol, "1d", end - days * DAY_MS, end, closed_only=True)
+        except (PriceError, TradingMcpError) as e:
+            raise NoPrice(f"no daily candles for {symbol}: {e}") from None
+        return [(_ms(row[0]), float(row[4])) for row in answer.candles]
+
+    async def aclose(self) -> None:
+        await self.quotes.net.client.aclose()

@@ -1,0 +1,322 @@
+"""The MCP surface of paper trading, stage transitions and the kill switch (thin: the work is in paper.py and
+promotion.py), and the background monitor that checks stops, limit orders, timeouts and losses."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server.fastmcp import Context
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from asset_price_mcp.symbols import UnknownSymbol, parse_symbol
+from jesse_mcp import promotion
+from jesse_mcp.backtest_tools import with_image
+from jesse_mcp.paper import OrderRequest, PaperService
+from jesse_mcp.paper_models import CancelResult, CloseResult, OrderResult, Performance, Portfolio, ResetResult
+from shared.confirm import require_confirmation
+from shared.errors import InvalidArgumentsError
+from shared.tooling import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+StrategyName = Annotated[str, Field(description="The strategy the order belongs to.", min_length=1, max_length=64)]
+OptionalStrategy = Annotated[
+    str | None, Field(description="A strategy name; omit for the whole account / the global stage.", max_length=64)
+]
+Reason = Annotated[str, Field(description="Why, recorded in the stage history and the journal.", max_length=500)]
+
+
+class PaperMonitor:
+    """Reconciles the paper ledger every `paper.monitor_interval_s` while at least one session is attached."""
+
+    def __init__(self, paper: PaperService):
+        self.paper = paper
+        self._users = 0
+        self._cancel: anyio.CancelScope | None = None
+        self.runs = 0
+
+    async def run(self) -> None:
+        with anyio.CancelScope() as scope:
+            self._cancel = scope
+            while True:
+                await anyio.sleep(self.paper.config().paper.monitor_interval_s)
+                try:
+                    await self.paper.reconcile()
+                    self.runs += 1
+                except Exception:  # the monitor must outlive a bad price or a locked database
+                    log.exception("paper monitor: reconciliation failed; trying again next interval")
+
+    def attach(self, tg: anyio.abc.TaskGroup) -> bool:
+        """Start the loop in `tg` for the first session; True when this call started it."""
+        self._users += 1
+        if self._users == 1:
+            tg.start_soon(self.run)
+            return True
+        return False
+
+    def detach(self) -> None:
+        self._users -= 1
+        if self._users == 0 and self._cancel is not None:
+            self._cancel.cancel()
+            self._cancel = None
+
+
+class HistoryView(BaseModel):
+    strategy: str | None
+    changes: list[dict[str, str | None]] = Field(description="Stage changes, newest first, with their reasons.")
+
+
+def _symbol(text: str) -> str:
+    try:
+        return parse_symbol(text).symbol
+    except UnknownSymbol as e:
+        raise InvalidArgumentsError(str(e)) from None
+
+
+def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
+    deps = tools.deps
+
+    @tools.tool(
+        capability="paper",
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        title="Place a paper order",
+        strategy_arg="strategy",
+        journal_in_transaction=True,
+    )
+    async def place_paper_order(
+        strategy: StrategyName,
+        symbol: Annotated[str, Field(description="Instrument, e.g. BTC-USDT, ETH-USD, AAPL.", max_length=32)],
+        side: Annotated[Literal["long", "short"], Field(description="long buys, short sells first.")],
+        quantity: Annotated[float | None, Field(description="Units of the asset (or give notional_usd).", gt=0)] = None,
+        notional_usd: Annotated[float | None, Field(description="Size in USD (or give quantity).", gt=0)] = None,
+        type: Annotated[Literal["market", "limit"], Field(description="market fills now; limit rests.")] = "market",
+        limit_price: Annotated[float | None, Field(description="Worst price accepted (limit orders).", gt=0)] = None,
+        leverage: Annotated[float, Field(description="A multiple; margin = notional / leverage.", ge=1)] = 1.0,
+        stop_loss: Annotated[
+            float | None, Field(description="Tighter stop distance than the profile's, fraction of price.", gt=0, lt=1)
+        ] = None,
+        take_profit: Annotated[
+            float | None, Field(description="Closer take profit than the profile's, fraction of price.", gt=0, le=10)
+        ] = None,
+        client_order_id: Annotated[
+            str | None,
+            Field(
+                description="Your id for this order: a retry with the same id never fills twice. Recommended.",
+                min_length=1,
+                max_length=64,
+                pattern=r"^[A-Za-z0-9._:-]+$",
+            ),
+        ] = None,
+    ) -> OrderResult:
+        """Place a paper order for a strategy at stage paper or higher. A market order fills at the live consensus
+        price plus slippage and fee; a limit order fills when a later price check crosses it. Before anything is
+        written, every limit is checked and reported: position size, leverage, risk per trade (size x stop),
+        positions per strategy and in total, trades per day/week/month, minimum cash, account usage (margin),
+        drawdown, and return correlation with each open position. The profile's stop loss and take profit are
+        attached to the position; per-order values may only be tighter."""
+        req = OrderRequest(
+            strategy=strategy,
+            symbol=_symbol(symbol),
+            side=side,
+            type=type,
+            quantity=quantity,
+            notional_usd=notional_usd,
+            limit_price=limit_price,
+            leverage=leverage,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            client_order_id=client_order_id,
+        )
+        return await paper.place_order(req)
+
+    @tools.tool(
+        capability="paper",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        open_world=False,
+        title="Cancel a paper order",
+        reduces_risk=True,
+        journal_in_transaction=True,
+    )
+    async def cancel_paper_order(
+        order_id: Annotated[str, Field(description="The order id (po_...) or your client order id.", max_length=64)],
+    ) -> CancelResult:
+        """Cancel a resting paper limit order. Works for a demoted strategy too (it only reduces risk); refused
+        while trading is halted (the kill switch already cancelled every open order)."""
+        return await paper.cancel_order(order_id)
+
+    @tools.tool(
+        capability="paper",
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+        open_world=True,
+        title="Close a paper position",
+        reduces_risk=True,
+        journal_in_transaction=True,
+    )
+    async def close_paper_position(
+        position_id: Annotated[str, Field(description="The position id (pp_...).", max_length=64)],
+    ) -> CloseResult:
+        """Close an open paper position at the consensus price (with slippage and fee) and report its net P&L.
+        Works for a demoted strategy too (it only reduces risk)."""
+        return await paper.close_position(position_id)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        title="Paper portfolio",
+    )
+    async def get_paper_portfolio() -> Portfolio:
+        """The paper account: cash, equity, margin, realised and unrealised P&L, drawdown against the emergency
+        stop and the day's loss against its limit, trading state, open positions with their stops, open orders,
+        recent fills, and what reconciliation did just now (stops, limit fills, timeouts, halts)."""
+        return await paper.portfolio()
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Paper performance",
+        strategy_arg="strategy",
+    )
+    async def get_paper_performance(
+        strategy: OptionalStrategy = None,
+        equity_image: Annotated[bool, Field(description="Also return the equity curve as a PNG image.")] = False,
+    ) -> Annotated[CallToolResult, Performance]:
+        """Paper track record of a strategy (its own P&L on the starting balance) or of the whole account: equity
+        curve, annualised Sharpe of daily returns, max drawdown, win rate, profit factor, fees, recent trades.
+        This is the evidence the paper -> live promotion gates read."""
+        perf = paper.performance(strategy)
+        png = None
+        if equity_image:
+            from jesse_mcp.engine import equity_png
+
+            curve = [[_seconds(t), float(e)] for t, e in perf.equity_curve]
+            png = await anyio.to_thread.run_sync(equity_png, curve, f"Paper equity: {strategy or 'account'}")
+            perf = perf.model_copy(update={"image": "attached" if png else None})
+        return with_image(perf, png)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Promotion gates",
+        strategy_arg="strategy",
+    )
+    def get_promotion_gates(
+        strategy: OptionalStrategy,
+        to_stage: Annotated[Literal["paper", "live"], Field(description="The stage asked for.")],
+    ) -> promotion.PromotionReport:
+        """Measure every gate of a promotion on the stored evidence, without changing anything: what
+        request_stage_promotion would find now."""
+        return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock())
+
+    @tools.tool(
+        capability="admin",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        open_world=False,
+        title="Request a stage promotion",
+        strategy_arg="strategy",
+    )
+    async def request_stage_promotion(
+        strategy: OptionalStrategy,
+        to_stage: Annotated[Literal["paper", "live"], Field(description="One stage up from the current one.")],
+        reason: Reason = "",
+        ctx: Context | None = None,
+    ) -> promotion.PromotionReport:
+        """Promote a strategy one stage, only on recorded evidence: exploration -> paper needs a stored backtest of
+        the strategy under its effective profile, recent, within the profile's max drawdown, with enough Sharpe
+        and trades, plus a passed stress test of it; paper -> live needs a paper track record (days, trades,
+        Sharpe, drawdown) and the person's confirmation through elicitation. Raising the global stage (no
+        strategy) needs the person's confirmation. Every gate is reported with its value and threshold."""
+        confirm = partial(require_confirmation, ctx)
+        return await promotion.request_promotion(
+            deps.config, deps.store, paper, strategy, to_stage, reason, confirm, paper.clock
+        )
+
+    @tools.tool(
+        capability="admin",
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+        open_world=False,
+        title="Demote a stage",
+        strategy_arg="strategy",
+        halt_exempt=True,
+    )
+    def demote_stage(
+        strategy: OptionalStrategy,
+        to_stage: Annotated[
+            Literal["exploration", "paper"] | None, Field(description="Default: one stage down.")
+        ] = None,
+        reason: Reason = "",
+    ) -> promotion.StageChange:
+        """Lower a strategy's stage (or the global stage) at once: no evidence needed, works while halted. Open
+        paper positions stay open with their stops; they can still be closed."""
+        return promotion.demote(deps.config, deps.store, strategy, to_stage, reason)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Stage history",
+        strategy_arg="strategy",
+    )
+    def get_stage_history(
+        strategy: OptionalStrategy = None,
+        limit: Annotated[int, Field(description="Newest first, at most this many.", ge=1, le=1000)] = 50,
+    ) -> HistoryView:
+        """Every stage change (promotions with their evidence, demotions) with time and reason, newest first."""
+        return HistoryView(strategy=strategy, changes=deps.store.stage_history(strategy, limit))
+
+    @tools.tool(
+        capability="admin",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        open_world=False,
+        title="Reset the kill switch",
+        halt_exempt=True,
+        journal_in_transaction=True,
+    )
+    async def reset_kill_switch(reason: Reason = "", ctx: Context | None = None) -> ResetResult:
+        """Resume trading after the kill switch halted it. The person must confirm through elicitation; the
+        drawdown and the day's loss are measured from the current equity afterwards."""
+        state = deps.store.trading_state()
+        if state["state"] == "ACTIVE":
+            return paper.reset_kill_switch("not asked", reason)  # raises: nothing to reset
+        portfolio = await paper.portfolio()
+        acct = portfolio.account
+        question = (
+            f"Trading is halted: {state['reason']} Equity {acct.equity:,.2f} USD, peak {acct.peak_equity:,.2f} USD, "
+            f"{len(portfolio.positions)} open position(s). Resume trading? Reason given: {reason or 'none'}. "
+            "Confirm only if you, the person, want this."
+        )
+        confirmation = await require_confirmation(ctx, "kill_switch_reset_needs_confirmation", question)
+        return paper.reset_kill_switch(confirmation, reason)
+
+
+def _seconds(iso: object) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()

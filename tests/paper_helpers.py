@@ -1,0 +1,222 @@
+"""Test doubles for paper trading: a price table the test moves, daily closes it controls, a pool that never starts
+Jesse, and stored backtest / stress-test evidence in the exact shapes the backtest tools write."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from jesse_mcp.paper_prices import DAY_MS, NoPrice, PaperQuote
+from shared.config import TradingConfig
+from shared.config_store import ConfigStore
+from shared.store import Store, utc_now_iso
+
+
+class TablePrices:
+    """Prices from a dict (or a JSON file another process may rewrite): symbol -> price."""
+
+    def __init__(self, prices: dict[str, float] | None = None, path: Path | None = None, clock=None):
+        self.prices = dict(prices or {})
+        self.path = path
+        self.clock = clock
+        self.daily: dict[str, list[tuple[int, float]]] = {}
+        self.quotes_asked = 0
+
+    def set(self, symbol: str, price: float) -> None:
+        self.prices[symbol] = price
+        if self.path is not None:
+            self.path.write_text(json.dumps(self.prices))
+
+    async def quote(self, symbol: str) -> PaperQuote:
+        self.quotes_asked += 1
+        table = json.loads(self.path.read_text()) if self.path is not None else self.prices
+        if symbol not in table:
+            raise NoPrice(f"no price for {symbol}: not in the test table")
+        now = int((self.clock() if self.clock else 1_790_000_000) * 1000)
+        return PaperQuote(symbol, float(table[symbol]), now, "consensus of 2 provider(s)")
+
+    async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]:
+        if symbol not in self.daily:
+            raise NoPrice(f"no daily candles for {symbol}")
+        return self.daily[symbol]
+
+    def set_series(self, symbol: str, returns: list[float], start: float = 100.0) -> None:
+        day0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY_MS
+        closes, price = [], start
+        for i, r in enumerate([0.0, *returns]):
+            price *= math.exp(r)
+            closes.append((day0 + i * DAY_MS, price))
+        self.daily[symbol] = closes
+
+
+class NoPool:
+    """Stands in for the Jesse worker pool in tests that run no backtest."""
+
+    def attach(self) -> None:
+        pass
+
+    def detach(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self, t: float = 1_790_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def configure(home: Path, **changes: Any) -> TradingConfig:
+    """Write a configuration (defaults + dotted-path changes), as a person editing the file would."""
+    from shared.changes import apply_changes
+    from shared.config import validate_config_data
+
+    data = TradingConfig().model_dump(mode="json")
+    if changes:
+        data = apply_changes(data, {k.replace("__", "."): v for k, v in changes.items()})
+    cfg = validate_config_data(data)
+    ConfigStore(home / "config.json").save(cfg)
+    return cfg
+
+
+def store_backtest(
+    store: Store,
+    strategy: str,
+    *,
+    profile: str = "moderate",
+    settings: dict[str, float] | None = None,
+    sharpe: float | None = 1.6,
+    trades: int = 45,
+    max_drawdown_pct: float = 6.0,
+    intraday_pct: float = 7.0,
+    synthetic: bool = False,
+    created_ms: int | None = None,
+    result_id: str = "bt_good",
+) -> str:
+    """A stored backtest record in BacktestResult's shape (what the backtest tool writes)."""
+    from jesse_mcp.results import BacktestResult
+
+    record = {
+        "id": result_id,
+        "created_at": utc_now_iso(created_ms),
+        "synthetic": synthetic,
+        "request": {
+            "strategy": strategy,
+            "exchange": "binance",
+            "symbol": "BTC-USDT",
+            "timeframe": "1h",
+            "start": "2026-06-01T00:00:00Z",
+            "end": "2026-09-01T00:00:00Z",
+            "start_ms": 0,
+            "end_ms": 1,
+            "risk_profile": profile,
+            "hyperparameters": {},
+            "fee_rate": 0.001,
+            "leverage": 1.0,
+            "starting_balance": 10_000,
+            "quote_currency": "USDT",
+            "warmup_candles": 200,
+        },
+        "risk_settings": settings or {},
+        "risk_sources": {},
+        "performance": {
+            "net_profit_pct": 12.0,
+            "net_profit_quote": 1200.0,
+            "annual_return_pct": 50.0,
+            "sharpe": sharpe,
+            "sortino": 2.0,
+            "calmar": 3.0,
+            "max_drawdown_pct": max_drawdown_pct,
+            "win_rate_pct": 55.0,
+            "profit_factor": 1.5,
+            "expectancy_quote": 20.0,
+            "expectancy_pct": 0.2,
+            "trades": trades,
+            "winning_trades": trades // 2,
+            "losing_trades": trades - trades // 2,
+            "longs": trades,
+            "shorts": 0,
+            "average_holding_hours": 10.0,
+            "exposure_pct": 40.0,
+            "fees_quote": 30.0,
+            "starting_balance_quote": 10_000,
+            "finishing_balance_quote": 11_200,
+            "largest_winning_trade_quote": 300.0,
+            "largest_losing_trade_quote": -150.0,
+        },
+        "risk_adherence": {
+            "largest_position_pct_of_equity": 10.0,
+            "largest_leverage_used_x": 0.1,
+            "largest_planned_risk_pct_of_equity": 0.2,
+            "largest_loss_pct_of_equity": 1.5,
+            "max_drawdown_intraday_pct": intraday_pct,
+            "drawdown_within_profile": True,
+            "emergency_stop_breached": False,
+            "limits": {},
+            "entries_halted_at": None,
+            "violations": [],
+        },
+        "data": {
+            "exchange": "synthetic" if synthetic else "binance",
+            "symbol": "BTC-USDT",
+            "timeframe": "1h",
+            "start": "2026-06-01T00:00:00Z",
+            "end": "2026-09-01T00:00:00Z",
+            "candles_1m": 132_480,
+            "warmup_start": "2026-05-23T00:00:00Z",
+            "synthetic": synthetic,
+            "sources": ["binance"],
+            "gaps_in_range": 0,
+            "filled_gaps_in_range": 0,
+        },
+        "run": {"engine": "jesse", "fast_mode": True, "duration_s": 1.0},
+        "notes": [],
+        "jesse_metrics": {},
+    }
+    BacktestResult.model_validate(record)  # the same shape the backtest tool stores
+    summary = {"strategy": strategy, "risk_profile": profile, "sharpe": sharpe, "trades": trades}
+    store.result_save(result_id, "backtest", strategy, summary, record)
+    if created_ms is not None:
+        with store.transaction() as db:
+            db.execute(
+                "UPDATE results SET ts = ?, ts_ms = ? WHERE id = ?", (utc_now_iso(created_ms), created_ms, result_id)
+            )
+    return result_id
+
+
+def store_stress(
+    store: Store, strategy: str, backtest_id: str, *, emergency: bool = False, result_id: str = "st_good"
+) -> str:
+    from jesse_mcp.stress import StressReport
+
+    outcome = {
+        "scenario": "flash_crash",
+        "description": "-30 % in an hour",
+        "max_drawdown_pct": 9.0,
+        "emergency_stop_breached": emergency,
+        "max_drawdown_breached": False,
+    }
+    record = {
+        "id": result_id,
+        "created_at": utc_now_iso(),
+        "backtest_id": backtest_id,
+        "strategy": strategy,
+        "market": "binance:BTC-USDT",
+        "synthetic": False,
+        "risk_profile": "moderate",
+        "limits": {"max_drawdown_pct": 15.0, "emergency_stop_pct": 25.0},
+        "baseline": {**outcome, "scenario": "baseline", "emergency_stop_breached": False},
+        "scenarios": [outcome],
+        "table": "",
+        "verdict": "",
+        "notes": [],
+    }
+    StressReport.model_validate(record)
+    store.result_save(result_id, "stress_test", strategy, {"backtest_id": backtest_id, "verdict": ""}, record)
+    return result_id
