@@ -133,11 +133,21 @@ class PaperService:
         return int(self.clock() * 1000)
 
     # --- reading --------------------------------------------------------------------------------------------------
-    def _account(self, db: sqlite3.Connection, cfg: TradingConfig, now: int) -> dict[str, Any]:
+    def _account(self, db: sqlite3.Connection, cfg: TradingConfig, now: int, create: bool = True) -> dict[str, Any]:
+        """The account row; opened with the configured starting balance on first use (reads see it unopened)."""
         row = _rows(db.execute("SELECT * FROM paper_account WHERE id = 1"))
         if row:
             return row[0]
         bal = cfg.paper.starting_balance
+        if not create:
+            return {
+                "starting_balance": bal,
+                "cash": bal,
+                "peak_equity": bal,
+                "day": _day(now),
+                "day_start_equity": bal,
+                "created_ms": now,
+            }
         db.execute(
             "INSERT INTO paper_account (id, starting_balance, cash, peak_equity, day, day_start_equity, created_ms)"
             " VALUES (1, ?, ?, ?, ?, ?, ?)",
@@ -163,7 +173,7 @@ class PaperService:
         return account["cash"] + margin + upnl, margin, upnl
 
     def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        with self.store.transaction() as db:
+        with self.store.reading() as db:
             return fn(db)
 
     # --- models -------------------------------------------------------------------------------------------------
@@ -428,7 +438,7 @@ class PaperService:
         timeouts, then the kill switch. Returns the events and the symbols that had no fresh price."""
         async with self._reconcile_lock:
             cfg = self.config()
-            with self.store.transaction() as db:
+            with self.store.reading() as db:
                 positions, orders = self._open_positions(db), self._open_orders(db)
                 has_account = db.execute("SELECT 1 FROM paper_account").fetchone() is not None
             if not has_account:
@@ -562,7 +572,7 @@ class PaperService:
 
     def _duplicate_result(self, row: dict[str, Any], cfg: TradingConfig, events: list[Event]) -> OrderResult:
         def read(db: sqlite3.Connection) -> OrderResult:
-            account = self._account(db, cfg, self.now_ms())
+            account = self._account(db, cfg, self.now_ms(), create=False)
             positions = self._open_positions(db)
             pos = _rows(db.execute("SELECT * FROM paper_positions WHERE id = ?", (row["position_id"],)))
             fill = _rows(db.execute("SELECT * FROM paper_fills WHERE order_id = ? AND action = 'open'", (row["id"],)))
@@ -605,8 +615,8 @@ class PaperService:
             return self._duplicate_result(existing, cfg, [])
         events, _ = await self.reconcile()
         quote = await self.prices.quote(req.symbol)
-        positions_now = self._read(self._open_positions)
-        correlations = await self._correlations(req, positions_now)
+        held_now = self._read(lambda db: self._open_positions(db) + self._open_orders(db))
+        correlations = await self._correlations(req, held_now)
         now = self.now_ms()
         record = CallRecord(scope.server, scope.tool, "paper", req.strategy)
         with self.store.transaction() as db:
@@ -680,6 +690,7 @@ class PaperService:
         margin = notional / req.leverage
         fee = notional * cfg.paper.fee_bps / 10_000
         resting_margin = sum(o["qty"] * (o["limit_price"] or 0) / o["leverage"] for o in orders)
+        resting_fees = sum(o["qty"] * (o["limit_price"] or 0) for o in orders) * cfg.paper.fee_bps / 10_000
         limits = cfg.portfolio_limits
         keys = window_keys("paper_trades", datetime.fromtimestamp(now / 1000, UTC))
         counts = self.store.counters_read(db, list(keys.values()))
@@ -687,7 +698,7 @@ class PaperService:
             1 for o in orders if o["strategy"] == req.strategy
         )
         total = len(positions) + len(orders)
-        cash_after = account["cash"] - margin - fee
+        cash_after = account["cash"] - resting_margin - resting_fees - margin - fee  # resting orders will take theirs
         checks: list[Check] = []
 
         def add(rule: str, value: float | None, limit: float | None, detail: str, v: policy.Violation | None):
@@ -748,7 +759,14 @@ class PaperService:
                     n,
                     limit,
                     f"{n} paper trades this {period} (UTC), counted across processes",
-                    policy.check_count_below(f"max_trades_per_{period}", n, limit, f"trades this {period}"),
+                    policy.check_count_below(
+                        f"max_trades_per_{period}",
+                        n,
+                        limit,
+                        f"trades this {period}",
+                        f"wait for the next UTC {period} (closing positions does not lower the count), or raise "
+                        f"max_trades_per_{period} in portfolio_limits (a person confirms loosening).",
+                    ),
                 )
             )
         violations += [
@@ -756,8 +774,10 @@ class PaperService:
                 "min_account_balance",
                 cash_after,
                 limits.min_account_balance,
-                f"cash after this order {cash_after:,.2f} USD",
-                policy.check_min_balance(cash_after, limits.min_account_balance, " after this order"),
+                f"cash after this order and any resting orders fill: {cash_after:,.2f} USD",
+                policy.check_min_balance(
+                    cash_after, limits.min_account_balance, " after this order and any resting orders fill"
+                ),
             ),
             add(
                 "max_account_usage",
@@ -777,7 +797,12 @@ class PaperService:
             ),
         ]
         sign = 1.0 if long else -1.0
-        for p in positions:
+        for p in positions + orders:  # a resting order is a position to be: it counts too
+            held = (
+                f"the open {p['side']} position in {p['symbol']}"
+                if "entry_price" in p
+                else (f"the resting {p['side']} order in {p['symbol']}")
+            )
             measured = correlations.get(p["symbol"])
             if measured is None:
                 measured = f"{p['symbol']} was opened while this order was being checked; place the order again"
@@ -790,10 +815,10 @@ class PaperService:
                         "",
                         policy.Violation(
                             "max_correlation",
-                            f"the return correlation with the open {p['side']} position in {p['symbol']} could not "
-                            f"be measured ({measured}), and an unmeasured correlation is not allowed.",
+                            f"the return correlation with {held} could not be measured ({measured}), and an "
+                            "unmeasured correlation is not allowed.",
                             "make daily candles available (import_candles, or a price provider that has them) or "
-                            f"close the {p['symbol']} position first.",
+                            f"close {held} first.",
                             None,
                             risk.max_correlation,
                         ),
@@ -801,16 +826,15 @@ class PaperService:
                 )
                 continue
             effective = measured * sign * (1.0 if p["side"] == "long" else -1.0)
-            what = f"{p['side']} {p['symbol']}"
             violations.append(
                 add(
                     "max_correlation",
                     effective,
                     risk.max_correlation,
-                    f"return correlation {measured:.2f} with the open {what} (direction-adjusted {effective:.2f})",
+                    f"return correlation {measured:.2f} with {held} (direction-adjusted {effective:.2f})",
                     None
                     if effective <= risk.max_correlation
-                    else policy.check_correlation(effective, what, risk.max_correlation),
+                    else policy.check_correlation(effective, held, risk.max_correlation),
                 )
             )
         state = self.store.trading_state_in(db)["state"]
@@ -941,7 +965,7 @@ class PaperService:
         now = self.now_ms()
 
         def read(db: sqlite3.Connection) -> Portfolio:
-            account = self._account(db, cfg, now)
+            account = self._account(db, cfg, now, create=False)
             positions = self._open_positions(db)
             equity, margin, upnl = self._equity(account, positions)
             realised = db.execute(
@@ -984,7 +1008,7 @@ class PaperService:
         now = self.now_ms()
 
         def read(db: sqlite3.Connection) -> tuple[Any, ...]:
-            account = self._account(db, cfg, now)
+            account = self._account(db, cfg, now, create=False)
             curve = db.execute(
                 "SELECT ts_ms, equity FROM paper_equity WHERE strategy = ? ORDER BY ts_ms",
                 (strategy or ACCOUNT_KEY,),

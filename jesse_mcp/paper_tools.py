@@ -31,38 +31,34 @@ Reason = Annotated[str, Field(description="Why, recorded in the stage history an
 
 
 class PaperMonitor:
-    """Reconciles the paper ledger every `paper.monitor_interval_s` while at least one session is attached."""
+    """Reconciles the paper ledger every `paper.monitor_interval_s` while the server has a session.
+
+    Every session runs `session_loop` in its own task group (sessions come and go independently over HTTP); one of
+    them at a time, the leader, does the work, and another takes over when the leader's session ends.
+    """
 
     def __init__(self, paper: PaperService):
         self.paper = paper
-        self._users = 0
-        self._cancel: anyio.CancelScope | None = None
+        self._leader: object | None = None
         self.runs = 0
 
-    async def run(self) -> None:
-        with anyio.CancelScope() as scope:
-            self._cancel = scope
+    async def session_loop(self) -> None:
+        me = object()
+        try:
             while True:
                 await anyio.sleep(self.paper.config().paper.monitor_interval_s)
+                if self._leader is None:
+                    self._leader = me
+                if self._leader is not me:
+                    continue
                 try:
                     await self.paper.reconcile()
                     self.runs += 1
-                except Exception:  # the monitor must outlive a bad price or a locked database
+                except Exception:  # the monitor must outlive a bad price, a locked database or a broken config
                     log.exception("paper monitor: reconciliation failed; trying again next interval")
-
-    def attach(self, tg: anyio.abc.TaskGroup) -> bool:
-        """Start the loop in `tg` for the first session; True when this call started it."""
-        self._users += 1
-        if self._users == 1:
-            tg.start_soon(self.run)
-            return True
-        return False
-
-    def detach(self) -> None:
-        self._users -= 1
-        if self._users == 0 and self._cancel is not None:
-            self._cancel.cancel()
-            self._cancel = None
+        finally:
+            if self._leader is me:
+                self._leader = None
 
 
 class HistoryView(BaseModel):

@@ -73,27 +73,18 @@ def _backtest_gates(
     stress_by_backtest: dict[str, list[str]] = {}
     for s in stresses:
         stress_by_backtest.setdefault(str(s.get("backtest_id")), []).append(s["id"])
-    recent = []
+    dated = []
     for s in summaries:
         try:
             created = datetime.fromisoformat(str(s["created_at"]).replace("Z", "+00:00")).timestamp()
         except (KeyError, ValueError):
             continue
-        age_days = (now_s - created) / DAY_S
-        if age_days <= gates_cfg.backtest_max_age_days:
-            recent.append((s["id"], age_days))
+        dated.append((s["id"], (now_s - created) / DAY_S))
+    recent = [(rid, age) for rid, age in dated if age <= gates_cfg.backtest_max_age_days]
+    if not recent and dated:  # measure the newest one anyway: its age fails, the rest are still reported
+        recent = dated[:1]
     if not recent:
-        older = f" (the newest stored one, {summaries[0]['id']}, is older)" if summaries else ""
-        gate = _g(
-            "backtest_found",
-            False,
-            len(summaries),
-            f"a stored backtest of '{strategy}' from the last {gates_cfg.backtest_max_age_days:g} days",
-            f"no stored backtest of '{strategy}' within {gates_cfg.backtest_max_age_days:g} days{older}; run "
-            f"backtest with strategy '{strategy}' under its profile {risk.risk_profile}",
-        )
-        return [gate], {}, len(summaries)
-
+        return _no_backtest_gates(cfg, strategy, risk.risk_profile, settings), {}, 0
     best: tuple[int, list[Gate], dict[str, str]] | None = None
     for result_id, age_days in recent:
         gates, evidence = _gates_of(
@@ -106,6 +97,48 @@ def _backtest_gates(
             break
     assert best is not None
     return best[1], best[2], len(recent)
+
+
+STRESS_THRESHOLD = "a stress test of this backtest in which no scenario reached the emergency stop"
+
+
+def _profile_threshold(profile: str) -> str:
+    return f"the strategy's effective profile {profile} and its current risk settings"
+
+
+def _drawdown_threshold(settings: dict[str, float]) -> str:
+    return f"<= {settings['max_drawdown'] * 100:g} % (the profile's max_drawdown)"
+
+
+def _data_threshold(cfg: TradingConfig) -> str:
+    allowed = (
+        " (synthetic allowed by promotion.backtest_allow_synthetic)" if cfg.promotion.backtest_allow_synthetic else ""
+    )
+    return "market candles" + allowed
+
+
+def _no_backtest_gates(cfg: TradingConfig, strategy: str, profile: str, settings: dict[str, float]) -> list[Gate]:
+    g = cfg.promotion
+    missing = f"no stored backtest of '{strategy}'; run backtest with strategy '{strategy}' under its profile {profile}"
+    gates = [
+        _g("backtest_recent", False, None, f"<= {g.backtest_max_age_days:g} days old", missing),
+        _g("backtest_profile", False, None, _profile_threshold(profile), missing),
+        _g("backtest_max_drawdown", False, None, _drawdown_threshold(settings), missing),
+        _g("backtest_sharpe", False, None, f">= {g.backtest_min_sharpe:g}", missing),
+        _g("backtest_trades", False, None, f">= {g.backtest_min_trades}", missing),
+        _g("backtest_real_data", False, None, _data_threshold(cfg), missing),
+    ]
+    if g.require_stress_test:
+        gates.append(
+            _g(
+                "stress_test_passed",
+                False,
+                None,
+                STRESS_THRESHOLD,
+                "no backtest to stress-test yet",
+            )
+        )
+    return gates
 
 
 def _gates_of(
@@ -127,7 +160,7 @@ def _gates_of(
     gates = [
         _g(
             "backtest_recent",
-            True,
+            age_days <= g.backtest_max_age_days,
             round(age_days, 2),
             f"<= {g.backtest_max_age_days:g} days old",
             f"backtest {bt.id} is {age_days:.1f} days old",
@@ -144,7 +177,7 @@ def _gates_of(
             "backtest_profile",
             same_profile,
             bt.request.risk_profile,
-            f"the strategy's effective profile {profile} and its current risk settings",
+            _profile_threshold(profile),
             f"run under {bt.request.risk_profile}"
             + (f"; settings differ: {', '.join(differs)}" if differs else ", same settings"),
         )
@@ -157,7 +190,7 @@ def _gates_of(
             "backtest_max_drawdown",
             perf.max_drawdown_pct is not None and dd <= limit_pct,
             round(dd, 4),
-            f"<= {limit_pct:g} % (the profile's max_drawdown)",
+            _drawdown_threshold(settings),
             f"largest drawdown {dd:.2f} % (daily {perf.max_drawdown_pct}, intraday {adh.max_drawdown_intraday_pct})",
         )
     )
@@ -184,8 +217,7 @@ def _gates_of(
             "backtest_real_data",
             g.backtest_allow_synthetic or not bt.synthetic,
             not bt.synthetic,
-            "market candles"
-            + (" (synthetic allowed by promotion.backtest_allow_synthetic)" if g.backtest_allow_synthetic else ""),
+            _data_threshold(cfg),
             "synthetic (generated) candles" if bt.synthetic else f"{bt.data.exchange} candles",
         )
     )
@@ -212,7 +244,7 @@ def _gates_of(
                 "stress_test_passed",
                 passed_id is not None,
                 passed_id,
-                "a stress test of this backtest in which no scenario reached the emergency stop",
+                STRESS_THRESHOLD,
                 why,
             )
         )
@@ -358,9 +390,10 @@ async def request_promotion(
     confirmation = "not needed"
     needs_person = any(g.name == "person_confirmation" for g in report.gates)
     if needs_person:
+        asked = next(g for g in report.gates if g.name == "person_confirmation")
         question = (
             f"Promote {who} from {report.from_stage} to {to_stage}? "
-            + (f"Evidence: {gates_text(evidence_gates)} " if evidence_gates else "")
+            + (f"Evidence: {gates_text(evidence_gates)} " if evidence_gates else f"Note: {asked.detail}. ")
             + f"Reason given: {reason or 'none'}. Confirm only if you, the person, want this."
         )
         try:

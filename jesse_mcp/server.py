@@ -127,11 +127,10 @@ def build_server(
         pool.attach()  # Jesse's import happens in the workers, in the background; initialize does not wait
         try:
             async with anyio.create_task_group() as tg:
-                monitor.attach(tg)
+                tg.start_soon(monitor.session_loop)
                 try:
                     yield
                 finally:
-                    monitor.detach()
                     tg.cancel_scope.cancel()
         finally:
             pool.detach()

@@ -12,6 +12,7 @@ from typing import Literal
 Capability = Literal["read", "research", "paper", "live", "admin"]
 CAPABILITIES: tuple[Capability, ...] = ("read", "research", "paper", "live", "admin")
 TradingStateName = Literal["ACTIVE", "HALTED"]
+EPS = 1e-9  # fractions within this of a threshold are at it (10 000 -> 9 000 is a 0.09999999999999998 drawdown)
 
 # Lowest effective stage at which a capability is usable; None means every stage.
 CAPABILITY_MIN_STAGE: dict[str, str | None] = {
@@ -80,14 +81,14 @@ def check_risk_per_trade(
     )
 
 
-def check_count_below(rule: str, current: int, limit: int, what: str) -> Violation | None:
-    """One more item must fit: current + 1 <= limit."""
+def check_count_below(rule: str, current: int, limit: int, what: str, remedy: str | None = None) -> Violation | None:
+    """One more item must fit: current + 1 <= limit. `remedy` replaces the default advice (close some first)."""
     if current + 1 <= limit:
         return None
     return Violation(
         rule,
         f"{what}: {current} already, the limit is {limit}.",
-        f"wait, or close existing {what.split()[0]} first; the limit is '{rule}' in portfolio_limits.",
+        remedy or f"close or cancel existing {what.split()[0]} first; the limit is '{rule}' in portfolio_limits.",
         float(current),
         float(limit),
     )
@@ -99,7 +100,7 @@ def check_min_balance(cash_usd: float, min_account_balance: float, when: str = "
         return None
     return Violation(
         "min_account_balance",
-        f"cash{when} {cash_usd:,.2f} USD is below the minimum balance {min_account_balance:,.2f} USD.",
+        f"cash{when}: {cash_usd:,.2f} USD, below the minimum balance {min_account_balance:,.2f} USD.",
         "close positions or lower min_account_balance in portfolio_limits (needs confirmation).",
         cash_usd,
         min_account_balance,
@@ -123,12 +124,13 @@ def check_account_usage(
 
 
 def check_correlation(correlation: float, other: str, max_correlation: float) -> Violation | None:
+    """`other` names what is held, e.g. 'the open long position in BTC-USDT'."""
     if abs(correlation) <= max_correlation:
         return None
     return Violation(
         "max_correlation",
-        f"return correlation with the open position in {other} is {correlation:.2f}, above {max_correlation:.2f}.",
-        f"choose a less correlated asset or close the {other} position first.",
+        f"return correlation with {other} is {correlation:.2f}, above {max_correlation:.2f}.",
+        f"choose a less correlated asset or close {other} first.",
         correlation,
         max_correlation,
     )
@@ -140,7 +142,7 @@ def drawdown(equity_usd: float, peak_equity_usd: float) -> float:
 
 def check_drawdown(equity_usd: float, peak_equity_usd: float, max_drawdown: float) -> Violation | None:
     dd = drawdown(equity_usd, peak_equity_usd)
-    if dd < max_drawdown:
+    if dd < max_drawdown - EPS:  # at the threshold counts as reached, whatever the float rounding
         return None
     return Violation(
         "max_drawdown",
@@ -153,7 +155,7 @@ def check_drawdown(equity_usd: float, peak_equity_usd: float, max_drawdown: floa
 
 def check_emergency_stop(equity_usd: float, peak_equity_usd: float, emergency_stop: float) -> Violation | None:
     dd = drawdown(equity_usd, peak_equity_usd)
-    if dd < emergency_stop:
+    if dd < emergency_stop - EPS:
         return None
     return Violation(
         "emergency_stop",

@@ -261,6 +261,16 @@ class Store:
         for fn in done:
             fn()
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction (BEGIN DEFERRED): a consistent snapshot without taking the write lock."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
     def on_commit(self, fn: Callable[[], None]) -> None:
         """Run `fn` once the open transaction commits (never if it rolls back)."""
         self._on_commit.append(fn)
