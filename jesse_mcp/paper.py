@@ -803,7 +803,7 @@ class PaperService:
                 if "entry_price" in p
                 else (f"the resting {p['side']} order in {p['symbol']}")
             )
-            measured = correlations.get(p["symbol"])
+            measured = 1.0 if p["symbol"] == req.symbol else correlations.get(p["symbol"])
             if measured is None:
                 measured = f"{p['symbol']} was opened while this order was being checked; place the order again"
             if isinstance(measured, str):

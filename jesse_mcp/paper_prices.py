@@ -7,6 +7,7 @@ closes of the same library (live providers, or stored candles through the replay
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ import httpx
 from asset_price_mcp.ohlcv import OhlcvService
 from asset_price_mcp.quotes import PriceError, QuoteService
 from asset_price_mcp.service import build_quote_service
-from shared.config import TradingConfig
+from shared.config import PriceConfig, TradingConfig
 from shared.errors import TradingMcpError
 
 DAY_MS = 86_400_000
@@ -80,3 +81,38 @@ class LibraryPrices:
 
     async def aclose(self) -> None:
         await self.quotes.net.client.aclose()
+
+
+class ConfiguredPrices:
+    """LibraryPrices that follow the configuration: rebuilt when its `price_config` section changes, so provider
+    switches and cache settings apply to paper fills without a restart (the file is re-read on every call)."""
+
+    def __init__(
+        self,
+        config: Callable[[], TradingConfig],
+        home: Path,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self._config, self._home, self._transport = config, home, transport
+        self._key: PriceConfig | None = None
+        self._prices: LibraryPrices | None = None
+        self._retired: list[LibraryPrices] = []  # closed at the end: a request may still be using one
+
+    def current(self) -> LibraryPrices:
+        cfg = self._config()
+        if self._prices is None or cfg.price_config != self._key:
+            if self._prices is not None:
+                self._retired.append(self._prices)
+            self._prices, self._key = LibraryPrices.build(cfg, self._home, self._transport), cfg.price_config
+        return self._prices
+
+    async def quote(self, symbol: str) -> PaperQuote:
+        return await self.current().quote(symbol)
+
+    async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]:
+        return await self.current().daily_closes(symbol, days, now_ms)
+
+    async def aclose(self) -> None:
+        for prices in [*self._retired, *([self._prices] if self._prices else [])]:
+            await prices.aclose()
+        self._retired, self._prices, self._key = [], None, None

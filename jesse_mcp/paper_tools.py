@@ -53,6 +53,7 @@ class PaperMonitor:
                     continue
                 try:
                     await self.paper.reconcile()
+                    await anyio.to_thread.run_sync(self.paper.store.checkpoint)
                     self.runs += 1
                 except Exception:  # the monitor must outlive a bad price, a locked database or a broken config
                     log.exception("paper monitor: reconciliation failed; trying again next interval")
@@ -115,8 +116,9 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         price plus slippage and fee; a limit order fills when a later price check crosses it. Before anything is
         written, every limit is checked and reported: position size, leverage, risk per trade (size x stop),
         positions per strategy and in total, trades per day/week/month, minimum cash, account usage (margin),
-        drawdown, and return correlation with each open position. The profile's stop loss and take profit are
-        attached to the position; per-order values may only be tighter."""
+        drawdown, and return correlation with each open position or resting order (the same symbol in the same
+        direction counts as 1.0). The profile's stop loss and take profit are attached to the position; per-order
+        values may only be tighter."""
         req = OrderRequest(
             strategy=strategy,
             symbol=_symbol(symbol),

@@ -28,7 +28,7 @@ Confirm = Callable[[str, str], Awaitable[str]]
 class Gate(BaseModel):
     name: str
     passed: bool
-    value: float | str | bool | None = Field(description="What the store holds for this gate.")
+    value: bool | int | float | str | None = Field(description="What the store holds for this gate.")
     threshold: str = Field(description="What the gate requires.")
     detail: str
 

@@ -17,11 +17,11 @@ from jesse_mcp.backtest import BacktestService
 from jesse_mcp.backtest_tools import add_backtest_resources, register_analysis_tools, register_backtest_tools
 from jesse_mcp.binance_import import ImportReport
 from jesse_mcp.paper import PaperService
-from jesse_mcp.paper_prices import LibraryPrices
+from jesse_mcp.paper_prices import ConfiguredPrices
 from jesse_mcp.paper_tools import PaperMonitor, register_paper_tools
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
 from shared.candles import CandleStore, MarketInfo
-from shared.config import BacktestConfig, TradingConfig
+from shared.config import BacktestConfig
 from shared.confirm import require_confirmation
 from shared.errors import ConfigError
 from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
@@ -111,7 +111,7 @@ def build_server(
         deps.store,
         deps.config.load,
         deps.extras.get("paper_prices")
-        or LibraryPrices.build(_config_or_default(deps), deps.extras["home"], deps.extras.get("price_transport")),
+        or ConfiguredPrices(deps.config.load, deps.extras["home"], deps.extras.get("price_transport")),
         clock=deps.extras.get("clock", time.time),
         server=deps.server_name,
     )
@@ -139,13 +139,6 @@ def build_server(
     add_policy_resource(server)
     add_backtest_resources(server, service)
     return server
-
-
-def _config_or_default(deps: ServerDeps) -> TradingConfig:
-    try:
-        return deps.config.load()
-    except ConfigError:  # every call reports the broken file; prices then use the default providers
-        return TradingConfig()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ class PolicyDenied(TradingMcpError):
     """The guard or a domain rule refused the call. Carries the rule, the reason and the remedy."""
 
     def __init__(self, rule: str, reason: str, remedy: str):
-        super().__init__(f"Denied by rule '{rule}': {reason} Remedy: {remedy}")
+        super().__init__(f"Denied ({rule}): {reason} Remedy: {remedy}")  # the wrapper's guard says it the same way
         self.rule = rule
         self.reason = reason
         self.remedy = remedy

@@ -34,6 +34,9 @@ class Decision:
         return "allow" if self.allowed else "deny"
 
 
+CAPABILITY_WHAT = {"paper": "paper orders", "live": "real orders"}
+
+
 def _deny(rule: str, reason: str, remedy: str, stage: str | None = None) -> Decision:
     return Decision(False, rule, reason, remedy, stage)
 
@@ -84,7 +87,8 @@ def _decide(
             own, glob = cfg.strategies[strategy].stage, cfg.stage
             return _deny(
                 "stage_too_low",
-                f"'{call.capability}' needs stage {needed}; strategy '{strategy}' is effectively at {stage} "
+                f"the '{call.capability}' capability ({CAPABILITY_WHAT[call.capability]}) needs stage {needed}; "
+                f"strategy '{strategy}' is effectively at {stage} "
                 f"(its own stage {own}, global stage {glob}: the lower one counts).",
                 "promotion needs recorded evidence (the evidence-gated request_stage_promotion tool); the global "
                 "stage must be raised too if it is the lower one.",

@@ -213,6 +213,9 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints run from the paper monitor (checkpoint()), outside order transactions; the automatic one
+            # is only a backstop, so an order's commit rarely pays for copying the WAL back.
+            self._db.execute("PRAGMA wal_autocheckpoint=4000")
             self._migrate()
         except sqlite3.Error as e:
             raise StoreError(f"Cannot open the state database {self.path}: {e}") from e
@@ -238,6 +241,11 @@ class Store:
                 "INSERT OR IGNORE INTO trading_state (id, state, reason, since) VALUES (1, 'ACTIVE', ?, ?)",
                 ("initial state", utc_now_iso()),
             )
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database without waiting for readers (PASSIVE)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @property
     def schema_version(self) -> int:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_demo_runs_the_scripted_session_against_all_three_servers(tmp_path: Path
         "== asset-price-mcp ==",
         "== discovery-mcp ==",
         "== jesse-mcp ==",
-        "Denied by rule 'loosening_needs_confirmation'",
+        "Denied (loosening_needs_confirmation)",
         "strategies.trend_following.risk_overrides.max_leverage",
         "promotion_needs_evidence",
         "unknown argument 'profile'",
@@ -64,11 +65,20 @@ def test_demo_runs_the_scripted_session_against_all_three_servers(tmp_path: Path
         "| crash_2020 |",
         "candles      return %",
         "fold 3: in-sample Sharpe",
+        "-> jesse-mcp.place_paper_order",
+        "refused, rule: stage_too_low",
+        "-> jesse-mcp.get_promotion_gates",
+        "| backtest_real_data | FAIL |",
+        "replay price from stored candles",
+        "global stage paper, mean_reversion effectively at paper",
+        "-> jesse-mcp.get_paper_portfolio",
+        "mean_reversion long",
         "replay: true",
         'provider: "replay"',
         "demo finished",
     ):
         assert expected in out
+    assert re.search(r"pre-trade checks: (\d+) of \1 passed", out)
     assert "UNEXPECTED" not in out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -186,6 +187,82 @@ class Demo:
                 )
             print(f"   verdict: {wf['verdict']}")
 
+    def raise_global_stage(self) -> None:
+        """What a person does by hand (no tool raises a stage without evidence): set the global stage to paper in
+        the configuration file. Only the demo's own temporary configuration is changed."""
+        from shared.config_store import ConfigStore
+
+        ConfigStore(self.home / "config.json").update(lambda data: {**data, "stage": "paper"})
+
+    async def paper_tour(self, session: ClientSession) -> None:
+        order = {"symbol": "BTC-USDT", "side": "long", "notional_usd": 300.0}
+        print("\n# Paper trading needs stage paper. trend_following is at exploration, so its order is refused:")
+        await self.paper_refusal(session, {"strategy": "trend_following", **order, "client_order_id": "demo-tf-1"})
+        print("\n# What promotion to paper would need (get_promotion_gates measures, changes nothing):")
+        await self.promotion_gates(session, "trend_following")
+        print("\n# A person sets the global stage to paper in the configuration file (mean_reversion is at paper):")
+        self.raise_global_stage()
+        stage = await self.quiet(session, "get_stage", {"strategy": "mean_reversion"})
+        if stage:
+            mine = next(s for s in stage["strategies"] if s["name"] == "mean_reversion")
+            print(f"   global stage {stage['global_stage']}, mean_reversion effectively at {mine['effective_stage']}")
+        await self.paper_fill(session, {"strategy": "mean_reversion", **order, "client_order_id": "demo-mr-1"})
+
+    async def paper_refusal(self, session: ClientSession, args: dict[str, Any]) -> None:
+        print(f"\n-> jesse-mcp.place_paper_order {json.dumps(args)}")
+        result = await session.call_tool("place_paper_order", args)
+        if result.isError:
+            text = error_text(result)
+            rule = re.search(r"Denied \(([^)]+)\)", text)
+            print(f"   refused, rule: {rule.group(1) if rule else '?'}")
+            print(f"   {text}")
+        else:
+            self.surprises.append(f"a paper order of {args['strategy']} (stage exploration) was not refused")
+
+    async def promotion_gates(self, session: ClientSession, strategy: str) -> None:
+        gates = await self.quiet(session, "get_promotion_gates", {"strategy": strategy, "to_stage": "paper"})
+        if gates:
+            print(f"   {gates['from_stage']} -> {gates['to_stage']}; the honest outcome on synthetic data:")
+            print("   | Gate | Result | Value | Needs |\n   |---|---|---|---|")
+            for g in gates["gates"]:
+                value = f"{round(g['value'], 2):g}" if isinstance(g["value"], float) else g["value"]
+                print(f"   | {g['name']} | {'pass' if g['passed'] else 'FAIL'} | {value} | {g['threshold']} |")
+            for note in gates["notes"]:
+                print(f"   note: {note}")
+
+    async def paper_fill(self, session: ClientSession, args: dict[str, Any]) -> None:
+        placed = await self.quiet(session, "place_paper_order", args)
+        if placed and placed["fill"]:
+            f = placed["fill"]
+            label = "replay price from stored candles" if "replay" in f["price_source"] else f["price_source"]
+            print(
+                f"   {placed['order']['status']}: {f['side']} {f['qty']:.6f} {f['symbol']} at {f['price']:,.2f} "
+                f"(reference {f['reference_price']:,.2f}, {label}; slippage included), fee {f['fee']:.4f} USD"
+            )
+            passed = sum(c["passed"] for c in placed["checks"])
+            print(f"   pre-trade checks: {passed} of {len(placed['checks'])} passed")
+            for c in placed["checks"]:
+                print(f"     {'pass' if c['passed'] else 'FAIL'}  {c['rule']:<22} {c['detail']}")
+            for note in placed["notes"]:
+                print(f"   note: {note}")
+            if "replay" not in f["price_source"]:
+                self.surprises.append(f"the paper fill was not priced by replay: {f['price_source']}")
+        elif placed:
+            self.surprises.append(f"the {args['strategy']} paper order did not fill: {placed['order']['status']}")
+        book = await self.quiet(session, "get_paper_portfolio", {})
+        if book:
+            a = book["account"]
+            print(
+                f"   equity {a['equity']:,.2f} USD, cash {a['cash']:,.2f}, margin {a['margin_used']:,.2f}, "
+                f"fees {a['fees_paid']:,.2f}, state {book['trading_state']}"
+            )
+            for p in book["positions"]:
+                print(
+                    f"   {p['strategy']} {p['side']} {p['qty']:.6f} {p['symbol']} entry {p['entry_price']:,.2f} "
+                    f"mark {p['mark_price']:,.2f} stop {p['stop_loss_price']:,.2f} "
+                    f"take profit {p['take_profit_price']:,.2f} unrealised {p['unrealised_pnl']:,.2f} USD"
+                )
+
     async def jesse_server(self) -> None:
         server = "jesse-mcp"
         print(f"\n== {server} ==  (Jesse worker processes start in the background; tools answer at once)")
@@ -230,6 +307,7 @@ class Demo:
                 {"strategy": "trend_following", "profile": "x"},
                 expect="refused",
             )
+            await self.paper_tour(session)
             print("\n# Every call above, allowed or not, is in the audit journal:")
             result = await session.call_tool("get_journal", {"limit": 12})
             for row in reversed(result_payload(result)["entries"]):
