@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list the tools of one or all servers")
     tools.add_argument("server", nargs="?")
     tools.add_argument("--json", action="store_true")
+    ask = sub.add_parser("ask", help='a plain-English command: trading-mcp ask "backtest trend_following safely"')
+    ask.add_argument("text", nargs="+", help="the command (quotes optional)")
+    ask.add_argument("--json", action="store_true", help="print the raw structured result")
     demo = sub.add_parser("demo", help="a guided, offline tour of the three servers")
     demo.add_argument("--home", help="TRADING_MCP_HOME for the demo (default: a fresh temporary folder)")
     return parser
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
                 _parse_args(args.arg, args.raw_json),
                 args.output_json,
             )
+        elif args.command == "ask":
+            from trading_cli.ask_run import cmd_ask
+
+            code = anyio.run(cmd_ask, " ".join(args.text), args.json)
         elif args.command == "tools":
             servers = [canonical_server(args.server)] if args.server else list(SERVERS)
             code = anyio.run(cmd_tools, servers, args.json)

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import _run
+from trading_cli.ask import AskError, parse
+
+ISSUE_EXAMPLES = [
+    (
+        "backtest trend_following conservatively",
+        "jesse-mcp",
+        "backtest",
+        {"strategy": "trend_following", "risk_profile": "conservative"},
+    ),
+    (
+        "backtest mean_reversion on ETH-USDT over the last 90 days aggressively",
+        "jesse-mcp",
+        "backtest",
+        {"strategy": "mean_reversion", "symbol": "ETH-USDT", "days": 90, "risk_profile": "aggressive"},
+    ),
+    (
+        "backtest breakout 4h from 2025-06-01 to 2025-08-01 with the moderate profile",
+        "jesse-mcp",
+        "backtest",
+        {
+            "strategy": "breakout",
+            "timeframe": "4h",
+            "start": "2025-06-01",
+            "end": "2025-08-01",
+            "risk_profile": "moderate",
+        },
+    ),
+    ("compare risk profiles for momentum", "jesse-mcp", "compare_risk_profiles", {"strategy": "momentum"}),
+    ("price of BTC, ETH and AAPL", "asset-price-mcp", "get_prices", {"symbols": ["BTC", "ETH", "AAPL"]}),
+    ("news on SOL", "discovery-mcp", "fetch_news", {"symbols": ["SOL"]}),
+    ("opportunities today", "discovery-mcp", "discover_opportunities", {}),
+    (
+        "promote trend_following to paper",
+        "jesse-mcp",
+        "request_stage_promotion",
+        {"strategy": "trend_following", "to_stage": "paper"},
+    ),
+    ("demote mean_reversion", "jesse-mcp", "demote_stage", {"strategy": "mean_reversion"}),
+    ("portfolio", "jesse-mcp", "get_paper_portfolio", {}),
+]
+
+
+@pytest.mark.parametrize(("text", "server", "tool", "arguments"), ISSUE_EXAMPLES, ids=[e[0] for e in ISSUE_EXAMPLES])
+def test_each_documented_command_parses_to_its_tool_and_arguments(text, server, tool, arguments):
+    plan = parse(text)
+    assert (plan.call.server, plan.call.tool, plan.call.arguments) == (server, tool, arguments)
+
+
+def test_stress_test_first_looks_up_the_strategys_latest_backtest():
+    plan = parse("stress test trend_following")
+    assert (plan.call.tool, plan.latest_backtest_of) == ("stress_test", "trend_following")
+
+
+@pytest.mark.parametrize(
+    ("text", "profile"),
+    [
+        ("backtest trend_following safely", "conservative"),
+        ("backtest trend_following cautiously", "conservative"),
+        ("backtest trend_following with low risk", "conservative"),
+        ("backtest trend_following balanced", "moderate"),
+        ("backtest trend_following boldly", "aggressive"),
+        ("Back-test Trend Following high-risk", "aggressive"),
+    ],
+)
+def test_adverbs_and_synonyms_map_to_profiles(text, profile):
+    assert parse(text).call.arguments["risk_profile"] == profile
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("backtest momentum over the past 2 weeks", {"days": 14}),
+        ("backtest momentum last month", {"days": 30}),
+        ("backtest momentum since 2025-01-01", {"start": "2025-01-01"}),
+        ("backtest momentum 1d", {"timeframe": "1D"}),
+        ("how much is AAPL", {"symbol": "AAPL"}),
+        ("top 3 opportunities in BTC and ETH", {"top_k": 3, "symbols": ["BTC", "ETH"]}),
+        ("gates for trend_following to live", {"strategy": "trend_following", "to_stage": "live"}),
+    ],
+)
+def test_ranges_timeframes_and_lists_are_read_from_the_sentence(text, expected):
+    args = parse(text).call.arguments
+    assert {k: args.get(k) for k in expected} == expected
+
+
+MALFORMED = [
+    ("", "empty command"),
+    ("   ", "empty command"),
+    ("hello", "Commands look like"),
+    ("backtst trend_following", "Did you mean: 'backtest"),
+    ("prise of btc", "Did you mean: 'price of"),
+    ("promot trend_following to paper", "Did you mean: 'promote"),
+    ("backtest", "which strategy?"),
+    ("backtest conservatively", "which strategy?"),
+    ("compare risk profiles", "which strategy?"),
+    ("stress test", "which strategy?"),
+    ("promote trend_following", "which stage, paper or live?"),
+    ("promote trend_following to exploration", "which stage, paper or live?"),
+    ("promote to paper", "promote which strategy?"),
+    ("demote", "demote which strategy?"),
+    ("price of", "price of what?"),
+    ("price of $%^", "does not look like a symbol"),
+    ("backtest x conservatively aggressively", "more than one risk profile"),
+    ("backtest x 1h 4h", "more than one timeframe"),
+    ("backtest x from 2025-01-01 to 2025-02-01 last 30 days", "either a date range"),
+    ("backtest x last 99999 days", "outside 1..3650"),
+    ("x" * 600, "longer than 500 characters"),
+    ("gates", "which strategy?"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), MALFORMED, ids=[m[0][:30] or "blank" for m in MALFORMED])
+def test_malformed_or_ambiguous_commands_get_a_helpful_answer(text, fragment):
+    with pytest.raises(AskError) as caught:
+        parse(text)
+    assert fragment in str(caught.value)
+
+
+def test_ask_runs_the_call_over_stdio_and_prints_it_first(tmp_path: Path):
+    done = _run(tmp_path, "ask", "policy for mean_reversion")
+    assert done.returncode == 0, done.stderr
+    first, *rest = done.stdout.splitlines()
+    assert first == '-> jesse-mcp.get_policy {"strategy": "mean_reversion"}'
+    assert any("conservative" in line for line in rest)
+
+
+def test_ask_exits_1_when_the_tool_denies_and_prints_why(tmp_path: Path):
+    done = _run(tmp_path, "ask", "promote trend_following to paper", "--json")
+    assert done.returncode == 1
+    assert "promotion_gates" in done.stderr and "backtest_sharpe" in done.stderr
+
+
+def test_ask_exits_2_without_a_traceback_when_it_cannot_parse(tmp_path: Path):
+    done = _run(tmp_path, "ask", "make", "me", "rich")
+    assert done.returncode == 2
+    assert "Commands look like" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ask_stress_test_without_a_stored_backtest_says_what_to_run_first(tmp_path: Path):
+    done = _run(tmp_path, "ask", "stress test trend_following")
+    assert done.returncode == 2
+    assert 'trading-mcp ask "backtest trend_following"' in done.stderr
+
+
+def test_ask_json_prints_the_raw_structured_result(tmp_path: Path):
+    done = _run(tmp_path, "ask", "stage history", "--json")
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout.split("\n", 1)[1])
+    assert body["changes"] == []
