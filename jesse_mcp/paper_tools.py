@@ -46,7 +46,11 @@ class PaperMonitor:
         me = object()
         try:
             while True:
-                await anyio.sleep(self.paper.config().paper.monitor_interval_s)
+                try:
+                    interval = self.paper.last_good_config().paper.monitor_interval_s
+                except Exception:  # no valid configuration yet: try again soon
+                    interval = 15.0
+                await anyio.sleep(interval)
                 if self._leader is None:
                     self._leader = me
                 if self._leader is not me:
@@ -81,7 +85,7 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         capability="paper",
         read_only=False,
         destructive=False,
-        idempotent=True,
+        idempotent=False,  # only with a client_order_id
         open_world=True,
         title="Place a paper order",
         strategy_arg="strategy",
@@ -139,7 +143,7 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         read_only=False,
         destructive=False,
         idempotent=False,
-        open_world=False,
+        open_world=True,  # it reconciles first, at live prices
         title="Cancel a paper order",
         reduces_risk=True,
         journal_in_transaction=True,
@@ -217,12 +221,14 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         title="Promotion gates",
         strategy_arg="strategy",
     )
-    def get_promotion_gates(
+    async def get_promotion_gates(
         strategy: OptionalStrategy,
         to_stage: Annotated[Literal["paper", "live"], Field(description="The stage asked for.")],
     ) -> promotion.PromotionReport:
         """Measure every gate of a promotion on the stored evidence, without changing anything: what
         request_stage_promotion would find now."""
+        if strategy is not None and to_stage == "live":
+            await paper.reconcile()
         return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock())
 
     @tools.tool(

@@ -120,13 +120,14 @@ def _data_threshold(cfg: TradingConfig) -> str:
 def _no_backtest_gates(cfg: TradingConfig, strategy: str, profile: str, settings: dict[str, float]) -> list[Gate]:
     g = cfg.promotion
     missing = f"no stored backtest of '{strategy}'; run backtest with strategy '{strategy}' under its profile {profile}"
+    none = "no backtest to measure"
     gates = [
         _g("backtest_recent", False, None, f"<= {g.backtest_max_age_days:g} days old", missing),
-        _g("backtest_profile", False, None, _profile_threshold(profile), missing),
-        _g("backtest_max_drawdown", False, None, _drawdown_threshold(settings), missing),
-        _g("backtest_sharpe", False, None, f">= {g.backtest_min_sharpe:g}", missing),
-        _g("backtest_trades", False, None, f">= {g.backtest_min_trades}", missing),
-        _g("backtest_real_data", False, None, _data_threshold(cfg), missing),
+        _g("backtest_profile", False, None, _profile_threshold(profile), none),
+        _g("backtest_max_drawdown", False, None, _drawdown_threshold(settings), none),
+        _g("backtest_sharpe", False, None, f">= {g.backtest_min_sharpe:g}", none),
+        _g("backtest_trades", False, None, f">= {g.backtest_min_trades}", none),
+        _g("backtest_real_data", False, None, _data_threshold(cfg), none),
     ]
     if g.require_stress_test:
         gates.append(
@@ -375,6 +376,8 @@ async def request_promotion(
     now: Callable[[], float] = time.time,
 ) -> PromotionReport:
     cfg = config.load()
+    if strategy is not None and to_stage == "live":
+        await paper.reconcile()  # the track record at today's prices, not at the monitor's last marks
     report = evaluate(cfg, store, paper, strategy, to_stage, now())
     evidence_gates = [g for g in report.gates if g.name != "person_confirmation"]
     failed = [g for g in evidence_gates if not g.passed]

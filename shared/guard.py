@@ -56,8 +56,8 @@ def _decide(
         return _deny(
             "trading_halted",
             f"trading state is {trading_state}; only reads, tightening and stage demotions work until it is reset.",
-            "review what triggered the halt (get_policy, get_journal); tightening and demotions still work, and "
-            "resuming needs an admin reset confirmed by a person.",
+            "review what triggered the halt (get_paper_portfolio, get_journal); tightening and demotions still "
+            "work, and resuming needs reset_kill_switch, confirmed by a person.",
             stage,
         )
     needed = CAPABILITY_MIN_STAGE[call.capability]

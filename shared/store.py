@@ -210,7 +210,7 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal()
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             # Checkpoints run from the paper monitor (checkpoint()), outside order transactions; the automatic one
@@ -219,6 +219,17 @@ class Store:
             self._migrate()
         except sqlite3.Error as e:
             raise StoreError(f"Cannot open the state database {self.path}: {e}") from e
+
+    def _wal(self) -> None:
+        """Switch to WAL; SQLite answers 'locked' at once (no busy wait) while another process creates the file."""
+        for attempt in range(100):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 99:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:
@@ -264,7 +275,13 @@ class Store:
                 self._on_commit = []
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:  # disk full, I/O error: leave no open transaction behind
+                self._on_commit = []
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
             done, self._on_commit = self._on_commit, []
         for fn in done:
             fn()

@@ -145,7 +145,11 @@ class GuardedTool(Tool):
 
         decision = self._decide(record)
         if not decision.allowed:
-            message = f"Denied ({decision.rule}): {decision.reason} Remedy: {decision.remedy}"
+            reason = decision.reason
+            if decision.rule == "trading_halted":  # say why it halted, and how it ends
+                state = deps.store.trading_state()
+                reason += f" Halted since {state['since']}: {state['reason']}"
+            message = f"Denied ({decision.rule}): {reason} Remedy: {decision.remedy}"
             self._journal(record, args_for_journal, "deny", "denied", decision, message, started)
             raise ToolError(message)
 

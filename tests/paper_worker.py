@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from jesse_mcp.paper import PaperService
+from jesse_mcp import paper_ledger
 from jesse_mcp.server import build_server
 from shared.server_common import make_deps
 from shared.store import Store
@@ -67,14 +67,14 @@ def install_kill(point: str) -> None:
 
         Store.counters_add = staticmethod(counters_add)  # type: ignore[method-assign]
     elif point == "fill":
-        insert_fill = PaperService._insert_fill
+        insert_fill = paper_ledger.insert_fill
 
-        def _insert_fill(db: sqlite3.Connection, *args: Any) -> dict[str, Any]:
+        def insert_fill_then_die(db: sqlite3.Connection, *args: Any) -> dict[str, Any]:
             fill = insert_fill(db, *args)
             _die(point, db)
             return fill
 
-        PaperService._insert_fill = staticmethod(_insert_fill)  # type: ignore[method-assign]
+        paper_ledger.insert_fill = insert_fill_then_die
     elif point == "journal_row":
         journal_insert = Store.journal_insert
 

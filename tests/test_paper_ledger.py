@@ -79,6 +79,12 @@ class Ledger:
             names = [d[0] for d in cur.description]
             return dict(zip(names, cur.fetchone(), strict=True))
 
+    def order(self, order_id: str) -> dict[str, Any]:
+        with self.deps.store.transaction() as db:
+            cur = db.execute("SELECT * FROM paper_orders WHERE id = ?", (order_id,))
+            names = [d[0] for d in cur.description]
+            return dict(zip(names, cur.fetchone(), strict=True))
+
     def trade_count(self, period: str) -> int:
         keys = window_keys("paper_trades", datetime.fromtimestamp(self.clock(), UTC))
         return self.deps.store.counter_value(keys[period])
@@ -732,9 +738,12 @@ async def test_a_demoted_strategy_can_still_close_its_position_and_cancel_its_or
         payload(await s.call_tool("demote_stage", {"strategy": STRATEGY, "reason": "test"}))
         assert "stage_too_low" in text_of(await place(s, notional_usd=500.0))
         closed = payload(await s.call_tool("close_paper_position", {"position_id": pid}))
-        cancelled = payload(await s.call_tool("cancel_paper_order", {"order_id": oid}))
+        again = await s.call_tool("cancel_paper_order", {"order_id": oid})
     assert (closed["position"]["status"], closed["position"]["exit_reason"]) == ("closed", "manual")
-    assert cancelled["order"]["status"] == "cancelled"
+    # the resting order of a strategy below paper is cancelled by the first reconciliation, never filled
+    assert ledger.order(oid)["status"] == "cancelled"
+    assert "cancelled: the strategy is effectively at exploration" in text_of(again)
+    assert any(e["kind"] == "order_cancelled" for e in closed["events"])
 
 
 # --- the background monitor -------------------------------------------------------------------------------------------

@@ -265,6 +265,7 @@ def expected_track_sharpe(notional: float = 900.0, fee: float = 0.001, slippage:
         exit_price = 100.0 * (1 + r) * (1 - slippage)
         equity += (exit_price - entry) * qty - notional * fee - qty * exit_price * fee
         closes.append(equity)
+    closes.append(equity)  # the gates reconcile first: today (after the last close) is a flat day on the curve
     returns = [b / a - 1 for a, b in itertools.pairwise(closes)]
     return statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(365)
 

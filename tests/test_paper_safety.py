@@ -1,0 +1,64 @@
+# ruff: noqa: F811  (the ledger fixture is imported from test_paper_ledger and used as a parameter)
+"""Regressions from the review of the paper ledger: what must keep working when things go wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.mcp_helpers import payload, text_of
+from tests.test_paper_ledger import BTC, STRATEGY, open_ledger, place, placed  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_stops_still_execute_while_the_configuration_file_is_broken(open_ledger):
+    ledger = open_ledger()
+    async with ledger.session() as s:
+        pid = (await placed(s, notional_usd=900.0))["position"]["id"]
+        ledger.deps.config.path.write_text("{ broken")
+        refused = await s.call_tool("get_paper_portfolio", {})
+        assert refused.isError and "config_invalid" in text_of(refused)
+        ledger.prices.set("BTC-USDT", 50_000.0)
+        events, _ = await ledger.deps.extras["paper"].reconcile()
+    assert ledger.position(pid)["exit_reason"] == "stop_loss"
+    assert [e.kind for e in events] == ["stop_loss"]
+
+
+async def test_a_resting_order_of_a_demoted_strategy_is_cancelled_not_filled(open_ledger):
+    ledger = open_ledger()
+    async with ledger.session() as s:
+        oid = (await placed(s, type="limit", limit_price=59_000.0, notional_usd=590.0))["order"]["id"]
+        payload(await s.call_tool("demote_stage", {"strategy": STRATEGY}))
+        ledger.prices.set("BTC-USDT", 58_500.0)
+        events, _ = await ledger.deps.extras["paper"].reconcile()
+    assert ledger.order(oid)["status"] == "cancelled"
+    assert [e.kind for e in events] == ["order_cancelled"]
+
+
+async def test_a_loss_over_midnight_counts_against_the_new_days_limit(open_ledger):
+    ledger = open_ledger(**{"paper.daily_loss_limit": 0.001, "global_risk_settings.emergency_stop": 0.5})
+    async with ledger.session() as s:
+        await placed(s, notional_usd=900.0, leverage=1.0)
+        seconds_to_midnight = 86_400 - ledger.clock() % 86_400
+        ledger.clock.advance(seconds_to_midnight + 10)
+        ledger.prices.set("BTC-USDT", BTC * 0.985)  # -1.5 % on 900 USD: 0.135 % of equity, past 0.1 %
+        portfolio = payload(await s.call_tool("get_paper_portfolio", {}))
+    assert portfolio["trading_state"] == "HALTED"
+    assert "daily_loss_limit" in portfolio["trading_state_reason"]
+
+
+async def test_an_order_of_exactly_the_size_limit_passes(open_ledger):
+    ledger = open_ledger()
+    async with ledger.session() as s:
+        ok = await placed(s, notional_usd=1_000.0)  # 10 % of 10 000: at the limit, not past it
+    check = next(c for c in ok["checks"] if c["rule"] == "max_position_size")
+    assert check["passed"] and check["value"] == 1_000.0
+
+
+async def test_a_refusal_while_halted_gives_the_halt_reason_and_how_to_resume(open_ledger):
+    ledger = open_ledger()
+    ledger.deps.store.set_trading_state("HALTED", "kill switch (emergency_stop): test")
+    async with ledger.session() as s:
+        refused = await place(s, notional_usd=500.0)
+    text = text_of(refused)
+    assert "kill switch (emergency_stop): test" in text and "reset_kill_switch" in text
