@@ -442,6 +442,3 @@ class PaperService:
             equity=round(equity, 2),
             new_peak_equity=round(equity, 2),
         )
-
-    def halt_reason(self) -> dict[str, str]:
-        return self.store.trading_state()
