@@ -16,6 +16,7 @@ from asset_price_mcp.ohlcv import OhlcvService
 from asset_price_mcp.quotes import PriceError
 from discovery_mcp.entities import ASSETS
 from discovery_mcp.opportunities import Market
+from shared.candles import iso_ms
 from shared.errors import TradingMcpError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ async def load_markets(
             except (PriceError, TradingMcpError) as e:
                 log.debug("no daily prices for %s as %s: %s", symbol, candidate, e)
                 continue
-            opens = [_ms(row[0]) for row in answer.candles]
+            opens = [iso_ms(row[0]) for row in answer.candles]
             market = market_from_closes(opens, [float(row[4]) for row in answer.candles], horizon_h)
             if market is not None:
                 out[symbol] = market
@@ -70,9 +71,3 @@ async def load_markets(
         for s in symbols:
             tg.start_soon(one, s)
     return out
-
-
-def _ms(iso: object) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)

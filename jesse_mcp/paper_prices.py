@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +17,7 @@ import httpx
 from asset_price_mcp.ohlcv import OhlcvService
 from asset_price_mcp.quotes import PriceError, QuoteService
 from asset_price_mcp.service import build_quote_service
+from shared.candles import iso_ms
 from shared.config import PriceConfig, TradingConfig
 from shared.errors import TradingMcpError
 
@@ -40,10 +40,6 @@ class PriceSource(Protocol):
     async def quote(self, symbol: str) -> PaperQuote: ...
 
     async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]: ...
-
-
-def _ms(iso: object) -> int:
-    return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
 
 
 class LibraryPrices:
@@ -69,7 +65,9 @@ class LibraryPrices:
                 "old; paper fills and marks never use a stale price"
             )
         source = "replay (stored candles)" if answer.replay else f"consensus of {answer.sources_used} provider(s)"
-        return PaperQuote(symbol, answer.price, _ms(answer.as_of) if answer.as_of else int(time.time() * 1000), source)
+        return PaperQuote(
+            symbol, answer.price, iso_ms(answer.as_of) if answer.as_of else int(time.time() * 1000), source
+        )
 
     async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]:
         end = now_ms - now_ms % DAY_MS
@@ -77,7 +75,7 @@ class LibraryPrices:
             answer = await self.ohlcv.ohlcv(symbol, "1d", end - days * DAY_MS, end, closed_only=True)
         except (PriceError, TradingMcpError) as e:
             raise NoPrice(f"no daily candles for {symbol}: {e}") from None
-        return [(_ms(row[0]), float(row[4])) for row in answer.candles]
+        return [(iso_ms(row[0]), float(row[4])) for row in answer.candles]
 
     async def aclose(self) -> None:
         await self.quotes.net.client.aclose()

@@ -17,6 +17,7 @@ from jesse_mcp import promotion
 from jesse_mcp.backtest_tools import with_image
 from jesse_mcp.paper import OrderRequest, PaperService
 from jesse_mcp.paper_models import CancelResult, CloseResult, OrderResult, Performance, Portfolio, ResetResult
+from shared.candles import iso_ms
 from shared.confirm import require_confirmation
 from shared.errors import InvalidArgumentsError
 from shared.tooling import ToolRegistry
@@ -207,7 +208,7 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         if equity_image:
             from jesse_mcp.engine import equity_png
 
-            curve = [[_seconds(t), float(e)] for t, e in perf.equity_curve]
+            curve = [[iso_ms(t) / 1000, float(e)] for t, e in perf.equity_curve]
             png = await anyio.to_thread.run_sync(equity_png, curve, f"Paper equity: {strategy or 'account'}")
             perf = perf.model_copy(update={"image": "attached" if png else None})
         return with_image(perf, png)
@@ -318,9 +319,3 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         )
         confirmation = await require_confirmation(ctx, "kill_switch_reset_needs_confirmation", question)
         return paper.reset_kill_switch(confirmation, reason)
-
-
-def _seconds(iso: object) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -15,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from jesse_mcp.paper import PaperService
 from jesse_mcp.results import BacktestResult
 from jesse_mcp.stress import StressReport
+from shared.candles import iso_ms
 from shared.config import STAGE_RANK, STAGES, TradingConfig
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, ConfirmationRequired, PolicyDenied
@@ -76,7 +76,7 @@ def _backtest_gates(
     dated = []
     for s in summaries:
         try:
-            created = datetime.fromisoformat(str(s["created_at"]).replace("Z", "+00:00")).timestamp()
+            created = iso_ms(s["created_at"]) / 1000
         except (KeyError, ValueError):
             continue
         dated.append((s["id"], (now_s - created) / DAY_S))

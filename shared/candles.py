@@ -31,6 +31,11 @@ def iso(ms: int | float) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_ms(text: object) -> int:
+    """Epoch milliseconds of a UTC ISO-8601 time as the servers write it ('...Z'); the inverse of `iso`."""
+    return int(datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp() * 1000)
+
+
 class Gap(BaseModel):
     first_missing: str = Field(description="UTC time of the first missing minute.")
     last_missing: str = Field(description="UTC time of the last missing minute.")
