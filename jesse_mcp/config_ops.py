@@ -109,6 +109,22 @@ def stage_view(cfg: TradingConfig, store: Store, strategy: str | None) -> StageV
 Confirm = Callable[[str, str], Awaitable[str]]
 
 
+def write_stage(
+    config: ConfigStore,
+    store: Store,
+    write: Callable[[dict[str, Any]], dict[str, Any]],
+    changes: list[tuple[str | None, str, str, str]],
+) -> TradingConfig:
+    """Write a stage change to the configuration file and its history rows to the store as one unit: the rows are
+    inserted in an open transaction, the file is replaced, then the transaction commits. A failed file write leaves
+    no row; only a crash in the instant between the file's rename and the COMMIT could leave a change without one."""
+    with store.transaction() as db:
+        for strategy, before, after, why in changes:
+            store.record_stage_change(strategy, before, after, why, db)
+        _, new = config.update(write)
+    return new
+
+
 async def update_config(
     config: ConfigStore, store: Store, changes: dict[str, Any], reason: str, confirm: Confirm
 ) -> ConfigUpdateResult:
@@ -157,11 +173,17 @@ async def update_config(
             )
         return new.model_dump(mode="json")
 
-    config.update(write)
+    history = [
+        (
+            change.path.split(".")[1] if change.path.startswith("strategies.") else None,
+            change.old,
+            change.new,
+            f"demoted via update_config: {reason or '-'}",
+        )
+        for change in demotions
+    ]
+    write_stage(config, store, write, history)
     applied = leaf_changes(seen, new.model_dump(mode="json"))
-    for change in demotions:
-        strategy = change.path.split(".")[1] if change.path.startswith("strategies.") else None
-        store.record_stage_change(strategy, change.old, change.new, f"demoted via update_config: {reason or '-'}")
     return ConfigUpdateResult(
         applied=[
             ChangeRecord(path=c.path, old=c.old, new=c.new) for c in leaf_changes(seen, new.model_dump(mode="json"))

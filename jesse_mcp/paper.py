@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import numpy as np
 
 from jesse_mcp import paper_ledger as ledger
 from jesse_mcp import paper_reconcile, paper_views
@@ -411,15 +412,21 @@ class PaperService:
         cfg = self.config()
         now = self.now_ms()
 
-        account, curve, closed, opened, first, fees = self._read(
+        account, curve, closed, opened, first, fees, sizes, replay = self._read(
             lambda db: paper_views.performance_rows(db, cfg, strategy, now)
         )
-        return performance_of(
+        perf = performance_of(
             strategy, account["starting_balance"], curve, closed, opened, first, fees, now, max_points
         )
+        start = account["starting_balance"]
+        median = float(np.median(sizes)) / start * 100 if sizes else None
+        return perf.model_copy(
+            update={"median_position_pct": round(median, 4) if median is not None else None, "replay_fills": replay}
+        )
 
-    def reset_kill_switch(self, confirmation: str, reason: str) -> ResetResult:
-        """Clear a halt (the caller got the person's confirmation). The peak and the day restart at today's equity."""
+    def reset_kill_switch(self, confirmation: str, reason: str, seen_since: str | None = None) -> ResetResult:
+        """Clear a halt (the caller got the person's confirmation). The peak and the day restart at today's equity.
+        `seen_since`: when the halt the person was shown began; a different halt since then is not cleared."""
         cfg = self.config()
         scope = current_call("reset_kill_switch", self.server, {"reason": reason})
         now = self.now_ms()
@@ -427,6 +434,11 @@ class PaperService:
             state = self.store.trading_state_in(db)
             if state["state"] == "ACTIVE":
                 raise PaperError("Trading is not halted (state ACTIVE); there is nothing to reset.")
+            if seen_since is not None and state["since"] != seen_since:
+                raise PaperError(
+                    f"The halt changed while the person was asked (now: {state['reason']}, since {state['since']}); "
+                    "nothing was reset. Call reset_kill_switch again so the person sees the current halt."
+                )
             account = ledger.load_account(db, cfg, now)
             equity, _, _ = ledger.equity_of(account, ledger.open_positions(db))
             db.execute(

@@ -164,13 +164,20 @@ class Performance(BaseModel):
     net_return_pct: float
     first_fill_at: str | None
     days: float = Field(description="Days since the first paper fill.")
-    sharpe: float | None = Field(description="Annualised (365) Sharpe of daily equity returns; None under 2 days.")
+    sharpe: float | None = Field(
+        description="Annualised (365) Sharpe of daily equity returns, every UTC day since the first fill (a day "
+        "without an equity record keeps the previous equity); None under 2 days."
+    )
     max_drawdown: float = Field(description="Largest fall of the equity curve from its peak, fraction.")
     trades: int = Field(description="Closed positions.")
     open_positions: int
     win_rate: float | None
     profit_factor: float | None = Field(description="Gross profit / gross loss; None when there is no loss.")
     fees_paid: float
+    median_position_pct: float | None = Field(
+        None, description="Median entry notional of the positions, % of the starting balance (None: no position)."
+    )
+    replay_fills: int = Field(0, description="Fills priced by the replay provider (stored candles, not live prices).")
     equity_curve: list[list[float | str]] = Field(description="[UTC time, equity] points, at most 500.")
     recent_trades: list[PaperTrade]
     image: str | None = Field(None, description="'attached' when a PNG of the curve came with this answer.")

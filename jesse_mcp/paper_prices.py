@@ -7,10 +7,10 @@ closes of the same library (live providers, or stored candles through the replay
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -20,6 +20,8 @@ from asset_price_mcp.service import build_quote_service
 from shared.candles import iso_ms
 from shared.config import PriceConfig, TradingConfig
 from shared.errors import TradingMcpError
+
+T = TypeVar("T")
 
 DAY_MS = 86_400_000
 
@@ -94,7 +96,8 @@ class ConfiguredPrices:
         self._config, self._home, self._transport = config, home, transport
         self._key: PriceConfig | None = None
         self._prices: LibraryPrices | None = None
-        self._retired: list[LibraryPrices] = []  # closed at the end: a request may still be using one
+        self._retired: list[LibraryPrices] = []  # replaced, closed once no request uses them any more
+        self._in_use: dict[int, int] = {}
 
     def current(self) -> LibraryPrices:
         cfg = self._config()
@@ -105,10 +108,26 @@ class ConfiguredPrices:
         return self._prices
 
     async def quote(self, symbol: str) -> PaperQuote:
-        return await self.current().quote(symbol)
+        return await self._using(lambda prices: prices.quote(symbol))
 
     async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]:
-        return await self.current().daily_closes(symbol, days, now_ms)
+        return await self._using(lambda prices: prices.daily_closes(symbol, days, now_ms))
+
+    async def _using(self, call: Callable[[LibraryPrices], Awaitable[T]]) -> T:
+        prices = self.current()
+        self._in_use[id(prices)] = self._in_use.get(id(prices), 0) + 1
+        try:
+            return await call(prices)
+        finally:
+            self._in_use[id(prices)] -= 1
+            await self._close_idle_retired()
+
+    async def _close_idle_retired(self) -> None:
+        idle = [p for p in self._retired if not self._in_use.get(id(p))]
+        self._retired = [p for p in self._retired if self._in_use.get(id(p))]
+        for prices in idle:
+            self._in_use.pop(id(prices), None)
+            await prices.aclose()
 
     async def aclose(self) -> None:
         for prices in [*self._retired, *([self._prices] if self._prices else [])]:

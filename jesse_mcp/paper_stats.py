@@ -8,25 +8,30 @@ from typing import Any
 
 import numpy as np
 
-from jesse_mcp.paper_ledger import EPS, utc_day
+from jesse_mcp.paper_ledger import EPS
 from jesse_mcp.paper_models import PaperTrade, Performance
 from jesse_mcp.paper_prices import DAY_MS
 from shared.store import utc_now_iso
 
 
 def directional_correlation(
-    a: list[tuple[int, float]], b: list[tuple[int, float]], min_overlap: int = 10
-) -> float | None:
-    """Correlation of daily log returns over the days both series have; None with fewer than `min_overlap`."""
+    a: list[tuple[int, float]],
+    b: list[tuple[int, float]],
+    names: tuple[str, str] = ("the first", "the second"),
+    min_overlap: int = 10,
+) -> float | str:
+    """Correlation of daily log returns over the days both series have, or why it cannot be measured (fewer than
+    `min_overlap` common returns, or a series that never moved)."""
     da, db = dict(a), dict(b)
     days = sorted(set(da) & set(db))
     if len(days) < min_overlap + 1:
-        return None
+        return f"fewer than {min_overlap} common daily returns of {names[0]} and {names[1]} ({max(len(days) - 1, 0)})"
     xa = np.log(np.array([da[d] for d in days], dtype=float))
     xb = np.log(np.array([db[d] for d in days], dtype=float))
     ra, rb = np.diff(xa), np.diff(xb)
-    if ra.std() < EPS or rb.std() < EPS:
-        return None
+    flat = [name for name, r in zip(names, (ra, rb), strict=True) if r.std() < EPS]
+    if flat:
+        return f"the price of {' and '.join(flat)} did not move over the {len(days)} common days"
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
@@ -45,8 +50,7 @@ def correlations_with(
         if isinstance(mine, str) or isinstance(theirs, str):
             out[s] = mine if isinstance(mine, str) else theirs  # type: ignore[assignment]
             continue
-        c = directional_correlation(mine, theirs)
-        out[s] = c if c is not None else f"fewer than 10 common daily returns of {symbol} and {s}"
+        out[s] = directional_correlation(mine, theirs, (symbol, s))
     return out
 
 
@@ -66,7 +70,7 @@ def performance_of(
     equity = float(values[-1])
     peak = np.maximum.accumulate(np.concatenate([[start], values]))
     dd = float(np.max(1 - np.concatenate([[start], values]) / peak)) if len(values) else 0.0
-    sharpe = _daily_sharpe(start, curve, first_ms)
+    sharpe = _daily_sharpe(start, curve, first_ms, now)
     wins = [p["realised_pnl"] for p in closed if p["realised_pnl"] > 0]
     losses = [p["realised_pnl"] for p in closed if p["realised_pnl"] <= 0]
     return Performance(
@@ -89,18 +93,25 @@ def performance_of(
     )
 
 
-def _daily_sharpe(start: float, curve: list[tuple[int, float]], first_ms: int | None) -> float | None:
-    """Annualised Sharpe of the returns between the last equity of each UTC day, from the starting balance."""
-    daily: dict[str, float] = {}
-    for ts, e in curve:
-        daily[utc_day(ts)] = e  # last value of each UTC day
-    closes = [start, *daily.values()] if first_ms is not None else []
-    sharpe = None
-    if len(closes) >= 3:
-        r = np.diff(np.array(closes)) / np.array(closes[:-1])
-        if r.std(ddof=1) > EPS:
-            sharpe = float(r.mean() / r.std(ddof=1) * math.sqrt(365))
-    return sharpe
+def _daily_sharpe(start: float, curve: list[tuple[int, float]], first_ms: int | None, now: int) -> float | None:
+    """Annualised Sharpe of the returns between the closes of every UTC day from the first fill to today, from the
+    starting balance; a day without an equity record closes at the previous equity (a return of 0), so days the
+    server was off are not skipped."""
+    if first_ms is None:
+        return None
+    first_day, today = first_ms // DAY_MS, now // DAY_MS
+    closes, last, points = [start], start, iter(sorted(curve))
+    point = next(points, None)
+    for day in range(first_day, today + 1):
+        while point is not None and point[0] // DAY_MS <= day:
+            last, point = point[1], next(points, None)
+        closes.append(last)
+    if len(closes) < 3:
+        return None
+    r = np.diff(np.array(closes)) / np.array(closes[:-1])
+    if r.std(ddof=1) <= EPS:
+        return None
+    return float(r.mean() / r.std(ddof=1) * math.sqrt(365))
 
 
 def _thinned(curve: list[tuple[int, float]], max_points: int) -> list[tuple[int, float]]:

@@ -17,9 +17,11 @@ from jesse_mcp import promotion
 from jesse_mcp.backtest_tools import with_image
 from jesse_mcp.paper import OrderRequest, PaperService
 from jesse_mcp.paper_models import CancelResult, CloseResult, OrderResult, Performance, Portfolio, ResetResult
+from jesse_mcp.promotion_evidence import CurrentCode
+from jesse_mcp.strategy_catalog import fingerprint
 from shared.candles import iso_ms
 from shared.confirm import require_confirmation
-from shared.errors import InvalidArgumentsError
+from shared.errors import InvalidArgumentsError, TradingMcpError
 from shared.tooling import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,17 @@ def _symbol(text: str) -> str:
 
 def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
     deps = tools.deps
+
+    async def current_code(strategy: str | None, to_stage: str) -> CurrentCode | None:
+        """The strategy's code and configured hyperparameters now: what a backtest must have run to count."""
+        if strategy is None or to_stage != "paper":
+            return None
+        try:
+            spec = await deps.extras["backtests"].strategy(strategy)
+            configured = deps.config.load().strategies[strategy].hyperparameters
+            return CurrentCode(fingerprint(spec), spec.resolve_hyperparameters(configured))
+        except (TradingMcpError, KeyError, OSError) as e:
+            return CurrentCode(None, None, str(e))
 
     @tools.tool(
         capability="paper",
@@ -230,7 +243,8 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         request_stage_promotion would find now."""
         if strategy is not None and to_stage == "live":
             await paper.reconcile()
-        return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock())
+        code = await current_code(strategy, to_stage)
+        return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock(), code)
 
     @tools.tool(
         capability="admin",
@@ -253,8 +267,9 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         Sharpe, drawdown) and the person's confirmation through elicitation. Raising the global stage (no
         strategy) needs the person's confirmation. Every gate is reported with its value and threshold."""
         confirm = partial(require_confirmation, ctx)
+        code = await current_code(strategy, to_stage)
         return await promotion.request_promotion(
-            deps.config, deps.store, paper, strategy, to_stage, reason, confirm, paper.clock
+            deps.config, deps.store, paper, strategy, to_stage, reason, confirm, paper.clock, code
         )
 
     @tools.tool(
@@ -318,4 +333,4 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
             "Confirm only if you, the person, want this."
         )
         confirmation = await require_confirmation(ctx, "kill_switch_reset_needs_confirmation", question)
-        return paper.reset_kill_switch(confirmation, reason)
+        return paper.reset_kill_switch(confirmation, reason, seen_since=state["since"])

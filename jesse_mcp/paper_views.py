@@ -85,7 +85,8 @@ def duplicate_result(
 
 
 def performance_rows(db: sqlite3.Connection, cfg: TradingConfig, strategy: str | None, now: int) -> tuple[Any, ...]:
-    """(account, equity curve, closed positions, open count, first fill ms, fees) of `strategy` or the account."""
+    """(account, equity curve, closed positions, open count, first fill ms, fees, entry notionals of every position,
+    fills priced by replay) of `strategy` or the account."""
     account = ledger.load_account(db, cfg, now, create=False)
     curve = db.execute(
         "SELECT ts_ms, equity FROM paper_equity WHERE strategy = ? ORDER BY ts_ms",
@@ -103,4 +104,8 @@ def performance_rows(db: sqlite3.Connection, cfg: TradingConfig, strategy: str |
     ).fetchone()[0]
     first = db.execute(f"SELECT MIN(ts_ms) FROM paper_fills {where}", params).fetchone()[0]
     fees = db.execute(f"SELECT COALESCE(SUM(fee), 0) FROM paper_fills {where}", params).fetchone()[0]
-    return account, curve, closed, opened, first, fees
+    sizes = [r[0] for r in db.execute(f"SELECT qty * entry_price FROM paper_positions {where}", params)]
+    replay = db.execute(
+        f"SELECT COUNT(*) FROM paper_fills {where} {'AND' if where else 'WHERE'} price_source LIKE 'replay%'", params
+    ).fetchone()[0]
+    return account, curve, closed, opened, first, fees, sizes, replay

@@ -50,6 +50,9 @@ class StressReport(BaseModel):
     synthetic: bool
     risk_profile: str
     limits: dict[str, float]
+    requested_at: str | None = Field(
+        None, description="The start point the caller chose for the scenarios; None: each scenario's default placement."
+    )
     baseline: ScenarioOutcome
     scenarios: list[ScenarioOutcome]
     table: str
@@ -190,6 +193,7 @@ async def stress_test(
         synthetic=base.synthetic,
         risk_profile=base.request.risk_profile,
         limits=limits,
+        requested_at=iso(at_ms) if at_ms is not None else None,
         baseline=baseline,
         scenarios=results,
         table=_breach_table([baseline, *results]),

@@ -11,6 +11,7 @@ from shared.errors import ConfigError, ConfigProblem
 from shared.profiles import (
     PAPER_LOOSER_DIRECTION,
     PORTFOLIO_LOOSER_DIRECTION,
+    PRICE_LOOSER_DIRECTION,
     PROFILE_RANK,
     PROMOTION_LOOSER_DIRECTION,
     RISK_LOOSER_DIRECTION,
@@ -111,6 +112,7 @@ def loosenings(old: TradingConfig, new: TradingConfig) -> list[str]:
         ("portfolio_limits", PORTFOLIO_LOOSER_DIRECTION),
         ("paper", PAPER_LOOSER_DIRECTION),
         ("promotion", PROMOTION_LOOSER_DIRECTION),
+        ("price_config", PRICE_LOOSER_DIRECTION),
     ):
         b, a = getattr(old, section).model_dump(), getattr(new, section).model_dump()
         for field, direction in directions.items():
@@ -167,7 +169,7 @@ def shadowed_changes(old: TradingConfig, new: TradingConfig, changed_paths: list
 
 def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
     """Changes that are not risk limits but still need the person: where servers listen, which addresses they
-    fetch, and switching a disabled strategy back on."""
+    fetch, which price providers vote, and switching a disabled strategy back on."""
     found = []
     if old.mcp_config != new.mcp_config:
         for c in leaf_changes(old.mcp_config.model_dump(), new.mcp_config.model_dump(), "mcp_config"):
@@ -178,10 +180,13 @@ def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
         moved = before is None or (before.url, before.type) != (source.url, source.type)
         if moved and (source.url or source.type):
             found.append(f"news source '{name}' address {source.url or '-'} ({source.type or 'no connector'})")
-    for name, prov in new.price_config.providers.items():
-        before = old.price_config.providers.get(name)
-        if prov.base_url and (before is None or before.base_url != prov.base_url):
+    for name in sorted({*old.price_config.providers, *new.price_config.providers}):
+        before, prov = old.price_config.providers.get(name), new.price_config.providers.get(name)
+        if prov is not None and prov.base_url and (before is None or before.base_url != prov.base_url):
             found.append(f"price provider '{name}' address {prov.base_url}")
+        was_on, is_on = before is not None and before.enabled, prov is not None and prov.enabled  # absent: unused
+        if was_on != is_on:  # which providers vote on the consensus price that fills and stops paper orders
+            found.append(f"price provider '{name}' {'enabled' if is_on else 'disabled'}")
     for name, strat in new.strategies.items():
         if strat.enabled and name in old.strategies and not old.strategies[name].enabled:
             found.append(f"strategy '{name}' re-enabled")

@@ -193,8 +193,14 @@ class PromotionGates(BaseModel):
     backtest_max_age_days: float = Field(30, gt=0, le=3650, description="A backtest older than this does not count.")
     backtest_min_sharpe: float = Field(1.0, ge=-10, le=100, description="Annualised Sharpe the backtest must reach.")
     backtest_min_trades: int = Field(30, ge=1, le=1_000_000, description="Closed trades the backtest must have.")
+    backtest_min_days: float = Field(30, gt=0, le=3650, description="Days of market data the backtest must span.")
     backtest_allow_synthetic: bool = Field(
         False, description="Whether a backtest on generated (synthetic) candles counts as evidence."
+    )
+    backtest_allow_csv: bool = Field(
+        False,
+        description="Whether candles imported from a CSV file count as market data (by default only candles fetched "
+        "from an exchange do: a file's origin cannot be checked).",
     )
     require_stress_test: bool = Field(
         True, description="A stress test of the qualifying backtest where no scenario reached the emergency stop."
@@ -203,6 +209,13 @@ class PromotionGates(BaseModel):
     paper_min_sharpe: float = Field(0.8, ge=-10, le=100, description="Annualised Sharpe of daily paper equity (>).")
     paper_max_drawdown: float = Field(0.08, gt=0, lt=1, description="Largest paper drawdown from its peak (<).")
     paper_min_trades: int = Field(5, ge=1, le=1_000_000, description="Closed paper trades of the strategy.")
+    paper_min_position_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The median paper position must be at least this share of the profile's max_position_size x "
+        "the starting balance: tiny positions would make the drawdown gate easy.",
+    )
 
 
 class StrategyConfig(BaseModel):

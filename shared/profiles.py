@@ -74,17 +74,30 @@ def is_looser(direction: int, old: float, new: float) -> bool:
     return (new - old) * direction > 0
 
 
-PAPER_LOOSER_DIRECTION: dict[str, int] = {"daily_loss_limit": +1}
+# Paper settings: lower costs flatter the track record that promotion to live is judged on; a longer monitor interval
+# lets stops and the kill switch act later.
+PAPER_LOOSER_DIRECTION: dict[str, int] = {
+    "daily_loss_limit": +1,
+    "fee_bps": -1,
+    "slippage_bps": -1,
+    "monitor_interval_s": +1,
+}
+
+# Prices: older quotes and wider outlier bands let a stale or wrong price fill, mark or stop a paper position.
+PRICE_LOOSER_DIRECTION: dict[str, int] = {"quote_ttl_s": +1, "max_age_s": +1, "outlier_bps": +1}
 
 # Promotion gates: a gate is looser when it lets weaker evidence through.
 PROMOTION_LOOSER_DIRECTION: dict[str, int] = {
     "backtest_max_age_days": +1,
     "backtest_min_sharpe": -1,
     "backtest_min_trades": -1,
+    "backtest_min_days": -1,
     "backtest_allow_synthetic": +1,
+    "backtest_allow_csv": +1,
     "require_stress_test": -1,
     "paper_min_days": -1,
     "paper_min_sharpe": -1,
     "paper_max_drawdown": +1,
     "paper_min_trades": -1,
+    "paper_min_position_share": -1,
 }

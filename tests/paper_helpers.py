@@ -23,6 +23,7 @@ class TablePrices:
         self.clock = clock
         self.daily: dict[str, list[tuple[int, float]]] = {}
         self.quotes_asked = 0
+        self.source = "consensus of 2 provider(s)"
 
     def set(self, symbol: str, price: float) -> None:
         self.prices[symbol] = price
@@ -35,7 +36,7 @@ class TablePrices:
         if symbol not in table:
             raise NoPrice(f"no price for {symbol}: not in the test table")
         now = int((self.clock() if self.clock else 1_790_000_000) * 1000)
-        return PaperQuote(symbol, float(table[symbol]), now, "consensus of 2 provider(s)")
+        return PaperQuote(symbol, float(table[symbol]), now, self.source)
 
     async def daily_closes(self, symbol: str, days: int, now_ms: int) -> list[tuple[int, float]]:
         if symbol not in self.daily:
@@ -98,9 +99,15 @@ def store_backtest(
     synthetic: bool = False,
     created_ms: int | None = None,
     result_id: str = "bt_good",
+    request: dict | None = None,
+    data: dict | None = None,
 ) -> str:
-    """A stored backtest record in BacktestResult's shape (what the backtest tool writes)."""
+    """A stored backtest record in BacktestResult's shape (what the backtest tool writes), of the strategy's current
+    code with its default hyperparameters; `request` and `data` entries replace the defaults."""
     from jesse_mcp.results import BacktestResult
+    from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
+
+    spec = BUILTIN[strategy]
 
     record = {
         "id": result_id,
@@ -113,15 +120,17 @@ def store_backtest(
             "timeframe": "1h",
             "start": "2026-06-01T00:00:00Z",
             "end": "2026-09-01T00:00:00Z",
-            "start_ms": 0,
-            "end_ms": 1,
+            "start_ms": 1_780_272_000_000,
+            "end_ms": 1_788_220_800_000,
             "risk_profile": profile,
-            "hyperparameters": {},
+            "hyperparameters": spec.resolve_hyperparameters(None),
             "fee_rate": 0.001,
-            "leverage": 1.0,
+            "leverage": (settings or {}).get("max_leverage", 1.0),
             "starting_balance": 10_000,
             "quote_currency": "USDT",
             "warmup_candles": 200,
+            "strategy_sha256": fingerprint(spec),
+            **(request or {}),
         },
         "risk_settings": settings or {},
         "risk_sources": {},
@@ -171,9 +180,10 @@ def store_backtest(
             "candles_1m": 132_480,
             "warmup_start": "2026-05-23T00:00:00Z",
             "synthetic": synthetic,
-            "sources": ["binance"],
+            "sources": ["binance:/api/v3/klines"],
             "gaps_in_range": 0,
             "filled_gaps_in_range": 0,
+            **(data or {}),
         },
         "run": {"engine": "jesse", "fast_mode": True, "duration_s": 1.0},
         "notes": [],
@@ -191,17 +201,27 @@ def store_backtest(
 
 
 def store_stress(
-    store: Store, strategy: str, backtest_id: str, *, emergency: bool = False, result_id: str = "st_good"
+    store: Store,
+    strategy: str,
+    backtest_id: str,
+    *,
+    emergency: bool = False,
+    result_id: str = "st_good",
+    scenarios: dict[str, dict] | None = None,
+    requested_at: str | None = None,
 ) -> str:
-    from jesse_mcp.stress import StressReport
+    """A stored stress test of every scenario; `scenarios` replaces fields of named scenarios."""
+    from jesse_mcp.stress import SCENARIOS, StressReport
 
     outcome = {
-        "scenario": "flash_crash",
-        "description": "-30 % in an hour",
+        "description": "a scenario",
         "max_drawdown_pct": 9.0,
-        "emergency_stop_breached": emergency,
+        "emergency_stop_breached": False,
         "max_drawdown_breached": False,
     }
+    rows = [{**outcome, "scenario": name, **(scenarios or {}).get(name, {})} for name in SCENARIOS]
+    rows[0]["emergency_stop_breached"] = emergency or rows[0]["emergency_stop_breached"]
+    rows = [r for r in rows if r.get("scenario") is not None]
     record = {
         "id": result_id,
         "created_at": utc_now_iso(),
@@ -211,8 +231,9 @@ def store_stress(
         "synthetic": False,
         "risk_profile": "moderate",
         "limits": {"max_drawdown_pct": 15.0, "emergency_stop_pct": 25.0},
-        "baseline": {**outcome, "scenario": "baseline", "emergency_stop_breached": False},
-        "scenarios": [outcome],
+        "requested_at": requested_at,
+        "baseline": {**outcome, "scenario": "baseline"},
+        "scenarios": rows,
         "table": "",
         "verdict": "",
         "notes": [],

@@ -816,3 +816,16 @@ async def test_paper_performance_attaches_a_png_of_the_equity_curve_when_asked(o
     [image] = [c for c in result.content if isinstance(c, types.ImageContent)]
     assert image.mimeType == "image/png"
     assert base64.b64decode(image.data).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_correlation_that_cannot_be_measured_says_which_series_and_why():
+    from jesse_mcp.paper_stats import correlations_with
+
+    days = [(d * 86_400_000, 100.0 + (d % 3)) for d in range(15)]
+    flat = [(d * 86_400_000, 50.0) for d in range(15)]
+    short = days[:5]
+    out = correlations_with(
+        "BTC-USDT", ["ETH-USDT", "SOL-USDT"], {"BTC-USDT": days, "ETH-USDT": flat, "SOL-USDT": short}
+    )
+    assert out["ETH-USDT"] == "the price of ETH-USDT did not move over the 15 common days"
+    assert out["SOL-USDT"] == "fewer than 10 common daily returns of BTC-USDT and SOL-USDT (4)"

@@ -62,3 +62,23 @@ async def test_a_refusal_while_halted_gives_the_halt_reason_and_how_to_resume(op
         refused = await place(s, notional_usd=500.0)
     text = text_of(refused)
     assert "kill switch (emergency_stop): test" in text and "reset_kill_switch" in text
+
+
+async def test_a_price_library_replaced_by_a_configuration_change_is_closed_once_idle(tmp_path):
+    import httpx
+
+    from jesse_mcp.paper_prices import ConfiguredPrices, NoPrice
+    from shared.config_store import ConfigStore
+
+    store = ConfigStore(tmp_path / "config.json")
+    down = httpx.MockTransport(lambda request: httpx.Response(503))
+    prices = ConfiguredPrices(store.load, tmp_path, down)
+    with pytest.raises(NoPrice):
+        await prices.quote("BTC-USDT")
+    first = prices.current()
+    store.update(lambda d: {**d, "price_config": {**d["price_config"], "quote_ttl_s": 1.0}})
+    with pytest.raises(NoPrice):
+        await prices.quote("BTC-USDT")
+    assert prices.current() is not first and first.quotes.net.client.is_closed
+    assert not prices.current().quotes.net.client.is_closed
+    await prices.aclose()

@@ -13,10 +13,13 @@ import statistics
 from pathlib import Path
 
 import pytest
+from mcp import types
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from jesse_mcp import promotion
 from jesse_mcp.paper import PaperService
+from jesse_mcp.promotion_evidence import CurrentCode
+from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
 from jesse_mcp.server import build_server
 from shared.config import StrategyConfig, TradingConfig
 from shared.guard import CallRecord, decide
@@ -32,10 +35,14 @@ PAPER_STAGES = {"stage": "paper", f"strategies.{TF}.stage": "paper"}
 BACKTEST_GATES = (
     "backtest_recent",
     "backtest_profile",
+    "backtest_code",
+    "backtest_hyperparameters",
+    "backtest_costs",
+    "backtest_range",
+    "backtest_real_data",
     "backtest_max_drawdown",
     "backtest_sharpe",
     "backtest_trades",
-    "backtest_real_data",
     "stress_test_passed",
 )
 ORDER = {"strategy": TF, "symbol": "BTC-USDT", "side": "long", "notional_usd": 500.0}
@@ -70,6 +77,8 @@ def store_evidence(
     settings_change: dict[str, float] | None = None,
     stress: bool = True,
     emergency: bool = False,
+    stress_scenarios: dict[str, dict] | None = None,
+    stress_at: str | None = None,
     **backtest,
 ) -> str:
     """A backtest of TF under its effective settings (or another profile's) and, by default, a passed stress test."""
@@ -79,8 +88,22 @@ def store_evidence(
     created_ms = int((clock() - days_old * DAY_S) * 1000)
     bt = store_backtest(deps.store, TF, profile=profile, settings=settings, created_ms=created_ms, **backtest)
     if stress:
-        store_stress(deps.store, TF, bt, emergency=emergency)
+        stress_id = "st_good" if bt == "bt_good" else f"st_of_{bt}"
+        store_stress(
+            deps.store,
+            TF,
+            bt,
+            emergency=emergency,
+            scenarios=stress_scenarios,
+            requested_at=stress_at,
+            result_id=stress_id,
+        )
     return bt
+
+
+def code_now(strategy: str = TF) -> CurrentCode:
+    spec = BUILTIN[strategy]
+    return CurrentCode(fingerprint(spec), spec.resolve_hyperparameters(None))
 
 
 def edit_config_file(path: Path, **top_level) -> None:
@@ -162,6 +185,7 @@ async def test_a_promotion_without_evidence_is_refused_listing_every_gate_and_wr
     assert (row["decision"], row["outcome"], row["rule"]) == ("deny", "denied", "promotion_gates")
 
 
+HP = BUILTIN[TF].resolve_hyperparameters(None)
 ONE_GATE_MISSED = {
     "too_old": ({"days_old": 31.0}, "backtest_recent"),
     "other_profile": ({"profile": "aggressive"}, "backtest_profile"),
@@ -174,6 +198,23 @@ ONE_GATE_MISSED = {
     "synthetic_data": ({"synthetic": True}, "backtest_real_data"),
     "no_stress_test": ({"stress": False}, "stress_test_passed"),
     "stress_reached_emergency_stop": ({"emergency": True}, "stress_test_passed"),
+    "code_changed": ({"request": {"strategy_sha256": "0" * 64}}, "backtest_code"),
+    "code_not_recorded": ({"request": {"strategy_sha256": None}}, "backtest_code"),
+    "other_hyperparameters": ({"request": {"hyperparameters": {**HP, "fast_period": 12}}}, "backtest_hyperparameters"),
+    "extra_hyperparameter": ({"request": {"hyperparameters": {**HP, "unused": 1}}}, "backtest_hyperparameters"),
+    "zero_fee": ({"request": {"fee_rate": 0.0}}, "backtest_costs"),
+    "fee_below_default": ({"request": {"fee_rate": 0.0009}}, "backtest_costs"),
+    "lower_leverage": ({"request": {"leverage": 0.5}}, "backtest_profile"),
+    "range_too_short": ({"request": {"end_ms": 1_780_272_000_000 + 29 * 86_400_000}}, "backtest_range"),
+    "csv_candles": ({"data": {"sources": ["binance:/api/v3/klines", "csv:mine.csv"]}}, "backtest_real_data"),
+    "filled_gaps_above_1_pct": ({"data": {"filled_gaps_in_range": 1_400}}, "backtest_real_data"),
+    "stress_scenario_missing": ({"stress_scenarios": {"gap_down": {"scenario": None}}}, "stress_test_passed"),
+    "stress_scenario_skipped": ({"stress_scenarios": {"crash_2020": {"skipped": "too short"}}}, "stress_test_passed"),
+    "stress_not_measured": (
+        {"stress_scenarios": {"gap_down": {"emergency_stop_breached": None}}},
+        "stress_test_passed",
+    ),
+    "stress_start_chosen": ({"stress_at": "2026-08-30T00:00:00Z"}, "stress_test_passed"),
 }
 
 
@@ -186,7 +227,7 @@ async def test_evidence_missing_one_gate_is_refused_on_exactly_that_gate(deps, p
     by_name = gates_by_name(gates)
     assert [n for n, g in by_name.items() if not g["passed"]] == [failing]
     assert set(by_name) == set(BACKTEST_GATES), "every gate is measured on the stored backtest"
-    assert result.isError and "promotion_gates" in text_of(result) and "1 of 7 gates failed" in text_of(result)
+    assert result.isError and "promotion_gates" in text_of(result) and "1 of 11 gates failed" in text_of(result)
     assert f"[FAIL] {failing}:" in text_of(result)
     assert deps.config.load().strategies[TF].stage == "exploration" and deps.store.stage_history() == []
 
@@ -194,20 +235,66 @@ async def test_evidence_missing_one_gate_is_refused_on_exactly_that_gate(deps, p
 def test_evidence_exactly_at_every_threshold_passes_every_gate(deps, prices, clock):
     store_evidence(deps, clock, days_old=30.0, sharpe=1.0, trades=30, max_drawdown_pct=15.0, intraday_pct=15.0)
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock())
+    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
     assert [(g.name, g.passed) for g in report.gates] == [(name, True) for name in BACKTEST_GATES]
     by_name = {g.name: g for g in report.gates}
     assert (by_name["backtest_recent"].value, by_name["backtest_sharpe"].value) == (30.0, 1.0)
     assert by_name["backtest_trades"].value == 30 and by_name["backtest_max_drawdown"].value == 15.0
 
 
-def test_the_best_recent_backtest_is_the_evidence_not_merely_the_newest(deps, prices, clock):
-    good = store_evidence(deps, clock, days_old=5.0)
-    store_evidence(deps, clock, days_old=1.0, sharpe=0.4, stress=False, result_id="bt_newer_worse")
+def test_the_newest_backtest_of_the_current_settings_is_judged_not_the_best_of_several(deps, prices, clock):
+    store_evidence(deps, clock, days_old=5.0)
+    store_evidence(deps, clock, days_old=1.0, sharpe=0.4, result_id="bt_newer_worse")
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock())
+    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
+    failed = [g.name for g in report.gates if not g.passed]
+    assert failed == ["backtest_sharpe"] and report.evidence["backtest"] == "bt_newer_worse"
+    assert "0 of 1 other recent backtest(s) with the same code and settings missed a performance gate." in report.notes
+
+
+def test_a_newer_backtest_with_other_settings_does_not_hide_the_newest_qualifying_one(deps, prices, clock):
+    good = store_evidence(deps, clock, days_old=5.0)
+    store_evidence(deps, clock, days_old=1.0, request={"fee_rate": 0.0}, result_id="bt_free_fees")
+    paper = PaperService(deps.store, deps.config.load, prices, clock)
+    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
+    assert all(g.passed for g in report.gates) and report.evidence == {"backtest": good, "stress_test": "st_good"}
+    assert report.candidates_considered == 2 and any("1 newer one(s) ran other settings" in n for n in report.notes)
+
+
+def test_older_runs_that_missed_a_gate_are_reported_next_to_the_judged_one(deps, prices, clock):
+    store_evidence(deps, clock, days_old=6.0, sharpe=0.2, stress=False, result_id="bt_bad_1")
+    store_evidence(deps, clock, days_old=5.0, trades=3, stress=False, result_id="bt_bad_2")
+    store_evidence(deps, clock, days_old=1.0)
+    paper = PaperService(deps.store, deps.config.load, prices, clock)
+    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
     assert all(g.passed for g in report.gates)
-    assert report.evidence == {"backtest": good, "stress_test": "st_good"} and report.candidates_considered == 2
+    assert any("2 of 2 other recent backtest(s)" in n and "lucky draw" in n for n in report.notes)
+
+
+def test_no_backtest_counts_when_the_strategy_code_cannot_be_read(deps, prices, clock):
+    store_evidence(deps, clock)
+    paper = PaperService(deps.store, deps.config.load, prices, clock)
+    unreadable = CurrentCode(None, None, "strategy file missing")
+    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), unreadable)
+    failed = {g.name: g.detail for g in report.gates if not g.passed}
+    assert set(failed) == {"backtest_code", "backtest_hyperparameters"}
+    assert "strategy file missing" in failed["backtest_code"]
+
+
+def test_configured_hyperparameters_are_what_a_backtest_must_have_run(deps, prices, clock):
+    store_evidence(deps, clock)
+    deps.config.update(
+        lambda d: {
+            **d,
+            "strategies": {**d["strategies"], TF: {**d["strategies"][TF], "hyperparameters": {"fast_period": 12}}},
+        }
+    )
+    spec = BUILTIN[TF]
+    code = CurrentCode(fingerprint(spec), spec.resolve_hyperparameters({"fast_period": 12}))
+    paper = PaperService(deps.store, deps.config.load, prices, clock)
+    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code)
+    failed = {g.name: g.detail for g in report.gates if not g.passed}
+    assert list(failed) == ["backtest_hyperparameters"] and "fast_period 20 vs 12" in failed["backtest_hyperparameters"]
 
 
 # --- tool arguments are no evidence -------------------------------------------------------------------------------
@@ -280,6 +367,40 @@ async def test_a_paper_track_record_built_through_the_ledger_passes_the_live_evi
     assert gates["paper_days"]["value"] == 7.0 and gates["paper_trades"]["value"] == len(TRACK_RETURNS)
     assert gates["paper_sharpe"]["value"] == pytest.approx(expected_track_sharpe(), abs=1e-3)
     assert 0 < gates["paper_max_drawdown"]["value"] < 0.08
+
+
+async def test_a_track_record_of_tiny_positions_does_not_pass_the_position_size_gate(deps, home, prices, clock):
+    configure(home, **PAPER_STAGES)
+    async with connect(jesse(deps, prices, clock)) as client:
+        await build_track_record(client, prices, clock, notional=100.0)
+        report = payload(await client.call_tool("get_promotion_gates", {"strategy": TF, "to_stage": "live"}))
+    gates = gates_by_name(report)
+    assert [n for n, g in gates.items() if not g["passed"]] == ["paper_position_size", "person_confirmation"]
+    size = gates["paper_position_size"]
+    assert size["value"] == pytest.approx(1.0, rel=1e-3) and size["threshold"].startswith(">= 5 % of the starting")
+
+
+async def test_fills_priced_by_replay_of_stored_candles_do_not_make_a_track_record(deps, home, prices, clock):
+    configure(home, **PAPER_STAGES)
+    prices.source = "replay (stored candles)"
+    async with connect(jesse(deps, prices, clock)) as client:
+        await build_track_record(client, prices, clock)
+        report = payload(await client.call_tool("get_promotion_gates", {"strategy": TF, "to_stage": "live"}))
+    gates = gates_by_name(report)
+    assert [n for n, g in gates.items() if not g["passed"]] == ["paper_market_prices", "person_confirmation"]
+    assert gates["paper_market_prices"]["value"] == 2 * len(TRACK_RETURNS)
+
+
+def test_days_without_an_equity_record_count_as_flat_days_in_the_paper_sharpe():
+    from jesse_mcp.paper_stats import performance_of
+
+    day = 86_400_000
+    first = 20_000 * day
+    curve = [(first + 1, 10_100.0), (first + 3 * day + 1, 10_000.0), (first + 4 * day + 1, 10_300.0)]
+    perf = performance_of(TF, 10_000.0, curve, [], 0, first, 0.0, first + 4 * day + 2)
+    closes = [10_000.0, 10_100.0, 10_100.0, 10_100.0, 10_000.0, 10_300.0]  # days 1 and 2 keep day 0's equity
+    returns = [b / a - 1 for a, b in itertools.pairwise(closes)]
+    assert perf.sharpe == pytest.approx(statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(365), abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -373,6 +494,20 @@ async def test_demotion_needs_no_evidence_and_works_while_trading_is_halted(deps
     assert cfg.stage == "exploration" and cfg.strategies[TF].stage == "exploration"
     assert again.isError and "already_lowest_stage" in text_of(again)
     assert deps.store.trading_state()["state"] == "HALTED"
+
+
+def test_a_stage_change_whose_file_write_fails_leaves_no_history_row(deps, home, prices, clock, monkeypatch):
+    import shared.config_store
+
+    configure(home, **PAPER_STAGES)
+
+    def disk_full(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shared.config_store, "atomic_write_text", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        promotion.demote(deps.config, deps.store, TF, None, "tidy up")
+    assert deps.store.stage_history() == [] and deps.config.load().strategies[TF].stage == "paper"
 
 
 async def test_stage_history_lists_every_change_with_its_reason_newest_first(deps, home, prices, clock):
@@ -535,6 +670,22 @@ async def test_resetting_the_kill_switch_with_confirmation_resumes_trading_from_
     assert portfolio["trading_state"] == "ACTIVE" and portfolio["account"]["peak_equity"] == 8_950.0
     assert portfolio["account"]["drawdown"] == 0.0 and deps.store.journal_query(tool="kill_switch")[0]["id"]
     assert len(deps.store.journal_query(tool="kill_switch")) == 1  # no second halt after the reset
+
+
+async def test_a_reset_confirmed_for_one_halt_does_not_clear_a_new_halt_that_began_meanwhile(deps, home, prices, clock):
+    server, _, _ = await halted_server(deps, home, prices, clock)
+
+    async def halt_again_while_asking(context, params):
+        with deps.store.transaction() as db:
+            db.execute(
+                "UPDATE trading_state SET reason = 'daily_loss_limit: a new halt', since = '2099-01-01T00:00:00Z'"
+            )
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+    async with connect(server, elicitation_callback=halt_again_while_asking) as client:
+        result = await client.call_tool("reset_kill_switch", {"reason": "reviewed the first halt"})
+    assert result.isError and "The halt changed while the person was asked" in text_of(result)
+    assert deps.store.trading_state()["state"] == "HALTED" and "a new halt" in deps.store.trading_state()["reason"]
 
 
 async def test_resetting_the_kill_switch_when_not_halted_is_a_clear_error(deps, prices, clock):
