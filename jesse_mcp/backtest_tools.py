@@ -1,4 +1,4 @@
-"""The backtest tools, resources and prompt of jesse_mcp (thin: arguments in, service call, typed result out)."""
+"""The backtest tools and resources of jesse_mcp (thin: arguments in, service call, typed result out)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ DaysArg = Annotated[
 ]
 HyperArg = Annotated[
     dict[str, int | float] | None,
-    Field(description='Hyperparameter overrides, e.g. {"fast_period": 10}; see list_strategies for ranges.'),
+    Field(
+        description='Hyperparameter overrides, e.g. {"fast_period": 10}; see list_strategies for ranges. Unset ones '
+        "come from the configuration (strategies.<name>.hyperparameters), then the strategy's defaults."
+    ),
 ]
 FeeArg = Annotated[
     float | None,
@@ -337,22 +340,3 @@ def add_backtest_resources(server: GuardedServer, service: BacktestService) -> N
     def backtest_resource(id: str) -> str:
         """A stored result by id (the same record get_backtest returns)."""
         return json.dumps(service.get(id), indent=2)
-
-    @server.prompt(name="backtest_workflow", title="Backtest a strategy, properly")
-    def backtest_workflow(strategy: str = "trend_following", risk_profile: str = "conservative") -> str:
-        """Steps to backtest a strategy and judge the result honestly."""
-        return (
-            f"Backtest the strategy '{strategy}' under the '{risk_profile}' risk profile, and judge it honestly.\n"
-            "1. Call list_strategies to confirm the strategy and its hyperparameters, and get_policy for the "
-            "effective risk limits.\n"
-            "2. Call list_candles. If no suitable market is stored, call import_candles (real exchange data) or, "
-            "offline, generate_synthetic_candles; say clearly when results rest on synthetic data.\n"
-            f"3. Call backtest(strategy='{strategy}', risk_profile='{risk_profile}', ...). Report net profit %, "
-            "max drawdown %, Sharpe, trades and the risk_adherence block, including any violations and notes.\n"
-            "4. Call compare_risk_profiles to show how sizing changes the outcome.\n"
-            "5. With the backtest id: stress_test (does drawdown breach max_drawdown or emergency_stop?), "
-            "monte_carlo (the spread of returns and drawdowns), and validate_strategy (walk-forward out-of-sample "
-            "results and the deflated Sharpe ratio).\n"
-            "6. Conclude with what the evidence supports. A good in-sample backtest alone is not evidence of an edge; "
-            "never promote a strategy's stage on one backtest."
-        )

@@ -133,3 +133,30 @@ def test_risk_adherence_finds_oversized_trades_large_losses_and_drawdown_breache
     assert "lost 1.50 % of equity" in text and "went past the profile's max_drawdown 10 %" in text
     assert bad.emergency_stop_breached and bad.entries_halted_at == "2024-01-01T00:00:00Z"
     assert bad.largest_planned_risk_pct_of_equity is None  # not risk-managed: no planned stop to report
+
+
+def test_configured_hyperparameters_are_the_default_and_call_arguments_override_them(tmp_path):
+    from jesse_mcp.candle_ops import generate_synthetic
+    from jesse_mcp.plans import build_plan
+    from shared.config import StrategyConfig, TradingConfig
+
+    store = CandleStore(tmp_path)
+    generate_synthetic(store, "BTC-USDT", START, START + 20 * 24 * HOUR, seed=1)
+    cfg = TradingConfig(strategies={"trend_following": StrategyConfig(hyperparameters={"fast_period": 12})})
+
+    def plan(hyperparameters):
+        args = dict.fromkeys(
+            ("symbol", "exchange", "start", "end", "days", "risk_profile", "fee", "leverage", "starting_balance")
+        )
+        return build_plan(
+            cfg=cfg,
+            candles=store,
+            strategy=BUILTIN["trend_following"],
+            timeframe="1h",
+            hyperparameters=hyperparameters,
+            warmup_candles=None,
+            **args,
+        ).request.hyperparameters
+
+    assert plan(None)["fast_period"] == 12 and plan(None)["slow_period"] == 50
+    assert plan({"fast_period": 15})["fast_period"] == 15
