@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from asset_price_mcp.ohlcv import OhlcvAnswer, OhlcvService
+from asset_price_mcp.prompts import add_prompts
 from asset_price_mcp.quotes import PriceAnswer, PriceError, PriceFailure, QuoteService
 from asset_price_mcp.service import build_quote_service
 from asset_price_mcp.symbols import Instrument, UnknownSymbol, parse_symbol, suggest
@@ -193,6 +194,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         inst = instrument(symbol)
         return result(symbol, inst, await price_of(inst)).model_dump_json(indent=2)
 
+    add_prompts(server, tuple(INTERVAL_ALIASES))
     return server
 
 

@@ -19,6 +19,7 @@ from jesse_mcp.binance_import import ImportReport
 from jesse_mcp.paper import PaperService
 from jesse_mcp.paper_prices import ConfiguredPrices
 from jesse_mcp.paper_tools import PaperMonitor, register_paper_tools
+from jesse_mcp.prompts import add_prompts
 from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
 from shared.candles import CandleStore, MarketInfo
 from shared.config import BacktestConfig
@@ -138,6 +139,7 @@ def build_server(
     server = tools.build(instructions=INSTRUCTIONS, lifespan=lifespan)
     add_policy_resource(server)
     add_backtest_resources(server, service)
+    add_prompts(server, service)
     return server
 
 
