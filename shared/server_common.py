@@ -16,12 +16,11 @@ from pydantic import Field
 from shared.config import McpConfig
 from shared.config_store import ConfigStore, config_path, trading_home
 from shared.errors import ConfigError, TradingMcpError
+from shared.http_security import TOKEN_ENV, HttpSecurityError, http_policy
 from shared.redact import redact_text
 from shared.store import Store
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
 from shared.views import Decision, JournalPage, PolicyView, journal_page, policy_view
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 StrategyArg = Annotated[
     str | None,
@@ -133,17 +132,19 @@ def run_server(
     except ConfigError:
         mcp_config = McpConfig()
     host = args.host or mcp_config.host
-    if args.transport == "streamable-http" and host not in LOOPBACK:
-        print(
-            f"{prog}: refusing to serve on {host}: only loopback addresses ({', '.join(sorted(LOOPBACK))}) are "
-            "allowed, because this version has no bearer-token authentication for remote clients.",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    deps.extras["http"] = (host, args.port or getattr(mcp_config, port_field))
+    port = args.port or getattr(mcp_config, port_field)
+    if args.transport == "streamable-http":
+        try:  # before anything starts: a non-loopback bind without a good token never serves a request
+            deps.extras["http_policy"] = http_policy(prog, host, port)
+        except HttpSecurityError as e:
+            deps.store.close()
+            print(f"{prog}: refusing to serve on {host}: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+    deps.extras["http"] = (host, port)
     server = build(deps)
     if args.transport == "stdio":
         server.run("stdio")
         return
-    logging.getLogger(prog).info("serving streamable HTTP on http://%s:%s/mcp", *deps.extras["http"])
+    auth = "bearer token required" if deps.extras["http_policy"].token else f"no token ({TOKEN_ENV} not set)"
+    logging.getLogger(prog).info("serving streamable HTTP on http://%s:%s/mcp, %s", host, port, auth)
     server.run("streamable-http")

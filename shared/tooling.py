@@ -25,6 +25,7 @@ from mcp.server.fastmcp.utilities.func_metadata import ArgModelBase, func_metada
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
+from starlette.applications import Starlette
 
 from shared import callscope
 from shared.callscope import CallScope
@@ -32,6 +33,7 @@ from shared.config import format_loc
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
 from shared.guard import CallRecord, Decision, decide
+from shared.http_security import http_policy, secure
 from shared.policy import CAPABILITIES
 from shared.redact import redact, redact_text
 from shared.store import JournalEntry, Store
@@ -322,6 +324,36 @@ class GuardedServer(FastMCP):
             )
             raise ToolError(message)
         return await super().call_tool(name, arguments)
+
+    def streamable_http_app(self) -> Starlette:
+        """The SDK's app behind the HTTP edge (shared.http_security): Host, Origin and token before any session.
+
+        The policy comes from run_server (deps.extras['http_policy']) or, for a server started some other way, from
+        the environment and this server's own host and port; a non-loopback host without a token fails here."""
+        policy = self.deps.extras.get("http_policy") or http_policy(self.name, self.settings.host, self.settings.port)
+        self.settings.transport_security = policy.sdk_settings()  # before the session manager is created
+        return secure(super().streamable_http_app(), policy)
+
+    async def run_streamable_http_async(self) -> None:
+        """As the SDK does, but uvicorn logs through the root logger (stderr, secrets redacted) and names no server,
+        and the jobs in deps.extras['background'] run for as long as the server does, sessions or none."""
+        import uvicorn  # only HTTP needs it; stdio servers start without the import
+
+        config = uvicorn.Config(
+            self.streamable_http_app(),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level=self.settings.log_level.lower(),
+            log_config=None,
+            server_header=False,
+            ws="none",  # MCP needs no websockets (and importing uvicorn's legacy websockets module warns)
+        )
+        async with anyio.create_task_group() as tg:
+            for job in self.deps.extras.get("background", ()):  # process-wide work that must not wait for a session
+                tg.start_soon(job)
+            self.http_server = uvicorn.Server(config)  # should_exit = True stops it cleanly
+            await self.http_server.serve()
+            tg.cancel_scope.cancel()
 
 
 class ToolRegistry:

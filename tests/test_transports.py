@@ -10,15 +10,19 @@ import sys
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 BIN = Path(sys.executable).parent
+HTTP_VARS = ("TRADING_MCP_TOKEN", "TRADING_MCP_ALLOWED_HOSTS", "TRADING_MCP_ALLOWED_ORIGINS")
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "TRADING_MCP_HOME": str(home), "TRADING_MCP_CONFIG": str(home / "config.json")}
+    """The test's own home; no token or allowlist from the developer's shell (loopback then needs no token)."""
+    env = {k: v for k, v in os.environ.items() if k not in HTTP_VARS}
+    return {**env, "TRADING_MCP_HOME": str(home), "TRADING_MCP_CONFIG": str(home / "config.json")}
 
 
 def _rpc(id_: int | None, method: str, params: dict | None = None) -> str:
@@ -90,7 +94,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.anyio
-async def test_streamable_http_serves_a_session_on_loopback(tmp_path: Path):
+async def test_streamable_http_serves_a_session_on_loopback_without_a_token(tmp_path: Path):
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
@@ -101,13 +105,14 @@ async def test_streamable_http_serves_a_session_on_loopback(tmp_path: Path):
     )
     try:
         with anyio.fail_after(30):
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            async with httpx.AsyncClient(timeout=1) as probe:
+                while True:  # poll the health endpoint until the server answers, within the deadline
+                    try:
+                        health = await probe.get(f"http://127.0.0.1:{port}/health")
                         break
-                except OSError:
-                    assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-                    await anyio.sleep(0.05)
+                    except httpx.TransportError:
+                        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+                        await anyio.sleep(0.05)
             async with (
                 streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, _),
                 ClientSession(read, write) as session,
@@ -115,6 +120,7 @@ async def test_streamable_http_serves_a_session_on_loopback(tmp_path: Path):
                 info = await session.initialize()
                 tools = (await session.list_tools()).tools
                 result = await session.call_tool("get_policy", {})
+        assert health.json() == {"status": "ok", "server": "discovery-mcp"}
         assert info.serverInfo.name == "discovery-mcp"
         assert "get_journal" in {t.name for t in tools}
         assert result.structuredContent["global_stage"] == "exploration"

@@ -7,11 +7,22 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import anyio
+import httpx
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import McpError
+
+from shared.http_security import TOKEN_ENV
+from shared.redact import redact_text
+
+# The --url of the command line; open_session uses it when it is given no URL of its own.
+SESSION_URL: ContextVar[str | None] = ContextVar("trading_mcp_session_url", default=None)
+HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0, read=300.0)  # the SDK's defaults, with a shorter connect
 
 SERVERS: dict[str, str] = {
     "jesse-mcp": "jesse_mcp",
@@ -65,18 +76,127 @@ async def open_session(
     server: str,
     env: dict[str, str] | None = None,
     *,
+    url: str | None = None,
     interactive: bool | None = None,
     errlog: TextIO | None = None,
 ) -> AsyncIterator[ClientSession]:
+    """An initialized session: over stdio to a child process, or over streamable HTTP when a URL is given (as the
+    argument, or by `--url` through SESSION_URL). Over HTTP `server` only checks the server that answers."""
+    async with connect(server, env, url=url, interactive=interactive, errlog=errlog) as (session, _):
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    server: str | None,
+    env: dict[str, str] | None = None,
+    *,
+    url: str | None = None,
+    interactive: bool | None = None,
+    errlog: TextIO | None = None,
+) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
+    """open_session that also yields the server's initialize result (its name, over HTTP)."""
     if interactive is None:
         interactive = sys.stdin.isatty()
+    elicit = terminal_elicitation if interactive else None
+    url = url or SESSION_URL.get()
+    if url is not None:
+        async with http_session(url, server, env, elicit) as opened:
+            yield opened
+        return
+    if server is None:
+        raise CliError("name a server: one of " + ", ".join(SERVERS))
     params = server_parameters(server, env)
     async with (
         stdio_client(params, errlog=errlog or sys.stderr) as (read, write),
-        ClientSession(read, write, elicitation_callback=terminal_elicitation if interactive else None) as session,
+        ClientSession(read, write, elicitation_callback=elicit) as session,
     ):
-        await session.initialize()
-        yield session
+        yield session, await session.initialize()
+
+
+@contextlib.asynccontextmanager
+async def http_session(
+    url: str, server: str | None, env: dict[str, str] | None, elicit: Any
+) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
+    """A streamable-HTTP session, with `Authorization: Bearer $TRADING_MCP_TOKEN` when that is set. Network and
+    HTTP failures become a CliError that says what to fix (never showing the token)."""
+    url = check_url(url)
+    token = (env or {}).get(TOKEN_ENV) or os.environ.get(TOKEN_ENV)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        async with (
+            httpx.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT, follow_redirects=True) as client,
+            streamable_http_client(url, http_client=client) as (read, write, _),
+            ClientSession(read, write, elicitation_callback=elicit) as session,
+        ):
+            try:
+                info = await session.initialize()
+            except McpError as e:  # e.g. a 404: the SDK reports it as a terminated session
+                raise CliError(
+                    f"{redact_text(url)} did not open an MCP session ({e.error.message}); the servers' endpoint is "
+                    "http://<host>:<port>/mcp."
+                ) from None
+            name = info.serverInfo.name
+            if server is not None and name != server:
+                raise CliError(f"{redact_text(url)} serves {name}, not {server}: point --url at the {server} server.")
+            yield session, info
+    except (httpx.HTTPError, ExceptionGroup) as e:
+        problem = _connection_problem(e, url, has_token=bool(token))
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def check_url(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise CliError(f"--url is not a valid URL ({e}); write it as http://127.0.0.1:8002/mcp") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise CliError(
+            f"--url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8002/mcp (got {url!r})"
+        )
+    if parsed.userinfo:
+        raise CliError(f"put no credentials in --url; the client sends ${TOKEN_ENV} as a bearer token instead.")
+    return url
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+    return [error]
+
+
+def _connection_problem(error: BaseException, url: str, *, has_token: bool) -> CliError | None:
+    """What went wrong reaching the server, said as what to do; None when the error is not about the connection."""
+    leaves = _leaves(error)
+    for leaf in leaves:
+        if isinstance(leaf, CliError):
+            return leaf
+    http_errors = [leaf for leaf in leaves if isinstance(leaf, httpx.HTTPError)]
+    if not http_errors:
+        return None
+    e, where = http_errors[0], redact_text(url)
+    if isinstance(e, httpx.HTTPStatusError):
+        code = e.response.status_code
+        if code == 401 and not has_token:
+            return CliError(f"{where} needs a bearer token (HTTP 401): set {TOKEN_ENV} to the server's token.")
+        if code == 401:
+            return CliError(f"{where} refused the bearer token (HTTP 401): set {TOKEN_ENV} to the server's token.")
+        if code == 421:
+            return CliError(
+                f"{where} does not serve this host name (HTTP 421): use the address the server is bound to, or "
+                "add the name to TRADING_MCP_ALLOWED_HOSTS where the server runs."
+            )
+        return CliError(f"{where} answered HTTP {code} {e.response.reason_phrase}; is it a trading-mcp server's /mcp?")
+    if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
+        return CliError(
+            f"cannot reach {where} ({redact_text(str(e)) or type(e).__name__}): start the server there with "
+            "--transport streamable-http, or leave out --url to use stdio."
+        )
+    if isinstance(e, httpx.TimeoutException):
+        return CliError(f"{where} did not answer in time ({type(e).__name__}).")
+    return CliError(f"cannot talk to {where}: {type(e).__name__}: {redact_text(str(e))}")
 
 
 def result_payload(result: types.CallToolResult) -> Any:
