@@ -3,7 +3,11 @@ SDK's JSON body; the OpenAI-like envelope; Zhipu's `{"error": {"code", "message"
 scorer. It classifies the texts it receives by keywords, so a reply depends on its request; `behaviour` (or a
 per-request `script`) switches it to fenced, malformed, short, out-of-range or truncated replies, or to HTTP errors;
 `delay_s` holds every answer back (released at once by `stop`). Requests are recorded with headers and bodies. It
-stops by itself after `lifetime_s`."""
+stops by itself after `lifetime_s`.
+
+A request with `tools` (function calling, as `trading-mcp ask` sends) is answered with one tool call: the function
+name and arguments of `tool_choice` (arguments given as a string are sent verbatim, so they can be malformed);
+the behaviours `text_reply` and `two_calls` answer with prose or with two calls, `truncated` cuts the reply."""
 
 from __future__ import annotations
 
@@ -24,7 +28,10 @@ ERRORS = {
     429: ("1302", "Rate limit reached for requests"),
     500: ("500", "Internal error, try again later"),
 }
-BEHAVIOURS = ("ok", "fenced", "malformed", "wrong_count", "out_of_range", "truncated", *(f"http_{s}" for s in ERRORS))
+BEHAVIOURS = (
+    "ok", "fenced", "malformed", "wrong_count", "out_of_range", "truncated", "text_reply", "two_calls",
+    *(f"http_{s}" for s in ERRORS),
+)  # fmt: skip
 
 
 @dataclass
@@ -55,6 +62,7 @@ class FakeZhipu(LocalHttpServer):
         self.behaviour = behaviour
         self.script: list[str] = []  # behaviours for the next requests, in arrival order; then `behaviour`
         self.delay_s = delay_s
+        self.tool_choice: tuple[str, Any] = ("jesse_mcp__get_policy", {})  # (function name, arguments)
         self.requests: list[Recorded] = []
         self._released = threading.Event()
         self._ids = itertools.count(1)
@@ -103,6 +111,8 @@ class FakeZhipu(LocalHttpServer):
             code, message = ERRORS[status]
             # a careless server echoing the credential: the scorer must keep it out of reasons and logs anyway
             return status, {"error": {"code": code, "message": f"{message} (Authorization: {authorization})"}}
+        if "tools" in body:
+            return 200, self.tool_answer(body, behaviour)
         items = [classify(i, t) for i, t in enumerate(texts_of(body))]
         if behaviour == "wrong_count":
             items = items[:-1]
@@ -116,6 +126,17 @@ class FakeZhipu(LocalHttpServer):
         if behaviour == "truncated":
             content, finish = content[: len(content) // 2], "length"
         return 200, self.envelope(body, content, finish)
+
+    def tool_answer(self, body: dict[str, Any], behaviour: str) -> dict[str, Any]:
+        name, arguments = self.tool_choice
+        if behaviour == "text_reply":
+            return self.envelope(body, "Which strategy do you mean?", "stop")
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        call = {"id": "call-1", "type": "function", "function": {"name": name, "arguments": raw}}
+        calls = [call, {**call, "id": "call-2"}] if behaviour == "two_calls" else [call]
+        reply = self.envelope(body, "", "length" if behaviour == "truncated" else "tool_calls")
+        reply["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": calls}
+        return reply
 
     def envelope(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:
         n = next(self._ids)

@@ -10,7 +10,16 @@ from typing import Any
 import anyio
 from mcp.shared.exceptions import McpError
 
-from trading_cli.client import SERVERS, CliError, canonical_server, error_text, open_session, result_payload
+from trading_cli.client import (
+    SERVERS,
+    SESSION_URL,
+    CliError,
+    canonical_server,
+    connect,
+    error_text,
+    open_session,
+    result_payload,
+)
 from trading_cli.render import render
 
 
@@ -38,7 +47,8 @@ def _parse_args(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
 async def cmd_call(server: str, tool: str, arguments: dict[str, Any], as_json: bool) -> int:
     async with open_session(server) as session:
         result = await session.call_tool(tool, arguments)
-    print(f"-> {server}.{tool} {json.dumps(arguments)}", file=sys.stderr)
+    at = f" at {SESSION_URL.get()}" if SESSION_URL.get() else ""
+    print(f"-> {server}.{tool}{at} {json.dumps(arguments)}", file=sys.stderr)
     if result.isError:
         print(f"error: {error_text(result)}", file=sys.stderr)
         return 1
@@ -47,12 +57,13 @@ async def cmd_call(server: str, tool: str, arguments: dict[str, Any], as_json: b
     return 0
 
 
-async def cmd_tools(servers: list[str], as_json: bool) -> int:
+async def cmd_tools(servers: list[str | None], as_json: bool) -> int:
+    """`servers` is [None] with --url and no server named: list whichever server answers there."""
     listing: dict[str, list[dict[str, Any]]] = {}
     for server in servers:
-        async with open_session(server, interactive=False) as session:
+        async with connect(server, interactive=False) as (session, info):
             tools = (await session.list_tools()).tools
-        listing[server] = [
+        listing[info.serverInfo.name] = [
             {
                 "name": t.name,
                 "description": t.description,
@@ -75,6 +86,11 @@ async def cmd_tools(servers: list[str], as_json: bool) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trading-mcp", description="Client of the trading-mcp servers.")
+    parser.add_argument(
+        "--url",
+        help="talk to one server over streamable HTTP (e.g. http://127.0.0.1:8002/mcp) instead of starting it over "
+        "stdio; sends $TRADING_MCP_TOKEN as a bearer token when set",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     call = sub.add_parser("call", help="call one tool: trading-mcp call jesse get_policy --json '{...}'")
     call.add_argument("server", help=f"one of {', '.join(SERVERS)} (or jesse, prices, discovery)")
@@ -88,8 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("server", nargs="?")
     tools.add_argument("--json", action="store_true")
     ask = sub.add_parser("ask", help='a plain-English command: trading-mcp ask "backtest trend_following safely"')
-    ask.add_argument("text", nargs="+", help="the command (quotes optional)")
+    ask.add_argument(
+        "text",
+        nargs="+",
+        help="the command (quotes optional). Text that matches no known command is sent to GLM to choose a tool, "
+        "only when ZHIPUAI_API_KEY is set",
+    )
     ask.add_argument("--json", action="store_true", help="print the raw structured result")
+    ask.add_argument("--yes", action="store_true", help="run a call that GLM chose even if it is not read-only")
     demo = sub.add_parser("demo", help="a guided, offline tour of the three servers")
     demo.add_argument("--home", help="TRADING_MCP_HOME for the demo (default: a fresh temporary folder)")
     return parser
@@ -103,7 +125,18 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    token = SESSION_URL.set(args.url)  # open_session picks it up, for every command that opens sessions
     try:
+        code = _run(args)
+    finally:
+        SESSION_URL.reset(token)
+    raise SystemExit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        if args.url and args.command == "demo":
+            raise CliError("--url does not apply to demo, which starts its own servers in a temporary folder")
         if args.command == "call":
             code = anyio.run(
                 cmd_call,
@@ -115,9 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "ask":
             from trading_cli.ask_run import cmd_ask
 
-            code = anyio.run(cmd_ask, " ".join(args.text), args.json)
+            code = anyio.run(cmd_ask, " ".join(args.text), args.json, args.yes)
         elif args.command == "tools":
-            servers = [canonical_server(args.server)] if args.server else list(SERVERS)
+            servers: list[str | None] = [canonical_server(args.server)] if args.server else list(SERVERS)
+            if args.url and not args.server:
+                servers = [None]
             code = anyio.run(cmd_tools, servers, args.json)
         else:
             from trading_cli.demo import run_demo
@@ -131,12 +166,11 @@ def main(argv: list[str] | None = None) -> None:
         if not all(isinstance(x, McpError | OSError) for x in leaves):
             raise
         reason = "; ".join(str(x) for x in leaves)
-        print(
-            f"trading-mcp: the server stopped or could not start ({reason}); its own error output is above.",
-            file=sys.stderr,
-        )
+        where = f"the server at {args.url} closed the session" if args.url else "the server stopped or could not start"
+        more = "" if args.url else "; its own error output is above"
+        print(f"trading-mcp: {where} ({reason}){more}.", file=sys.stderr)
         code = 3
-    raise SystemExit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 The parser is pure: text in, a `Plan` out (which server, which tool, which arguments), or an `AskError` that names
 the closest known commands and gives examples. Strategy, symbol and profile names are checked by the servers.
+Text that matches no known command at all (`NotUnderstood`) may go to GLM when ZHIPUAI_API_KEY is set
+(`trading_cli.ask_glm`); everything the parser understands never does.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ VERBS = (
 
 class AskError(Exception):
     """The command could not be turned into a tool call; the message says why and what would work."""
+
+
+class NotUnderstood(AskError):
+    """No known command matched at all (as opposed to a known command with a missing or conflicting part): only
+    this kind of text may go to GLM (`trading_cli.ask_glm`)."""
 
 
 @dataclass(frozen=True)
@@ -356,7 +363,7 @@ def parse(command: str) -> Plan:
     for pattern, handler in COMMANDS:
         if re.search(pattern, text):
             return handler(text, words)
-    raise AskError(f"not understood: {command.strip()!r}. " + suggestions(words))
+    raise NotUnderstood(f"not understood: {command.strip()!r}. " + suggestions(words))
 
 
 def suggestions(words: list[str]) -> str:

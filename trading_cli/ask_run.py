@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp import types
 
-from trading_cli.ask import AskError, Plan, parse
+from trading_cli.ask import AskError, NotUnderstood, Plan, parse
 from trading_cli.client import error_text, open_session, result_payload
 from trading_cli.render import render
 
@@ -18,8 +18,9 @@ async def _progress(progress: float, total: float | None, message: str | None) -
     print(f"   ... {progress:g}{of} {message or ''}", file=sys.stderr)
 
 
-async def run_plan(plan: Plan, as_json: bool, env: dict[str, str] | None = None) -> int:
-    """0: the tool answered; 1: it returned an error or a denial; 2: nothing to run (e.g. no stored backtest)."""
+async def run_plan(plan: Plan, as_json: bool, env: dict[str, str] | None = None, *, announce: bool = True) -> int:
+    """0: the tool answered; 1: it returned an error or a denial; 2: nothing to run (e.g. no stored backtest).
+    `announce=False`: the caller has printed the call already."""
     call = plan.call
     async with open_session(call.server, env) as session:
         arguments = dict(call.arguments)
@@ -39,7 +40,8 @@ async def run_plan(plan: Plan, as_json: bool, env: dict[str, str] | None = None)
                 )
                 return 2
             arguments["backtest_id"] = results[0]["id"]
-        print(f"-> {call.server}.{call.tool} {json.dumps(arguments)}")
+        if announce:
+            print(f"-> {call.server}.{call.tool} {json.dumps(arguments)}")
         result = await session.call_tool(call.tool, arguments, progress_callback=_progress)
     return show(result, as_json)
 
@@ -95,9 +97,13 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
-async def cmd_ask(text: str, as_json: bool) -> int:
+async def cmd_ask(text: str, as_json: bool, yes: bool = False) -> int:
     try:
         plan = parse(text)
+    except NotUnderstood as e:
+        from trading_cli.ask_glm import glm_fallback  # GLM only with ZHIPUAI_API_KEY set; else the suggestions
+
+        return await glm_fallback(text, e, as_json, yes)
     except AskError as e:
         print(f"trading-mcp: {e}", file=sys.stderr)
         return 2
