@@ -34,10 +34,11 @@ Reason = Annotated[str, Field(description="Why, recorded in the stage history an
 
 
 class PaperMonitor:
-    """Reconciles the paper ledger every `paper.monitor_interval_s` while the server has a session.
+    """Reconciles the paper ledger every `paper.monitor_interval_s` while the server runs.
 
-    Every session runs `session_loop` in its own task group (sessions come and go independently over HTTP); one of
-    them at a time, the leader, does the work, and another takes over when the leader's session ends.
+    Over stdio the session's lifespan runs `session_loop`; over HTTP the server also runs it as a process-wide
+    background job (deps.extras['background']), so stops fire with no client connected. Of all running loops one
+    at a time, the leader, does the work; another takes over when the leader's loop ends.
     """
 
     def __init__(self, paper: PaperService):

@@ -120,6 +120,7 @@ def build_server(
     register_paper_tools(tools, paper)
     monitor = PaperMonitor(paper)
     deps.extras["paper_monitor"] = monitor
+    deps.extras.setdefault("background", []).append(monitor.session_loop)  # HTTP: also with no session open
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:

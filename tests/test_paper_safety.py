@@ -82,3 +82,27 @@ async def test_a_price_library_replaced_by_a_configuration_change_is_closed_once
     assert prices.current() is not first and first.quotes.net.client.is_closed
     assert not prices.current().quotes.net.client.is_closed
     await prices.aclose()
+
+
+async def test_an_http_server_with_no_client_connected_still_executes_stops(open_ledger):
+    import socket
+
+    import anyio
+
+    ledger = open_ledger(**{"paper.monitor_interval_s": 0.05})
+    async with ledger.session() as s:
+        pid = (await placed(s, notional_usd=900.0))["position"]["id"]
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ledger.server
+    server.settings.host, server.settings.port = "127.0.0.1", port
+    ledger.prices.set("BTC-USDT", 50_000.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.run_streamable_http_async)
+        with anyio.fail_after(20):
+            while ledger.position(pid)["status"] == "open":
+                await anyio.sleep(0.05)
+        server.http_server.should_exit = True  # uvicorn closes its socket and returns
+    assert ledger.position(pid)["exit_reason"] == "stop_loss"
+    assert ledger.deps.extras["paper_monitor"].runs >= 1

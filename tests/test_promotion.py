@@ -19,8 +19,8 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 from jesse_mcp import promotion
 from jesse_mcp.paper import PaperService
 from jesse_mcp.promotion_evidence import CurrentCode
-from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
 from jesse_mcp.server import build_server
+from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
 from shared.config import StrategyConfig, TradingConfig
 from shared.guard import CallRecord, decide
 from shared.resolve import resolve_risk
