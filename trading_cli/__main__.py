@@ -17,6 +17,7 @@ from trading_cli.client import (
     canonical_server,
     connect,
     error_text,
+    leaf_errors,
     open_session,
     result_payload,
 )
@@ -117,12 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
-    return [error]
-
-
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     token = SESSION_URL.set(args.url)  # open_session picks it up, for every command that opens sessions
@@ -162,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"trading-mcp: {e}", file=sys.stderr)
         code = 2
     except (McpError, OSError, ExceptionGroup) as e:
-        leaves = _leaves(e)
+        leaves = leaf_errors(e)
         if not all(isinstance(x, McpError | OSError) for x in leaves):
             raise
         reason = "; ".join(str(x) for x in leaves)

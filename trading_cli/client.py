@@ -161,15 +161,15 @@ def check_url(url: str) -> str:
     return url
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
+def leaf_errors(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
-        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+        return [leaf for sub in error.exceptions for leaf in leaf_errors(sub)]
     return [error]
 
 
 def _connection_problem(error: BaseException, url: str, *, has_token: bool) -> CliError | None:
     """What went wrong reaching the server, said as what to do; None when the error is not about the connection."""
-    leaves = _leaves(error)
+    leaves = leaf_errors(error)
     for leaf in leaves:
         if isinstance(leaf, CliError):
             return leaf
