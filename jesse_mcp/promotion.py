@@ -78,7 +78,9 @@ def _paper_gates(cfg: TradingConfig, paper: PaperService, strategy: str) -> tupl
             perf.sharpe is not None and perf.sharpe > g.paper_min_sharpe,
             perf.sharpe,
             f"> {g.paper_min_sharpe:g}",
-            f"Sharpe of daily paper equity {perf.sharpe if perf.sharpe is not None else 'undefined (under 2 days)'}",
+            f"Sharpe of daily paper equity {perf.sharpe:.2f}"
+            if perf.sharpe is not None
+            else "Sharpe of daily paper equity undefined (under 2 days)",
         ),
         _g(
             "paper_max_drawdown",

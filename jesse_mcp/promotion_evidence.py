@@ -300,14 +300,15 @@ def _performance_gates(cfg: TradingConfig, bt: BacktestResult, want: Expected) -
             perf.max_drawdown_pct is not None and dd <= want.settings["max_drawdown"] * 100,
             round(dd, 4),
             _drawdown_threshold(want.settings),
-            f"largest drawdown {dd:.2f} % (daily {perf.max_drawdown_pct}, intraday {adh.max_drawdown_intraday_pct})",
+            f"largest drawdown {dd:.2f} % (daily {_pct(perf.max_drawdown_pct)}, intraday "
+            f"{_pct(adh.max_drawdown_intraday_pct)})",
         ),
         gate(
             "backtest_sharpe",
             perf.sharpe is not None and perf.sharpe >= g.backtest_min_sharpe,
             perf.sharpe,
             f">= {g.backtest_min_sharpe:g}",
-            f"Sharpe {perf.sharpe if perf.sharpe is not None else 'undefined'}",
+            f"Sharpe {perf.sharpe:.2f}" if perf.sharpe is not None else "Sharpe undefined",
         ),
         gate(
             "backtest_trades",
@@ -367,3 +368,7 @@ def _older_failures(
     return f"{missed} of {same} other recent backtest(s) with the same code and settings missed a performance gate" + (
         "; the judged run may be a lucky draw." if missed else "."
     )
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.2f} %" if value is not None else "not measured"
