@@ -64,6 +64,9 @@ class PriceAnswer(BaseModel):
     sources: list[SourcePrice]
     failures: list[SourceFailure]
     replay: bool = Field(False, description="True when the price comes from stored history (replay), not live.")
+    synthetic: bool = Field(
+        False, description="True when a replayed price comes from generated (synthetic) candles, not a market."
+    )
 
 
 def _iso(ms: float) -> str:
@@ -277,6 +280,7 @@ class QuoteService:
             sources=details,
             failures=failed,
             replay=any(q.extra.get("replay") for q in used),
+            synthetic=any(q.extra.get("synthetic") for q in used),
         )
         self._cache[symbol] = CacheEntry(answer, self.clock())
         return answer

@@ -66,7 +66,10 @@ class LibraryPrices:
                 f"no fresh price for {symbol}: every provider failed and the last good value is {answer.age_s:.0f} s "
                 "old; paper fills and marks never use a stale price"
             )
-        source = "replay (stored candles)" if answer.replay else f"consensus of {answer.sources_used} provider(s)"
+        if answer.replay:
+            source = "replay (synthetic candles)" if answer.synthetic else "replay (stored candles)"
+        else:
+            source = f"consensus of {answer.sources_used} provider(s)"
         return PaperQuote(
             symbol, answer.price, iso_ms(answer.as_of) if answer.as_of else int(time.time() * 1000), source
         )

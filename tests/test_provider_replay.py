@@ -57,3 +57,14 @@ async def test_replay_prices_flow_through_the_quote_service_labelled_and_never_s
     svc = QuoteService([Provider(replay, str(tmp_path))], client, clock=lambda: (T0 + 10**10) / 1000)
     (answer,) = await svc.prices(["BTC-USDT"])
     assert answer.replay and answer.price_exact == "279.0" and answer.sources[0].used and not answer.stale
+    assert answer.synthetic is False
+
+
+@pytest.mark.anyio
+async def test_a_price_replayed_from_synthetic_candles_says_so(tmp_path):
+    store_minutes(tmp_path, exchange="synthetic", synthetic=True)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    svc = QuoteService([Provider(replay, str(tmp_path))], client, clock=lambda: (T0 + 10**10) / 1000)
+    (answer,) = await svc.prices(["BTC-USDT"])
+    await client.aclose()
+    assert answer.replay and answer.synthetic
