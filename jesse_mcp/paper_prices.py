@@ -6,12 +6,14 @@ closes of the same library (live providers, or stored candles through the replay
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import anyio
 import httpx
 
 from asset_price_mcp.ohlcv import OhlcvService
@@ -22,6 +24,7 @@ from shared.config import PriceConfig, TradingConfig
 from shared.errors import TradingMcpError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 
@@ -126,11 +129,16 @@ class ConfiguredPrices:
             await self._close_idle_retired()
 
     async def _close_idle_retired(self) -> None:
-        idle = [p for p in self._retired if not self._in_use.get(id(p))]
-        self._retired = [p for p in self._retired if self._in_use.get(id(p))]
-        for prices in idle:
-            self._in_use.pop(id(prices), None)
-            await prices.aclose()
+        """Close replaced libraries no request uses; shielded, so a cancelled request still closes them, and a
+        failing close never replaces the request's own answer."""
+        with anyio.CancelScope(shield=True):
+            for prices in [p for p in self._retired if not self._in_use.get(id(p))]:
+                try:
+                    await prices.aclose()
+                except (OSError, RuntimeError, httpx.HTTPError):
+                    log.warning("closing a replaced price client failed", exc_info=True)
+                self._retired.remove(prices)
+                self._in_use.pop(id(prices), None)
 
     async def aclose(self) -> None:
         for prices in [*self._retired, *([self._prices] if self._prices else [])]:

@@ -241,9 +241,8 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         to_stage: Annotated[Literal["paper", "live"], Field(description="The stage asked for.")],
     ) -> promotion.PromotionReport:
         """Measure every gate of a promotion on the stored evidence, without changing anything: what
-        request_stage_promotion would find now."""
-        if strategy is not None and to_stage == "live":
-            await paper.reconcile()
+        request_stage_promotion would find now (the paper record at the last checked prices; the promotion itself
+        reconciles first)."""
         code = await current_code(strategy, to_stage)
         return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock(), code)
 
@@ -268,9 +267,16 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         Sharpe, drawdown) and the person's confirmation through elicitation. Raising the global stage (no
         strategy) needs the person's confirmation. Every gate is reported with its value and threshold."""
         confirm = partial(require_confirmation, ctx)
-        code = await current_code(strategy, to_stage)
         return await promotion.request_promotion(
-            deps.config, deps.store, paper, strategy, to_stage, reason, confirm, paper.clock, code
+            deps.config,
+            deps.store,
+            paper,
+            strategy,
+            to_stage,
+            reason,
+            confirm,
+            paper.clock,
+            partial(current_code, strategy, to_stage),
         )
 
     @tools.tool(

@@ -201,12 +201,18 @@ async def request_promotion(
     reason: str,
     confirm: Confirm,
     now: Callable[[], float] = time.time,
-    code: CurrentCode | None = None,
+    code_of: Callable[[], Awaitable[CurrentCode | None]] | None = None,
 ) -> PromotionReport:
+    """`code_of` reads the strategy's current code and configured hyperparameters (again after the person answers,
+    so a file edited meanwhile is judged as it is now)."""
+
+    async def code() -> CurrentCode | None:
+        return await code_of() if code_of is not None else None
+
     cfg = config.load()
     if strategy is not None and to_stage == "live":
         await paper.reconcile()  # the track record at today's prices, not at the monitor's last marks
-    report = evaluate(cfg, store, paper, strategy, to_stage, now(), code)
+    report = evaluate(cfg, store, paper, strategy, to_stage, now(), await code())
     evidence_gates = [g for g in report.gates if g.name != "person_confirmation"]
     failed = [g for g in evidence_gates if not g.passed]
     who = f"'{strategy}'" if strategy else "the global stage"
@@ -232,7 +238,7 @@ async def request_promotion(
         except ConfirmationRequired as e:
             raise ConfirmationRequired(e.rule, f"{e.reason} Gates: {gates_text(report.gates)}", e.remedy) from None
         cfg = config.load()
-        report = evaluate(cfg, store, paper, strategy, to_stage, now(), code)  # evidence again: time passed
+        report = evaluate(cfg, store, paper, strategy, to_stage, now(), await code())  # again: time passed
         if any(not g.passed for g in report.gates if g.name != "person_confirmation"):
             raise PolicyDenied(
                 "promotion_gates",
@@ -245,7 +251,7 @@ async def request_promotion(
         ]
 
     def write(data: dict[str, Any]) -> dict[str, Any]:
-        node = data["strategies"][strategy] if strategy else data
+        node = _node(data, strategy)
         if node.get("stage") != report.from_stage:
             raise ConfigError(
                 f"the stage of {who} changed while this promotion was checked (now {node.get('stage')}); nothing was "
@@ -290,7 +296,7 @@ def demote(config: ConfigStore, store: Store, strategy: str | None, to_stage: st
         )
 
     def write(data: dict[str, Any]) -> dict[str, Any]:
-        node = data["strategies"][strategy] if strategy else data
+        node = _node(data, strategy)
         if node["stage"] != current:
             raise ConfigError(f"the stage of {who} changed meanwhile (now {node['stage']}); nothing was written.")
         node["stage"] = target
@@ -305,3 +311,13 @@ def demote(config: ConfigStore, store: Store, strategy: str | None, to_stage: st
         effective_stage=effective_stage(new, strategy) if strategy else new.stage,
         reason=why,
     )
+
+
+def _node(data: dict[str, Any], strategy: str | None) -> dict[str, Any]:
+    """The configuration node whose stage changes; a strategy removed from the file meanwhile is a clear error."""
+    if strategy is None:
+        return data
+    node = data.get("strategies", {}).get(strategy)
+    if node is None:
+        raise ConfigError(f"strategy '{strategy}' was removed from the configuration meanwhile; nothing was written.")
+    return node

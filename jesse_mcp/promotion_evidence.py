@@ -1,10 +1,11 @@
 """The gates of exploration -> paper, measured on stored backtests and stress tests.
 
 A backtest counts only when it ran the strategy as it would trade now: its current code (sha256), the configured
-hyperparameters, the effective profile and risk settings with the profile's leverage, costs no lower than the paper
-account's, enough days of market data fetched from an exchange (files and generated candles do not count unless the
-configuration says so). Of the backtests that count, the newest is judged, never the best of several runs; its newest
-stress test must have run every scenario at its default placement with no emergency stop reached.
+hyperparameters, the effective profile and risk settings with the profile's leverage, a fee per fill no lower than the
+paper account's (Jesse models no slippage), enough recent days of market data fetched from an exchange (files and
+generated candles do not count unless the configuration says so; a window long past cannot be picked). Of the
+backtests that count, the newest is judged, never the best of several runs; its newest stress test must have run every
+scenario at its default placement with no emergency stop reached.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def _no_backtest_gates(cfg: TradingConfig, strategy: str, want: Expected) -> lis
         gate("backtest_code", False, None, "the strategy's current code", none),
         gate("backtest_hyperparameters", False, None, "the configured hyperparameters", none),
         gate("backtest_costs", False, None, f"fee >= {want.min_fee:g} per fill", none),
-        gate("backtest_range", False, None, f">= {g.backtest_min_days:g} days", none),
+        gate("backtest_range", False, None, f">= {g.backtest_min_days:g} recent days", none),
         gate("backtest_real_data", False, None, _data_threshold(cfg), none),
         gate("backtest_max_drawdown", False, None, _drawdown_threshold(want.settings), none),
         gate("backtest_sharpe", False, None, f">= {g.backtest_min_sharpe:g}", none),
@@ -200,7 +201,7 @@ def _setting_gates(cfg: TradingConfig, store: Store, result_id: str, age_days: f
             f"fee >= {want.min_fee:g} per fill (the default, or paper.fee_bps if higher)",
             f"fee {r.fee_rate:g} per fill",
         ),
-        _range_gate(bt, g.backtest_min_days),
+        _range_gate(bt, g.backtest_min_days, g.backtest_max_data_age_days),
         _data_gate(cfg, bt),
     ]
 
@@ -259,14 +260,22 @@ def _hyperparameter_gate(bt: BacktestResult, code: CurrentCode) -> Gate:
     )
 
 
-def _range_gate(bt: BacktestResult, min_days: float) -> Gate:
+def _range_gate(bt: BacktestResult, min_days: float, max_data_age_days: float) -> Gate:
+    """Long enough, and ending near when it ran: the caller cannot pick a favourable window from the past."""
     days = (bt.request.end_ms - bt.request.start_ms) / 1000 / DAY_S
+    ran_ms = iso_ms(bt.created_at)
+    behind = (ran_ms - bt.request.end_ms) / 1000 / DAY_S
+    problems = []
+    if days < min_days - TOLERANCE:
+        problems.append(f"{days:.1f} days is too short")
+    if behind > max_data_age_days + TOLERANCE:
+        problems.append(f"the data ends {behind:.0f} days before the run")
     return gate(
         "backtest_range",
-        days >= min_days - TOLERANCE,
+        not problems,
         round(days, 2),
-        f">= {min_days:g} days",
-        f"{bt.request.start} .. {bt.request.end}: {days:.1f} days",
+        f">= {min_days:g} days, ending at most {max_data_age_days:g} days before the backtest ran",
+        f"{bt.request.start} .. {bt.request.end}: {days:.1f} days" + (f"; {'; '.join(problems)}" if problems else ""),
     )
 
 

@@ -194,6 +194,12 @@ class PromotionGates(BaseModel):
     backtest_min_sharpe: float = Field(1.0, ge=-10, le=100, description="Annualised Sharpe the backtest must reach.")
     backtest_min_trades: int = Field(30, ge=1, le=1_000_000, description="Closed trades the backtest must have.")
     backtest_min_days: float = Field(30, gt=0, le=3650, description="Days of market data the backtest must span.")
+    backtest_max_data_age_days: float = Field(
+        14,
+        gt=0,
+        le=3650,
+        description="The backtest's data must end at most this many days before it ran (no window from the past).",
+    )
     backtest_allow_synthetic: bool = Field(
         False, description="Whether a backtest on generated (synthetic) candles counts as evidence."
     )

@@ -155,14 +155,14 @@ class HttpGuard:
         """The response that ends the request here, or None to let it through."""
         path, method = scope.get("path", ""), scope.get("method", "")
         if headers.get("host", "").lower() not in self.policy.allowed_hosts:
-            log.warning("refused %s %s: Host not allowed", method, path)
+            log.warning("refused %s %r: Host not allowed", method, path)
             return PlainTextResponse(
                 f"Misdirected request: this Host is not served here (the server adds names with {HOSTS_ENV}).",
                 status_code=421,
             )
         origin = headers.get("origin")
         if origin is not None and origin.lower().rstrip("/") not in self.policy.allowed_origins:
-            log.warning("refused %s %s: Origin not allowed", method, path)
+            log.warning("refused %s %r: Origin not allowed", method, path)
             return PlainTextResponse(
                 f"Forbidden: this Origin is not allowed (the server adds origins with {ORIGINS_ENV}).", status_code=403
             )
@@ -175,11 +175,11 @@ class HttpGuard:
     def _check_bearer(self, authorization: str | None, method: str, path: str) -> Response | None:
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            log.warning("refused %s %s: no bearer token", method, path)
+            log.warning("refused %s %r: no bearer token", method, path)
             return _unauthorized("", f"send the header 'Authorization: Bearer <token>' with the server's {TOKEN_ENV}.")
         # Headers are decoded as latin-1, so this round-trips every byte the client sent.
         if not hmac.compare_digest(hashlib.sha256(given.strip().encode("latin-1")).digest(), self._token or b""):
-            log.warning("refused %s %s: wrong bearer token", method, path)
+            log.warning("refused %s %r: wrong bearer token", method, path)
             return _unauthorized("invalid_token", f"the bearer token does not match the server's {TOKEN_ENV}.")
         return None
 

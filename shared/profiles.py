@@ -92,6 +92,7 @@ PROMOTION_LOOSER_DIRECTION: dict[str, int] = {
     "backtest_min_sharpe": -1,
     "backtest_min_trades": -1,
     "backtest_min_days": -1,
+    "backtest_max_data_age_days": +1,
     "backtest_allow_synthetic": +1,
     "backtest_allow_csv": +1,
     "require_stress_test": -1,

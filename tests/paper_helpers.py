@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ def store_backtest(
     result_id: str = "bt_good",
     request: dict | None = None,
     data: dict | None = None,
+    days: float = 92.0,
+    behind_days: float = 1.0,
 ) -> str:
     """A stored backtest record in BacktestResult's shape (what the backtest tool writes), of the strategy's current
     code with its default hyperparameters; `request` and `data` entries replace the defaults."""
@@ -108,6 +111,10 @@ def store_backtest(
     from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
 
     spec = BUILTIN[strategy]
+    day_ms = 86_400_000
+    ran_ms = created_ms if created_ms is not None else int(time.time() * 1000)
+    end_ms = int(ran_ms - ran_ms % day_ms - behind_days * day_ms)
+    start_ms = int(end_ms - days * day_ms)
 
     record = {
         "id": result_id,
@@ -118,10 +125,10 @@ def store_backtest(
             "exchange": "binance",
             "symbol": "BTC-USDT",
             "timeframe": "1h",
-            "start": "2026-06-01T00:00:00Z",
-            "end": "2026-09-01T00:00:00Z",
-            "start_ms": 1_780_272_000_000,
-            "end_ms": 1_788_220_800_000,
+            "start": utc_now_iso(start_ms),
+            "end": utc_now_iso(end_ms),
+            "start_ms": start_ms,
+            "end_ms": end_ms,
             "risk_profile": profile,
             "hyperparameters": spec.resolve_hyperparameters(None),
             "fee_rate": 0.001,

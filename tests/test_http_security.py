@@ -258,7 +258,7 @@ def test_the_server_log_never_contains_the_token(served: Served):
         served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {served.token}"}, timeout=10
     )
     log = served.log.read_text()
-    assert "refused POST /mcp: wrong bearer token" in log
+    assert "refused POST '/mcp': wrong bearer token" in log
     assert served.token not in log
 
 

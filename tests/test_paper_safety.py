@@ -106,3 +106,23 @@ async def test_an_http_server_with_no_client_connected_still_executes_stops(open
         server.http_server.should_exit = True  # uvicorn closes its socket and returns
     assert ledger.position(pid)["exit_reason"] == "stop_loss"
     assert ledger.deps.extras["paper_monitor"].runs >= 1
+
+
+async def test_a_replaced_price_library_is_closed_even_when_the_request_is_cancelled(tmp_path):
+    import anyio
+    import httpx
+
+    from jesse_mcp.paper_prices import ConfiguredPrices, NoPrice
+    from shared.config_store import ConfigStore
+
+    store = ConfigStore(tmp_path / "config.json")
+    prices = ConfiguredPrices(store.load, tmp_path, httpx.MockTransport(lambda request: httpx.Response(503)))
+    with pytest.raises(NoPrice):
+        await prices.quote("BTC-USDT")
+    first = prices.current()
+    store.update(lambda d: {**d, "price_config": {**d["price_config"], "quote_ttl_s": 1.0}})
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await prices.quote("BTC-USDT")
+    assert first.quotes.net.client.is_closed
+    await prices.aclose()

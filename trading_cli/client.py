@@ -123,6 +123,13 @@ async def http_session(
     url = check_url(url)
     token = (env or {}).get(TOKEN_ENV) or os.environ.get(TOKEN_ENV)
     headers = {"Authorization": f"Bearer {token}"} if token else None
+    host = httpx.URL(url).host
+    if token and httpx.URL(url).scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"trading-mcp: warning: the bearer token goes to {host} over plain http; anyone on the network path can "
+            "read it. Put the server behind TLS (https://) or reach it through an SSH tunnel.",
+            file=sys.stderr,
+        )
     try:
         async with (
             httpx.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT, follow_redirects=True) as client,
