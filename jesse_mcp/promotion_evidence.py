@@ -95,24 +95,20 @@ def judge_backtests(cfg: TradingConfig, store: Store, strategy: str, code: Curre
         if not dated:
             return BacktestJudgement(_no_backtest_gates(cfg, strategy, want), {}, 0, [])
         recent = dated[:1]  # measure the newest one anyway: its age fails, the rest are still reported
-    judged: list[tuple[str, list[Gate]]] = []
-    for result_id, age_days in recent:  # newest first
-        gates = _setting_gates(cfg, store, result_id, age_days, want)
-        judged.append((result_id, gates))
-        if all(g.passed for g in gates):
-            break
-    result_id, gates = next(((r, g) for r, g in judged if all(x.passed for x in g)), judged[0])
-    record = (
-        BacktestResult.model_validate(store.result_get(result_id)[0]) if gates[0].name != "backtest_readable" else None
-    )
+    # every recent backtest read and checked once: the judged one, and the others for the "lucky draw" note
+    runs = [(rid, _load(store, rid), age) for rid, age in recent]
+    checked = [(rid, bt, _setting_gates(cfg, bt, rid, age, want)) for rid, bt, age in runs]
+    qualifying = [(rid, bt, gates) for rid, bt, gates in checked if all(g.passed for g in gates)]
+    result_id, record, gates = qualifying[0] if qualifying else checked[0]
+    newer = [rid for rid, _, _ in checked].index(result_id)
     notes = []
-    if len(judged) > 1 and all(x.passed for x in gates):
+    if newer:
         notes.append(
-            f"judged {result_id}, the newest backtest that ran the current code and settings; {len(judged) - 1} newer "
+            f"judged {result_id}, the newest backtest that ran the current code and settings; {newer} newer "
             "one(s) ran other settings and do not count."
         )
     if record is None:
-        return BacktestJudgement(gates, {}, len(judged), notes)
+        return BacktestJudgement(gates, {}, len(checked), notes)
     gates += _performance_gates(cfg, record, want)
     evidence = {"backtest": record.id}
     if cfg.promotion.require_stress_test:
@@ -120,10 +116,21 @@ def judge_backtests(cfg: TradingConfig, store: Store, strategy: str, code: Curre
         gates.append(stress_gate)
         if stress_id:
             evidence["stress_test"] = stress_id
-    older = _older_failures(cfg, store, recent, result_id, want)
-    if older:
-        notes.append(older)
-    return BacktestJudgement(gates, evidence, len(judged), notes)
+    others = [bt for rid, bt, _ in qualifying if rid != result_id and bt is not None]
+    if others:
+        missed = sum(not all(g.passed for g in _performance_gates(cfg, bt, want)) for bt in others)
+        notes.append(
+            f"{missed} of {len(others)} other recent backtest(s) with the same code and settings missed a "
+            "performance gate" + ("; the judged run may be a lucky draw." if missed else ".")
+        )
+    return BacktestJudgement(gates, evidence, len(checked), notes)
+
+
+def _load(store: Store, result_id: str) -> BacktestResult | None:
+    try:
+        return BacktestResult.model_validate(store.result_get(result_id)[0])
+    except ValidationError:
+        return None
 
 
 def _age_days(summary: dict[str, Any], now_s: float) -> float | None:
@@ -176,10 +183,10 @@ def _no_backtest_gates(cfg: TradingConfig, strategy: str, want: Expected) -> lis
     return gates
 
 
-def _setting_gates(cfg: TradingConfig, store: Store, result_id: str, age_days: float, want: Expected) -> list[Gate]:
-    try:
-        bt = BacktestResult.model_validate(store.result_get(result_id)[0])
-    except ValidationError:
+def _setting_gates(
+    cfg: TradingConfig, bt: BacktestResult | None, result_id: str, age_days: float, want: Expected
+) -> list[Gate]:
+    if bt is None:
         return [gate("backtest_readable", False, result_id, "a readable stored backtest", "the record is malformed")]
     g = cfg.promotion
     r = bt.request
@@ -355,28 +362,6 @@ def _stress_gate(store: Store, strategy: str, backtest_id: str) -> tuple[Gate, s
     detail = f"stress test {st.id}: " + ("; ".join(problems) or f"{len(ran)} scenarios, no emergency stop")
     passed = not problems
     return gate("stress_test_passed", passed, st.id, STRESS_THRESHOLD, detail), (st.id if passed else None)
-
-
-def _older_failures(
-    cfg: TradingConfig, store: Store, recent: list[tuple[str, float]], judged_id: str, want: Expected
-) -> str | None:
-    """How many other recent backtests of the same settings missed a performance gate: the person should know
-    when the judged run is one good draw among bad ones."""
-    same, missed = 0, 0
-    for result_id, age in recent:
-        if result_id == judged_id:
-            continue
-        gates = _setting_gates(cfg, store, result_id, age, want)
-        if not all(g.passed for g in gates):
-            continue
-        same += 1
-        record = BacktestResult.model_validate(store.result_get(result_id)[0])
-        missed += not all(g.passed for g in _performance_gates(cfg, record, want))
-    if not same:
-        return None
-    return f"{missed} of {same} other recent backtest(s) with the same code and settings missed a performance gate" + (
-        "; the judged run may be a lucky draw." if missed else "."
-    )
 
 
 def _pct(value: float | None) -> str:

@@ -59,6 +59,7 @@ COVERED: dict[str, tuple[str, ...]] = {
     ),
     "ci_backtest_gate.py": (
         "test_gate_imports_nothing_but_mcp_and_the_standard_library",
+        "test_gate_knows_the_same_timeframes_and_profiles_as_the_backtest_tool",
         "test_gate_names_every_threshold_the_result_misses",
         "test_gate_refuses_an_unbounded_synthetic_range_as_a_usage_error",
         "test_gate_passes_when_the_workflow_runs_it_on_synthetic_candles",
@@ -209,6 +210,14 @@ def _result(sharpe: float | None, daily_dd: float | None, intraday_dd: float | N
         "performance": {"sharpe": sharpe, "max_drawdown_pct": daily_dd, "trades": trades},
         "risk_adherence": {"max_drawdown_intraday_pct": intraday_dd},
     }
+
+
+def test_gate_knows_the_same_timeframes_and_profiles_as_the_backtest_tool(gate_module: ModuleType):
+    from jesse_mcp.strategy_catalog import TIMEFRAME_MINUTES
+    from shared.profiles import PROFILE_TEMPLATES
+
+    assert gate_module.TIMEFRAME_MINUTES == TIMEFRAME_MINUTES  # the example stays standalone, and in step
+    assert set(gate_module.PROFILES) == set(PROFILE_TEMPLATES)
 
 
 def test_gate_names_every_threshold_the_result_misses(gate_module: ModuleType):
