@@ -199,4 +199,4 @@ def build_server(deps: ServerDeps) -> GuardedServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_server("asset-price-mcp", "asset_price_mcp_port", build_server, argv)
+    run_server("asset-price-mcp", "asset_price", build_server, argv)

@@ -202,9 +202,9 @@ def write_config(home: Path) -> None:
             "strategies.trend_following.stage": "paper",
             "portfolio_limits.max_total_positions": 10_000,
             "portfolio_limits.max_open_positions": 10_000,
-            "portfolio_limits.max_trades_per_day": 1_000_000,
-            "portfolio_limits.max_trades_per_week": 1_000_000,
-            "portfolio_limits.max_trades_per_month": 1_000_000,
+            "portfolio_limits.max_daily_trades": 1_000_000,
+            "portfolio_limits.max_weekly_trades": 1_000_000,
+            "portfolio_limits.max_monthly_trades": 1_000_000,
             "portfolio_limits.min_account_balance": 0,
             "paper.starting_balance": 1_000_000,
             "paper.monitor_interval_s": 3600,  # the background monitor stays out of the measurement

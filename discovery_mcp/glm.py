@@ -169,7 +169,7 @@ class GlmScorer:
         self.config = config
         self.method = f"glm:{config.model}"
         self._offline = offline
-        self._base_url = check_base_url(base_url or DEFAULT_BASE_URL)
+        self._base_url = check_base_url(base_url or config.api_endpoint)
         self._owns_client = client is None
         self._client = client or zhipuai.ZhipuAI(
             api_key=api_key.strip(),
@@ -185,7 +185,8 @@ class GlmScorer:
     def from_env(
         cls, config: GlmConfig, offline: FallbackScorer, env: Mapping[str, str] = os.environ
     ) -> GlmScorer | None:
-        """A scorer when ZHIPUAI_API_KEY is set (base URL from ZHIPUAI_BASE_URL when set), else None."""
+        """A scorer when ZHIPUAI_API_KEY is set (base URL from ZHIPUAI_BASE_URL when set, else
+        zai_glm_config.api_endpoint), else None."""
         key = env.get("ZHIPUAI_API_KEY", "").strip()
         if not key:
             return None

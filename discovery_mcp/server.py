@@ -150,4 +150,4 @@ def main(argv: list[str] | None = None) -> None:
         from discovery_mcp import train
 
         sys.exit(train.main(args[1:]))
-    run_server("discovery-mcp", "discovery_mcp_port", build_server, args)
+    run_server("discovery-mcp", "discovery", build_server, args)

@@ -41,7 +41,7 @@ HyperArg = Annotated[
     dict[str, int | float] | None,
     Field(
         description='Hyperparameter overrides, e.g. {"fast_period": 10}; see list_strategies for ranges. Unset ones '
-        "come from the configuration (strategies.<name>.hyperparameters), then the strategy's defaults."
+        "come from the configuration (strategies.<name>.custom_params), then the strategy's defaults."
     ),
 ]
 FeeArg = Annotated[

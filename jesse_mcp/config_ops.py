@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 
 from shared.changes import (
     apply_changes,
+    keyed,
     leaf_changes,
     loosenings,
-    sensitive_changes,
     shadowed_changes,
     stage_moves,
 )
-from shared.config import TradingConfig, validate_config_data
+from shared.config import TradingConfig
+from shared.config_file import validate_config_data
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied
 from shared.redact import redact, redact_text
@@ -46,6 +47,10 @@ class ConfigView(BaseModel):
     path: str = Field(description="The configuration file.")
     config: dict[str, Any] = Field(description="The whole configuration; secrets never live here.")
     environment: dict[str, str] = Field(description="Relevant environment variables; secrets only as set/not set.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="How the file was read: older key names migrated in memory (the file changes on the next save).",
+    )
 
 
 class ChangeRecord(BaseModel):
@@ -90,7 +95,9 @@ def config_view(config: ConfigStore) -> ConfigView:
             env[name] = "set" if value else "not set"
         else:
             env[name] = redact_text(value) if value else "not set"
-    return ConfigView(path=str(config.path), config=redact(cfg.model_dump(mode="json")), environment=env)
+    return ConfigView(
+        path=str(config.path), config=redact(cfg.model_dump(mode="json")), environment=env, notes=list(config.notes)
+    )
 
 
 def stage_view(cfg: TradingConfig, store: Store, strategy: str | None) -> StageView:
@@ -145,7 +152,7 @@ async def update_config(
             "promotion goes through the evidence-gated request_stage_promotion tool (recorded backtest, stress-test "
             "and paper evidence; get_promotion_gates shows what is missing).",
         )
-    loosened = loosenings(old, new) + sensitive_changes(old, new)
+    loosened = loosenings(old, new)
     confirmation = "not needed"
     if loosened and store.trading_state()["state"] != "ACTIVE":
         raise PolicyDenied(
@@ -187,11 +194,9 @@ async def update_config(
         for change in demotions
     ]
     write_stage(config, store, write, history)
-    applied = leaf_changes(seen, new.model_dump(mode="json"))
+    applied = leaf_changes(keyed(seen), keyed(new.model_dump(mode="json")))
     return ConfigUpdateResult(
-        applied=[
-            ChangeRecord(path=c.path, old=c.old, new=c.new) for c in leaf_changes(seen, new.model_dump(mode="json"))
-        ],
+        applied=[ChangeRecord(path=c.path, old=c.old, new=c.new) for c in applied],
         loosened=loosened,
         confirmation=confirmation,
         demotions=[ChangeRecord(path=c.path, old=c.old, new=c.new) for c in demotions],

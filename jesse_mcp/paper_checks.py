@@ -101,24 +101,24 @@ def _count_checks(out: _Checks, x: CheckInputs, limits: PortfolioLimits) -> None
             "max_total_positions", total, limits.max_total_positions, "positions of all strategies"
         ),
     )
-    for period, limit in (
-        ("day", limits.max_trades_per_day),
-        ("week", limits.max_trades_per_week),
-        ("month", limits.max_trades_per_month),
+    for period, field, limit in (
+        ("day", "max_daily_trades", limits.max_daily_trades),
+        ("week", "max_weekly_trades", limits.max_weekly_trades),
+        ("month", "max_monthly_trades", limits.max_monthly_trades),
     ):
         n = x.trade_counts[period]
         out.add(
-            f"max_trades_per_{period}",
+            field,
             n,
             limit,
             f"{n} paper trades this {period} (UTC), counted across processes",
             policy.check_count_below(
-                f"max_trades_per_{period}",
+                field,
                 n,
                 limit,
                 f"trades this {period}",
                 f"wait for the next UTC {period} (closing positions does not lower the count), or raise "
-                f"max_trades_per_{period} in portfolio_limits (a person confirms loosening).",
+                f"{field} in portfolio_limits (a person confirms loosening).",
             ),
         )
 

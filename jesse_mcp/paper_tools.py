@@ -91,7 +91,7 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
             return None
         try:
             spec = await deps.extras["backtests"].strategy(strategy)
-            configured = deps.config.load().strategies[strategy].hyperparameters
+            configured = deps.config.load().strategies[strategy].custom_params
             return CurrentCode(fingerprint(spec), spec.resolve_hyperparameters(configured))
         except (TradingMcpError, KeyError, OSError) as e:
             return CurrentCode(None, None, str(e))

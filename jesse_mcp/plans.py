@@ -189,7 +189,7 @@ def build_plan(
 ) -> RunPlan:
     if timeframe not in TIMEFRAME_MINUTES:
         raise BacktestError(f"Unknown timeframe {timeframe!r}; valid: {', '.join(TIMEFRAMES)}.")
-    configured = cfg.strategies[strategy.name].hyperparameters if strategy.name in cfg.strategies else {}
+    configured = cfg.strategies[strategy.name].custom_params if strategy.name in cfg.strategies else {}
     hp = strategy.resolve_hyperparameters({**configured, **(hyperparameters or {})})
     risk = resolve_risk(
         cfg, strategy.name if strategy.name in cfg.strategies else None, risk_profile=risk_profile, mode="backtest"

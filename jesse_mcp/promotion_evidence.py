@@ -262,7 +262,7 @@ def _hyperparameter_gate(bt: BacktestResult, code: CurrentCode) -> Gate:
         "backtest_hyperparameters",
         not differs,
         len(differs),
-        "the configured hyperparameters (defaults with strategies.<name>.hyperparameters)",
+        "the configured hyperparameters (defaults with strategies.<name>.custom_params)",
         "same hyperparameters" if not differs else "differ: " + ", ".join(differs),
     )
 

@@ -145,7 +145,7 @@ def build_server(
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_server("jesse-mcp", "jesse_mcp_port", build_server, argv)
+    run_server("jesse-mcp", "jesse", build_server, argv)
 
 
 Symbol = Annotated[str, Field(description="Market symbol, e.g. BTC-USDT.", min_length=2, max_length=32)]

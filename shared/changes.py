@@ -6,17 +6,13 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import RISK_FIELD_NAMES, STAGE_RANK, TradingConfig
+from pydantic import BaseModel
+
+from shared.config import RISK_FIELD_NAMES, RISK_LOOSER_DIRECTION, STAGE_RANK, TradingConfig
+from shared.config_news import sources_by_name
+from shared.directions import COMPARE_KEY, declared, is_riskier
 from shared.errors import ConfigError, ConfigProblem
-from shared.profiles import (
-    PAPER_LOOSER_DIRECTION,
-    PORTFOLIO_LOOSER_DIRECTION,
-    PRICE_LOOSER_DIRECTION,
-    PROFILE_RANK,
-    PROMOTION_LOOSER_DIRECTION,
-    RISK_LOOSER_DIRECTION,
-    is_looser,
-)
+from shared.profiles import PROFILE_RANK, is_looser
 from shared.resolve import resolve_risk
 
 # Dict-valued sections whose keys are names chosen by the user (new entries may be created).
@@ -38,7 +34,7 @@ def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     """
     if not changes:
         raise ConfigError("No changes given: pass at least one 'dotted.path': value pair.")
-    out = copy.deepcopy(data)
+    out = keyed(copy.deepcopy(data))
     for path, value in changes.items():
         parts = path.split(".")
         if not path or any(not p for p in parts):
@@ -71,6 +67,18 @@ def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return out
 
 
+def keyed(data: dict[str, Any]) -> dict[str, Any]:
+    """The configuration data with `news_priorities` keyed by source name, as dotted paths address it
+    (`news_priorities.coindesk.weight`); the file lists the sources."""
+    sources = data.get("news_priorities")
+    if not isinstance(sources, list):
+        return data
+    try:
+        return {**data, "news_priorities": sources_by_name(sources)}
+    except ValueError as e:
+        raise ConfigError(f"news_priorities: {e}.", [ConfigProblem("news_priorities", None, str(e))]) from None
+
+
 def leaf_changes(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[FieldChange] = []
@@ -92,7 +100,13 @@ _MISSING: Any = _Missing()
 
 
 def loosenings(old: TradingConfig, new: TradingConfig) -> list[str]:
-    """Every way `new` takes more risk than `old`, as readable sentences (empty: nothing loosened)."""
+    """Every way `new` takes more risk than `old` (or changes what needs the person: addresses, listeners,
+    connectors), as readable sentences; empty when nothing does. Each field's direction is declared on the model
+    (shared.directions): risk settings are compared after resolution, everything else field by field."""
+    return _resolved_risk(old, new) + _walk(TradingConfig, old, new, "")
+
+
+def _resolved_risk(old: TradingConfig, new: TradingConfig) -> list[str]:
     found: list[str] = []
     if PROFILE_RANK[new.global_risk_profile] > PROFILE_RANK[old.global_risk_profile]:
         found.append(f"global_risk_profile {old.global_risk_profile} -> {new.global_risk_profile}")
@@ -108,21 +122,60 @@ def loosenings(old: TradingConfig, new: TradingConfig) -> list[str]:
         for field in RISK_FIELD_NAMES:
             if is_looser(RISK_LOOSER_DIRECTION[field], b[field], a[field]):
                 found.append(f"{label}: {field} {b[field]:g} -> {a[field]:g}")
-    for section, directions in (
-        ("portfolio_limits", PORTFOLIO_LOOSER_DIRECTION),
-        ("paper", PAPER_LOOSER_DIRECTION),
-        ("promotion", PROMOTION_LOOSER_DIRECTION),
-        ("price_config", PRICE_LOOSER_DIRECTION),
-    ):
-        b, a = getattr(old, section).model_dump(), getattr(new, section).model_dump()
-        for field, direction in directions.items():
-            if is_looser(direction, float(b[field]), float(a[field])):
-                found.append(f"{section}.{field} {_show(b[field])} -> {_show(a[field])}")
     return found
 
 
-def _show(value: float | bool) -> str:
-    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+# How an entry of a named collection counts when it is absent on one side: a news source that is not there is the
+# least trusted, weightless and off; a price provider that is not there does not vote; a strategy that is not there
+# is judged by resolution and its stage only.
+_ABSENT_AS: dict[str, dict[str, Any]] = {
+    "news_priorities": {"priority": 100, "weight": 0.0, "enabled": False},
+    "price_config.providers": {"enabled": False},
+    "strategies": {},
+}
+
+
+def _walk(model: type[BaseModel], old: BaseModel, new: BaseModel, path: str) -> list[str]:
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        sub = f"{path}.{name}" if path else name
+        before, after = getattr(old, name), getattr(new, name)
+        decl = declared(info)
+        if decl is not None:
+            if decl[COMPARE_KEY] == "walk" and is_riskier(decl, before, after):
+                found.append(f"{sub} {_show(before)} -> {_show(after)}")
+        elif isinstance(before, BaseModel):
+            found += _walk(type(before), before, after, sub)
+        elif isinstance(before, dict) and sub in _ABSENT_AS:
+            found += _walk_entries(before, after, sub)
+        elif before != after:  # undeclared (a test keeps this from happening): the person decides
+            found.append(f"{sub} changed")
+    return found
+
+
+def _walk_entries(old: dict[str, BaseModel], new: dict[str, BaseModel], path: str) -> list[str]:
+    found: list[str] = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        before, after = old.get(key), new.get(key)
+        present = after if after is not None else before
+        assert present is not None
+        absent = present.model_copy(update=_ABSENT_AS[path])
+        diffs = _walk(type(present), before or absent, after or absent, "")
+        if before is None and diffs:
+            found.append(f"{path}.{key} added ({'; '.join(diffs)})")
+        elif after is None and diffs:
+            found.append(f"{path}.{key} removed ({'; '.join(diffs)})")
+        else:
+            found += [f"{path}.{key}.{d}" for d in diffs]
+    return found
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float | int):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
 
 
 def stage_moves(old: TradingConfig, new: TradingConfig) -> tuple[list[FieldChange], list[FieldChange]]:
@@ -165,29 +218,3 @@ def shadowed_changes(old: TradingConfig, new: TradingConfig, changed_paths: list
                 "risk_profile to change it."
             )
     return notes
-
-
-def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
-    """Changes that are not risk limits but still need the person: where servers listen, which addresses they
-    fetch, which price providers vote, and switching a disabled strategy back on."""
-    found = []
-    if old.mcp_config != new.mcp_config:
-        for c in leaf_changes(old.mcp_config.model_dump(), new.mcp_config.model_dump(), "mcp_config"):
-            found.append(f"{c.path} {c.old} -> {c.new}")
-    old_news, new_news = old.news_priorities, new.news_priorities
-    for name, source in new_news.items():
-        before = old_news.get(name)
-        moved = before is None or (before.url, before.type) != (source.url, source.type)
-        if moved and (source.url or source.type):
-            found.append(f"news source '{name}' address {source.url or '-'} ({source.type or 'no connector'})")
-    for name in sorted({*old.price_config.providers, *new.price_config.providers}):
-        before, prov = old.price_config.providers.get(name), new.price_config.providers.get(name)
-        if prov is not None and prov.base_url and (before is None or before.base_url != prov.base_url):
-            found.append(f"price provider '{name}' address {prov.base_url}")
-        was_on, is_on = before is not None and before.enabled, prov is not None and prov.enabled  # absent: unused
-        if was_on != is_on:  # which providers vote on the consensus price that fills and stops paper orders
-            found.append(f"price provider '{name}' {'enabled' if is_on else 'disabled'}")
-    for name, strat in new.strategies.items():
-        if strat.enabled and name in old.strategies and not old.strategies[name].enabled:
-            found.append(f"strategy '{name}' re-enabled")
-    return found

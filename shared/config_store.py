@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from shared.config import TradingConfig, config_to_json, parse_config_text, validate_config_data
+from shared.config import TradingConfig
+from shared.config_file import config_to_json, decode_config_bytes, load_config_text, validate_config_data
 from shared.errors import ConfigError
 from shared.files import atomic_write_text
 
@@ -33,6 +34,7 @@ class ConfigStore:
         self.path = Path(path) if path is not None else config_path()
         self._cached: TradingConfig | None = None
         self._signature: tuple[int, int, int] | None = None
+        self.notes: list[str] = []  # what was migrated from older key names when the file was last read
 
     def _stat_signature(self) -> tuple[int, int, int] | None:
         try:
@@ -51,16 +53,24 @@ class ConfigStore:
                 if not self.path.exists():
                     atomic_write_text(self.path, config_to_json(TradingConfig()))
             signature = self._stat_signature()
-        cfg = parse_config_text(self.path.read_text(encoding="utf-8"), str(self.path))
-        self._cached, self._signature = cfg, signature
+        cfg, notes = self._read()
+        self._cached, self._signature, self.notes = cfg, signature, notes
         return cfg
+
+    def _read(self) -> tuple[TradingConfig, list[str]]:
+        source = str(self.path)
+        try:
+            raw = self.path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{source} cannot be read ({e.strerror or type(e).__name__}); fix it or delete it.") from None
+        return load_config_text(decode_config_bytes(raw, source), source)
 
     def save(self, cfg: TradingConfig) -> None:
         """Validate again (the model may have been built loosely) and replace the file atomically."""
         checked = validate_config_data(cfg.model_dump(mode="json"))
         with self._locked():
             atomic_write_text(self.path, config_to_json(checked))
-        self._cached, self._signature = checked, self._stat_signature()
+        self._cached, self._signature, self.notes = checked, self._stat_signature(), []
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[TradingConfig, TradingConfig]:
         """Read-modify-write under an exclusive lock, so concurrent writers never lose each other's changes.
@@ -71,10 +81,10 @@ class ConfigStore:
         if not self.path.exists():
             self.load()
         with self._locked():
-            old = parse_config_text(self.path.read_text(encoding="utf-8"), str(self.path))
+            old, _ = self._read()
             new = validate_config_data(change(old.model_dump(mode="json")), "configuration change")
             atomic_write_text(self.path, config_to_json(new))
-        self._cached, self._signature = new, self._stat_signature()
+        self._cached, self._signature, self.notes = new, self._stat_signature(), []
         return old, new
 
     @contextlib.contextmanager

@@ -9,15 +9,16 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.config import (
     RISK_FIELD_NAMES,
+    RISK_LOOSER_DIRECTION,
     STAGE_RANK,
     STAGES,
     RiskSettings,
     Stage,
     TradingConfig,
-    problems_from,
 )
+from shared.config_file import problems_from
 from shared.errors import InvalidArgumentsError, PolicyDenied
-from shared.profiles import PROFILE_RANK, PROFILE_TEMPLATES, RISK_LOOSER_DIRECTION, ProfileName, is_looser
+from shared.profiles import PROFILE_RANK, PROFILE_TEMPLATES, ProfileName, is_looser
 
 Mode = Literal["backtest", "paper", "live"]
 

@@ -113,9 +113,10 @@ def setup_logging() -> None:
 
 
 def run_server(
-    prog: str, port_field: str, build: Callable[[ServerDeps], GuardedServer], argv: list[str] | None = None
+    prog: str, listen_key: str, build: Callable[[ServerDeps], GuardedServer], argv: list[str] | None = None
 ) -> None:
-    """Command line of every server: stdio by default, or streamable HTTP on --host/--port."""
+    """Command line of every server: stdio by default, or streamable HTTP on --host/--port (defaults from
+    mcp_config.<listen_key>_host and _port)."""
     parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: an MCP server of the trading-mcp suite.")
     parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     parser.add_argument("--host", help="bind address for streamable HTTP (default from mcp_config, 127.0.0.1)")
@@ -131,8 +132,8 @@ def run_server(
         mcp_config = deps.config.load().mcp_config
     except ConfigError:
         mcp_config = McpConfig()
-    host = args.host or mcp_config.host
-    port = args.port or getattr(mcp_config, port_field)
+    host = args.host or getattr(mcp_config, f"{listen_key}_host")
+    port = args.port or getattr(mcp_config, f"{listen_key}_port")
     if args.transport == "streamable-http":
         try:  # before anything starts: a non-loopback bind without a good token never serves a request
             deps.extras["http_policy"] = http_policy(prog, host, port)

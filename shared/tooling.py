@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 
 from shared import callscope
 from shared.callscope import CallScope
-from shared.config import format_loc
+from shared.config_file import format_loc
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
 from shared.guard import CallRecord, Decision, decide

@@ -24,6 +24,7 @@ from shared.local_http import LocalHttpServer
 BULLISH = ("surge", "rally", "soar", "record high", "approved", "beats", "bullish")
 BEARISH = ("crash", "plunge", "hack", "lawsuit", "ban ", "default", "bearish")
 ERRORS = {
+    400: ("1211", "Model does not exist, please check the model code"),
     401: ("1000", "Authentication failed"),
     429: ("1302", "Rate limit reached for requests"),
     500: ("500", "Internal error, try again later"),

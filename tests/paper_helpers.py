@@ -77,7 +77,7 @@ class Clock:
 def configure(home: Path, **changes: Any) -> TradingConfig:
     """Write a configuration (defaults + dotted-path changes), as a person editing the file would."""
     from shared.changes import apply_changes
-    from shared.config import validate_config_data
+    from shared.config_file import validate_config_data
 
     data = TradingConfig().model_dump(mode="json")
     if changes:

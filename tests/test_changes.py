@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.changes import apply_changes, leaf_changes, loosenings, sensitive_changes, stage_moves
-from shared.config import TradingConfig, validate_config_data
+from shared.changes import apply_changes, leaf_changes, loosenings, stage_moves
+from shared.config import TradingConfig
+from shared.config_file import validate_config_data
 from shared.errors import ConfigError
 
 
@@ -12,7 +13,7 @@ def _changed(changes: dict) -> TradingConfig:
 
 
 def test_tightening_is_not_loosening():
-    new = _changed({"global_risk_settings.max_leverage": 1.5, "portfolio_limits.max_trades_per_day": 10})
+    new = _changed({"global_risk_settings.max_leverage": 1.5, "portfolio_limits.max_daily_trades": 10})
     assert loosenings(TradingConfig(), new) == []
 
 
@@ -46,18 +47,18 @@ def test_server_addresses_news_addresses_and_re_enabling_need_approval():
             base.model_dump(mode="json"),
             {
                 "strategies.trend_following.enabled": True,
-                "mcp_config.host": "0.0.0.0",
+                "mcp_config.jesse_host": "0.0.0.0",
                 "news_priorities.coindesk.url": "http://169.254.169.254/latest",
                 "price_config.providers.kraken.base_url": "http://prices.example",
                 "price_config.outlier_bps": 50,
             },
         )
     )
-    found = sensitive_changes(base, new)
-    assert "mcp_config.host 127.0.0.1 -> 0.0.0.0" in found
-    assert "strategy 'trend_following' re-enabled" in found
-    assert any("coindesk" in f and "169.254.169.254" in f for f in found)
-    assert "price provider 'kraken' address http://prices.example" in found
+    found = loosenings(base, new)
+    assert "mcp_config.jesse_host 127.0.0.1 -> 0.0.0.0" in found
+    assert "strategies.trend_following.enabled false -> true" in found
+    assert any(f.startswith("news_priorities.coindesk.url") and "169.254.169.254" in f for f in found)
+    assert "price_config.providers.kraken.base_url - -> http://prices.example" in found
     assert not any("outlier" in f for f in found)  # a tighter outlier threshold is not sensitive
 
 

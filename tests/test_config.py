@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import TradingConfig, config_to_json
+from shared.config import TradingConfig
+from shared.config_file import config_to_json
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError
 
@@ -40,9 +41,9 @@ def test_defaults_equal_the_seed_values_field_by_field():
     assert cfg.portfolio_limits.model_dump() == {
         "max_total_positions": 10,
         "max_open_positions": 5,
-        "max_trades_per_day": 20,
-        "max_trades_per_week": 50,
-        "max_trades_per_month": 200,
+        "max_daily_trades": 20,
+        "max_weekly_trades": 50,
+        "max_monthly_trades": 200,
         "position_timeout_hours": 72,
         "min_account_balance": 1000,
         "max_account_usage": 0.95,
@@ -57,10 +58,12 @@ def test_defaults_equal_the_seed_values_field_by_field():
     assert mr.risk_overrides.model_dump(exclude_none=True) == {"max_position_size": 0.05, "max_leverage": 1.0}
     assert set(cfg.strategies) == {"trend_following", "mean_reversion"}
     assert cfg.mcp_config.model_dump() == {
-        "host": "127.0.0.1",
-        "jesse_mcp_port": 8000,
-        "asset_price_mcp_port": 8001,
-        "discovery_mcp_port": 8002,
+        "jesse_host": "127.0.0.1",
+        "jesse_port": 8000,
+        "asset_price_host": "127.0.0.1",
+        "asset_price_port": 8001,
+        "discovery_host": "127.0.0.1",
+        "discovery_port": 8002,
     }
     assert cfg.zai_glm_config.model.startswith("glm-4")
 
@@ -152,12 +155,12 @@ def test_a_valid_update_is_written_and_seen_by_another_reader(home: Path):
     assert reader.load().stage == "exploration"
 
     def tighten(data):
-        data["portfolio_limits"]["max_trades_per_day"] = 5
+        data["portfolio_limits"]["max_daily_trades"] = 5
         return data
 
     old, new = writer.update(tighten)
-    assert (old.portfolio_limits.max_trades_per_day, new.portfolio_limits.max_trades_per_day) == (20, 5)
-    assert reader.load().portfolio_limits.max_trades_per_day == 5
+    assert (old.portfolio_limits.max_daily_trades, new.portfolio_limits.max_daily_trades) == (20, 5)
+    assert reader.load().portfolio_limits.max_daily_trades == 5
 
 
 def test_nan_and_booleans_are_not_numbers(home: Path):
@@ -207,6 +210,7 @@ def test_the_three_profile_templates_hold_the_exact_seed_values():
 def test_the_remaining_sections_have_their_documented_defaults():
     cfg = TradingConfig()
     assert cfg.zai_glm_config.model_dump() == {
+        "api_endpoint": "https://open.bigmodel.cn/api/paas/v4/",
         "model": "glm-4-flash",
         "max_tokens": 1024,
         "temperature": 0.1,
@@ -223,7 +227,7 @@ def test_the_remaining_sections_have_their_documented_defaults():
 def test_names_with_dots_or_capitals_are_refused_in_words(home: Path):
     path = home / "config.json"
     data = TradingConfig().model_dump(mode="json")
-    data["news_priorities"]["x.com"] = {"priority": 9, "weight": 0.1}
+    data["news_priorities"].append({"source": "x.com", "priority": 9, "weight": 0.1})
     _write(path, data)
     with pytest.raises(ConfigError, match="no dots"):
         ConfigStore(path).load()

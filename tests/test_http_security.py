@@ -137,7 +137,7 @@ def test_run_server_exits_2_before_building_when_a_non_loopback_host_has_no_toke
 
     argv = ["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "8002"]
     with pytest.raises(SystemExit) as exit_:
-        server_common.run_server("discovery-mcp", "discovery_mcp_port", build, argv)
+        server_common.run_server("discovery-mcp", "discovery", build, argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "refusing to serve on 0.0.0.0" in err and "set TRADING_MCP_TOKEN" in err

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.changes import apply_changes, loosenings, sensitive_changes
-from shared.config import TradingConfig, validate_config_data
+from shared.changes import apply_changes, loosenings
+from shared.config import TradingConfig
+from shared.config_file import validate_config_data
 
 
 def _changed(**changes) -> TradingConfig:
@@ -64,15 +65,17 @@ def test_paper_settings_are_validated_with_their_bounds():
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        ("price_config__providers__binance__enabled", False, "price provider 'binance' disabled"),
-        ("price_config__providers__replay__enabled", True, "price provider 'replay' enabled"),
+        ("price_config__providers__binance__enabled", False, "price_config.providers.binance.enabled true -> false"),
+        ("price_config__providers__replay__enabled", True, "price_config.providers.replay.enabled false -> true"),
     ],
 )
 def test_switching_a_price_provider_on_or_off_needs_the_person(path, value, expected):
-    assert sensitive_changes(TradingConfig(), _changed(**{path: value})) == [expected]
+    assert loosenings(TradingConfig(), _changed(**{path: value})) == [expected]
 
 
 def test_removing_a_price_provider_from_the_configuration_counts_as_disabling_it():
     data = TradingConfig().model_dump(mode="json")
     del data["price_config"]["providers"]["kraken"]
-    assert sensitive_changes(TradingConfig(), validate_config_data(data)) == ["price provider 'kraken' disabled"]
+    assert loosenings(TradingConfig(), validate_config_data(data)) == [
+        "price_config.providers.kraken removed (enabled true -> false)"
+    ]

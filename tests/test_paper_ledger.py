@@ -43,9 +43,9 @@ ALL_CHECKS = [
     "max_portfolio_risk",
     "max_open_positions",
     "max_total_positions",
-    "max_trades_per_day",
-    "max_trades_per_week",
-    "max_trades_per_month",
+    "max_daily_trades",
+    "max_weekly_trades",
+    "max_monthly_trades",
     "min_account_balance",
     "max_account_usage",
     "max_drawdown",
@@ -244,32 +244,32 @@ async def test_total_positions_count_every_strategy(open_ledger):
     assert "max_open_positions" not in text  # trend_following has one of its five
 
 
-@pytest.mark.parametrize("period", ["day", "week", "month"])
-async def test_the_trade_limit_of_each_period_refuses_the_order_past_it(open_ledger, period):
+@pytest.mark.parametrize(
+    ("period", "rule"), [("day", "max_daily_trades"), ("week", "max_weekly_trades"), ("month", "max_monthly_trades")]
+)
+async def test_the_trade_limit_of_each_period_refuses_the_order_past_it(open_ledger, period, rule):
     ledger = open_ledger(
-        **{f"portfolio_limits.max_trades_per_{period}": 1, f"strategies.{STRATEGY}.risk_overrides.max_correlation": 1.0}
+        **{f"portfolio_limits.{rule}": 1, f"strategies.{STRATEGY}.risk_overrides.max_correlation": 1.0}
     )
     async with ledger.session() as s:
         first = await placed(s, type="limit", limit_price=50_000.0, notional_usd=400.0)
-        check = checks_of(first)[f"max_trades_per_{period}"]
+        check = checks_of(first)[rule]
         assert (check["passed"], check["value"], check["limit"]) == (True, 0, 1)
         assert ledger.trade_count(period) == 1  # a resting order counts as a trade when placed
         before = ledger.rows()
         refused = await place(s, type="limit", limit_price=49_000.0, notional_usd=400.0)
-    assert_refused(
-        ledger, before, refused, f"max_trades_per_{period}", f"trades this {period}: 1 already, the limit is 1."
-    )
+    assert_refused(ledger, before, refused, rule, f"trades this {period}: 1 already, the limit is 1.")
     assert ledger.trade_count(period) == 1
 
 
 async def test_a_trade_count_refusal_does_not_suggest_closing_positions_which_never_lowers_the_count(open_ledger):
-    ledger = open_ledger(**{"portfolio_limits.max_trades_per_day": 1})
+    ledger = open_ledger(**{"portfolio_limits.max_daily_trades": 1})
     async with ledger.session() as s:
         pid = (await placed(s, notional_usd=400.0))["position"]["id"]
         payload(await s.call_tool("close_paper_position", {"position_id": pid}))
         refused = await place(s, notional_usd=400.0)  # closing did not give the trade back
     text = text_of(refused)
-    assert "max_trades_per_day" in text and "close existing" not in text
+    assert "max_daily_trades" in text and "close existing" not in text
 
 
 async def test_cash_after_margin_and_fee_below_the_minimum_balance_is_refused(open_ledger):
@@ -469,9 +469,9 @@ async def test_a_filled_order_reports_every_check_with_its_value_and_limit(open_
         "max_portfolio_risk": (True, 18.0, 200.0),
         "max_open_positions": (True, 0, 5),
         "max_total_positions": (True, 0, 10),
-        "max_trades_per_day": (True, 0, 20),
-        "max_trades_per_week": (True, 0, 50),
-        "max_trades_per_month": (True, 0, 200),
+        "max_daily_trades": (True, 0, 20),
+        "max_weekly_trades": (True, 0, 50),
+        "max_monthly_trades": (True, 0, 200),
         "min_account_balance": (True, START - 900.0 * (1 + FEE), 1_000.0),
         "max_account_usage": (True, 900.0, 0.95 * START),
         "max_drawdown": (True, 0.0, 0.15),

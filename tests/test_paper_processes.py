@@ -41,8 +41,8 @@ PAPER = {
     f"strategies.{STRATEGY}.risk_overrides.max_correlation": 1.0,
     "portfolio_limits.max_open_positions": 1000,
     "portfolio_limits.max_total_positions": 1000,
-    "portfolio_limits.max_trades_per_week": 1000,
-    "portfolio_limits.max_trades_per_month": 1000,
+    "portfolio_limits.max_weekly_trades": 1000,
+    "portfolio_limits.max_monthly_trades": 1000,
     "portfolio_limits.min_account_balance": 0,
 }
 ONE_ORDER = {"orders": 1, "fills": 1, "positions": 1, "journal": 1, "trades_counted": 1, "accounts": 1}
@@ -148,11 +148,11 @@ def service(store: Store, home: Path, now: float = CLOCK) -> PaperService:
 # --- several processes, one limit ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def day_limit_race(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
-    """Three processes place 30 orders each at one signal against max_trades_per_day = 20. A BTC-USDT position from
+    """Three processes place 30 orders each at one signal against max_daily_trades = 20. A BTC-USDT position from
     the day before is open, so each order measures its correlation with BTC-USDT before the race (see
     test_an_order_is_not_refused_for_a_same_symbol_position_another_process_opened_while_it_was_checked)."""
     home = tmp_path_factory.mktemp("day-limit")
-    configure(home, **PAPER, **{"portfolio_limits.max_trades_per_day": 20})
+    configure(home, **PAPER, **{"portfolio_limits.max_daily_trades": 20})
     with open_store(home) as store:
         anyio.run(service(store, home, CLOCK - 86_400).place_order, OrderRequest(**order("yesterday")))
     with watched(Workers(home)) as w:
@@ -165,7 +165,7 @@ def test_three_processes_together_fill_exactly_the_daily_trade_limit_and_the_res
     filled = [r for r in outcomes if r["ok"]]
     denied = [r for r in outcomes if not r["ok"]]
     assert len(filled) == 20 and not any(r["duplicate"] for r in filled)
-    assert Counter(r["rule"] for r in denied) == {"max_trades_per_day": 70}, denied[:3]
+    assert Counter(r["rule"] for r in denied) == {"max_daily_trades": 70}, denied[:3]
     with open_store(home) as store:
         assert store.counter_value(DAY_KEY) == 20
         # yesterday's order and the 20 of today, each whole
@@ -193,7 +193,7 @@ def test_every_concurrent_order_is_journaled_once_as_allowed_or_denied_with_its_
     through_mcp = [j for j in journal if j["arguments"].get("client_order_id", "").startswith("w")]
     assert Counter((j["decision"], j["outcome"], j["rule"]) for j in through_mcp) == {
         ("allow", "ok", None): 20,
-        ("deny", "denied", "max_trades_per_day"): 70,
+        ("deny", "denied", "max_daily_trades"): 70,
     }
     assert len({j["arguments"]["client_order_id"] for j in through_mcp}) == 90
 

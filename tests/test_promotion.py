@@ -287,7 +287,7 @@ def test_configured_hyperparameters_are_what_a_backtest_must_have_run(deps, pric
     deps.config.update(
         lambda d: {
             **d,
-            "strategies": {**d["strategies"], TF: {**d["strategies"][TF], "hyperparameters": {"fast_period": 12}}},
+            "strategies": {**d["strategies"], TF: {**d["strategies"][TF], "custom_params": {"fast_period": 12}}},
         }
     )
     spec = BUILTIN[TF]

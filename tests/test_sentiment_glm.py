@@ -222,6 +222,19 @@ async def test_from_env_honours_zhipuai_base_url(fake, offline):
         scorer.close()
 
 
+async def test_the_configured_endpoint_and_an_unknown_model_name_are_used_as_written(fake, offline):
+    config = GlmConfig(api_endpoint=fake.url + "/seed/v1", model="glm-4x", max_tokens=2000, temperature=0.7)
+    scorer = GlmScorer.from_env(config, offline, env={"ZHIPUAI_API_KEY": KEY})
+    assert scorer is not None
+    try:
+        fake.behaviour = "http_400"  # the API does not know the model
+        result = await score(scorer, NEWS[:1])
+    finally:
+        scorer.close()
+    assert fake.requests[0].path == "/seed/v1/chat/completions" and fake.requests[0].body["model"] == "glm-4x"
+    assert result[0].method == "offline:fake" and "check zai_glm_config.model" in result[0].fallback_reason
+
+
 async def test_a_base_url_that_is_not_http_is_refused_with_the_variable_to_fix(offline):
     env = {"ZHIPUAI_API_KEY": KEY, "ZHIPUAI_BASE_URL": "open.bigmodel.cn/api"}
     with pytest.raises(DiscoveryError, match="ZHIPUAI_BASE_URL must be an http"):

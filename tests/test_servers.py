@@ -88,12 +88,12 @@ async def test_while_halted_reads_tightening_and_demotion_work_but_loosening_doe
         assert not (await client.call_tool("get_policy", {})).isError
         tighten = await client.call_tool(
             "update_config",
-            {"changes": {"portfolio_limits.max_trades_per_day": 1, "strategies.mean_reversion.stage": "exploration"}},
+            {"changes": {"portfolio_limits.max_daily_trades": 1, "strategies.mean_reversion.stage": "exploration"}},
         )
         assert not tighten.isError, text_of(tighten)
-        loosen = await client.call_tool("update_config", {"changes": {"portfolio_limits.max_trades_per_day": 99}})
+        loosen = await client.call_tool("update_config", {"changes": {"portfolio_limits.max_daily_trades": 99}})
     assert loosen.isError and "trading_halted" in text_of(loosen)
-    assert deps.config.load().portfolio_limits.max_trades_per_day == 1
+    assert deps.config.load().portfolio_limits.max_daily_trades == 1
 
 
 async def test_an_unexpected_error_is_logged_with_traceback_and_the_client_gets_a_short_message(deps, caplog):

@@ -63,6 +63,33 @@ def test_console_script_speaks_only_protocol_on_stdout(tmp_path: Path, script: s
     assert not result["isError"] and result["structuredContent"]["risk_profile"] == "moderate"
 
 
+@pytest.mark.parametrize("script", ["jesse-mcp", "asset-price-mcp", "discovery-mcp"])
+def test_a_server_starts_with_a_binary_config_file_and_refuses_calls_with_config_invalid(tmp_path: Path, script: str):
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xff\xfe\x00garbage\x80")
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "smoke", "version": "1"}}
+    requests = (
+        _rpc(1, "initialize", hello)
+        + _rpc(None, "notifications/initialized")
+        + _rpc(2, "tools/list")
+        + _rpc(3, "tools/call", {"name": "get_policy", "arguments": {}})
+    )
+    with subprocess.Popen(
+        [str(BIN / script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(tmp_path),
+        text=True,
+    ) as proc:
+        answers, _ = _exchange(proc, script, requests)
+        log = proc.stderr.read()
+    result = answers[3]["result"]
+    text = result["content"][0]["text"]
+    assert result["isError"] and "config_invalid" in text and str(path) in text and "not UTF-8" in text
+    assert "Traceback" not in log and path.read_bytes() == b"\xff\xfe\x00garbage\x80"
+
+
 def _exchange(proc: subprocess.Popen, script: str, requests: str) -> tuple[dict, str]:
     """Send the requests, read until three answers came, close stdin: the server must then exit by itself."""
     answers: dict = {}

@@ -92,7 +92,7 @@ async def test_an_invalid_value_names_the_field_and_nothing_is_written(deps):
 
 async def test_a_concurrent_change_during_confirmation_is_not_overwritten(deps):
     async def change_meanwhile(context, params):
-        deps.config.update(lambda d: {**d, "portfolio_limits": {**d["portfolio_limits"], "max_trades_per_day": 3}})
+        deps.config.update(lambda d: {**d, "portfolio_limits": {**d["portfolio_limits"], "max_daily_trades": 3}})
         from mcp import types
 
         return types.ElicitResult(action="accept", content={"confirm": True})
@@ -101,7 +101,7 @@ async def test_a_concurrent_change_during_confirmation_is_not_overwritten(deps):
         result = await client.call_tool("update_config", LOOSEN)
     assert result.isError and "changed while this update waited" in text_of(result)
     cfg = deps.config.load()
-    assert cfg.portfolio_limits.max_trades_per_day == 3 and cfg.strategies["trend_following"].risk_profile == "moderate"
+    assert cfg.portfolio_limits.max_daily_trades == 3 and cfg.strategies["trend_following"].risk_profile == "moderate"
 
 
 async def test_a_global_setting_every_profile_overrides_is_written_with_a_note_that_it_changes_nothing(deps):

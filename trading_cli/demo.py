@@ -19,6 +19,7 @@ from typing import Any
 
 from mcp import ClientSession, types
 
+from shared.changes import keyed
 from trading_cli import render as text
 from trading_cli.client import SERVERS, error_text, open_session, result_payload
 
@@ -252,7 +253,7 @@ class Demo:
         print("\n# Tightening never needs confirmation:")
         changes = {
             "strategies.trend_following.risk_overrides.max_leverage": 1.5,
-            "portfolio_limits.max_trades_per_day": 10,
+            "portfolio_limits.max_daily_trades": 10,
         }
         await self.call(session, server, "update_config", {"changes": changes, "reason": "demo: tighten"})
         await self.call(session, server, "get_policy", {"strategy": "trend_following"})
@@ -340,7 +341,7 @@ def sample_sources(data: dict, url: str) -> dict:
         "community": {"priority": 3, "weight": 0.2, "speed": "fast"},
     }
     news = {n: {**f, "enabled": True, "url": f"{url}/{n}.rss", "type": "rss"} for n, f in feeds.items()}
-    news["reuters"] = {**data["news_priorities"]["reuters"], "priority": 4}
+    news["reuters"] = {**keyed(data)["news_priorities"]["reuters"], "priority": 4}
     return {**data, "news_priorities": news}
 
 
