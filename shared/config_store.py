@@ -62,7 +62,8 @@ class ConfigStore:
         try:
             raw = self.path.read_bytes()
         except OSError as e:
-            raise ConfigError(f"{source} cannot be read ({e.strerror or type(e).__name__}); fix it or delete it.") from None
+            why = e.strerror or type(e).__name__
+            raise ConfigError(f"{source} cannot be read ({why}); fix it or delete it.") from None
         return load_config_text(decode_config_bytes(raw, source), source)
 
     def save(self, cfg: TradingConfig) -> None:
