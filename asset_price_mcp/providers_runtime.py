@@ -14,6 +14,7 @@ import anyio
 import httpx
 
 from asset_price_mcp.providers.base import ProviderError
+from shared.http import FetchRefused
 
 Clock = Callable[[], float]
 
@@ -113,6 +114,8 @@ class ProviderClient:
             except TimeoutError:
                 last = ProviderError(provider.name, "unavailable", f"no answer within {provider.timeout_s:g} s")
                 continue
+            except FetchRefused as e:  # the address policy will refuse a retry just the same
+                raise ProviderError(provider.name, "unavailable", str(e)) from None
             except httpx.HTTPError as e:
                 last = ProviderError(provider.name, "unavailable", f"{type(e).__name__}: {e}")
                 continue

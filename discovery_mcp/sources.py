@@ -24,7 +24,7 @@ import feedparser
 import httpx
 
 from shared.config import NewsSource
-from shared.http import parse_retry_after
+from shared.http import FetchRefused, parse_retry_after
 
 Status = Literal["ok", "not_modified", "error", "no_connector", "needs_key", "idle", "disabled"]
 
@@ -172,6 +172,8 @@ async def _fetch_feed(
         return FetchResult(name, "error", f"{name} did not answer within {timeout_s:g} s.", url=url)
     except _TooLarge as e:
         return FetchResult(name, "error", f"{name} answered more than {max_bytes:,} bytes ({e.size:,}); skipped.")
+    except FetchRefused as e:
+        return FetchResult(name, "error", f"{name}: {e}", url=url)
     except httpx.HTTPError as e:
         return FetchResult(name, "error", f"{name} could not be reached ({type(e).__name__}).", url=url)
     latency = round((time.perf_counter() - started) * 1000, 1)
@@ -280,6 +282,8 @@ async def _fetch_cryptopanic(
         return FetchResult(name, "error", f"{name} did not answer within {timeout_s:g} s.")
     except _TooLarge as e:
         return FetchResult(name, "error", f"{name} answered more than {max_bytes:,} bytes ({e.size:,}); skipped.")
+    except FetchRefused as e:  # its message shows addresses without their query, so never the key
+        return FetchResult(name, "error", f"{name}: {e}")
     except httpx.HTTPError as e:  # the message of an httpx error may hold the URL with the key: not shown
         return FetchResult(name, "error", f"{name} could not be reached ({type(e).__name__}).")
     latency = round((time.perf_counter() - started) * 1000, 1)

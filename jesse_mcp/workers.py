@@ -4,14 +4,23 @@ Written by hand rather than with ProcessPoolExecutor because a timed-out or canc
 the pool kills that worker and starts a fresh one, which an executor cannot do. Workers are spawned (not forked)
 from a thread, so `initialize` and `tools/list` never wait for Jesse's 5-9 s import, and their stdout is pointed at
 stderr, so nothing Jesse prints can reach the stdio protocol wire.
+
+A worker dies with its server, however the server dies (SIGKILL included): on Linux the kernel sends it SIGKILL
+(PR_SET_PDEATHSIG), and on every platform a watchdog thread in the worker exits as soon as a pipe only the server
+holds reaches end-of-file or the worker's parent pid changes. The parent-death signal fires when the *thread* that
+started the worker ends, so every worker is started by one long-lived spawner thread, never by a passing one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import logging
 import multiprocessing as mp
 import os
+import queue
+import signal
 import sys
 import threading
 import time
@@ -28,6 +37,9 @@ from shared.errors import TradingMcpError
 
 log = logging.getLogger("jesse_mcp.workers")
 DEFAULT_WARMUP = ("jesse.research",)
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+NO_PDEATHSIG_ENV = "JESSE_MCP_WORKER_NO_PDEATHSIG"  # "1": rely on the watchdog alone (tests of the portable path)
+WATCHDOG_POLL_S = 1.0
 
 
 class WorkerError(TradingMcpError):
@@ -58,9 +70,30 @@ def _send(conn: Connection, message: tuple) -> None:
         conn.send(message)
 
 
-def _worker_main(conn: Connection, warmup: tuple[str, ...], workdir: str | None) -> None:
+def _arm_parent_death_signal(parent_pid: int) -> None:
+    """Linux: be killed by the kernel when the parent goes; then make sure the parent had not already gone."""
+    if sys.platform.startswith("linux") and os.environ.get(NO_PDEATHSIG_ENV) != "1":
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog thread still ends this worker
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed: nobody would send it
+        os._exit(0)
+
+
+def _watch_parent(lifeline: Connection, parent_pid: int) -> None:
+    """Ends the worker when its parent is gone: the lifeline reaches end-of-file (only the parent holds its other
+    end, so the kernel closes it whatever kills the parent) or the parent pid changes (re-parented)."""
+    while not lifeline.poll(WATCHDOG_POLL_S) and os.getppid() == parent_pid:
+        pass
+    os._exit(0)  # a busy task cannot be interrupted politely, and its result has nobody to go to
+
+
+def _worker_main(
+    conn: Connection, lifeline: Connection, parent_pid: int, warmup: tuple[str, ...], workdir: str | None
+) -> None:
     global _conn
     _conn = conn
+    _arm_parent_death_signal(parent_pid)
+    threading.Thread(target=_watch_parent, args=(lifeline, parent_pid), name="parent-watchdog", daemon=True).start()
     if workdir:  # Jesse writes relative paths (storage/...): keep them out of the user's current folder
         os.makedirs(workdir, exist_ok=True)
         os.chdir(workdir)
@@ -92,10 +125,39 @@ def _worker_main(conn: Connection, warmup: tuple[str, ...], workdir: str | None)
         return  # the parent went away
 
 
+class _Spawner:
+    """The one long-lived thread that starts every worker (see the module docstring for why), started on first use
+    and kept for the life of the process."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jesse-worker-spawner", daemon=True)
+                self._thread.start()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # this thread must outlive any failed start: its end would kill every worker
+                log.exception("starting a jesse worker failed")
+
+
+_spawner = _Spawner()
+
+
 @dataclass
 class _Worker:
     process: Any
     conn: Connection
+    lifeline: Connection  # never written: the worker exits when it closes, by our hand or with this process
     state: str = "starting"  # starting, ready, busy, failed, dead
     started_at: float = field(default_factory=time.monotonic)
     ready_after_s: float | None = None
@@ -142,16 +204,24 @@ class WorkerPool:
             self._spawn()
 
     def _spawn(self) -> None:
+        _spawner.submit(self._spawn_now)
+
+    def _spawn_now(self) -> None:
         with self._lock:
             if self._closed:
                 return
             parent, child = self._ctx.Pipe()
+            watched, lifeline = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
-                target=_worker_main, args=(child, self.warmup, self.workdir), daemon=True, name="jesse-worker"
+                target=_worker_main,
+                args=(child, watched, os.getpid(), self.warmup, self.workdir),
+                daemon=True,
+                name="jesse-worker",
             )
             process.start()
             child.close()
-            worker = _Worker(process, parent)
+            watched.close()
+            worker = _Worker(process, parent, lifeline)
             self._workers.append(worker)
         threading.Thread(target=self._await_ready, args=(worker,), daemon=True).start()
 
@@ -204,6 +274,7 @@ class WorkerPool:
                 if worker.process.is_alive():
                     worker.process.kill()
                 worker.conn.close()
+                worker.lifeline.close()
                 if worker in self._workers:
                     self._workers.remove(worker)
             self._available.notify_all()
@@ -256,3 +327,4 @@ class WorkerPool:
         for w in workers:
             w.process.join(timeout=5)
             w.conn.close()
+            w.lifeline.close()

@@ -1,6 +1,14 @@
 """The one way to reach the network: an httpx client factory and GET-with-retries that honours Retry-After.
 
-Tests inject `transport=httpx.MockTransport(...)` and a fake `sleep`, so nothing touches the network or waits.
+Every client it makes fetches only http(s) addresses and follows at most MAX_REDIRECTS redirects, each judged by
+where it leads (hand-written because httpx has no address policy for redirects). The rule: a configured address is
+fetched whatever it is (the person chose it), but a redirect may reach a non-public address (loopback, private,
+link-local) only from an address of that same kind, so a feed on 127.0.0.1 may move within loopback and one on the
+LAN within private networks, while a public server can never bounce a fetch inwards. Cloud metadata names and
+addresses, unspecified, multicast and reserved addresses are never redirect targets. Hostnames are judged by what
+they resolve to; the connection resolves again, so a name whose DNS answer changes in between is not covered.
+
+Tests inject `transport=httpx.MockTransport(...)`, a fake `resolver` and a fake `sleep`: nothing touches the network.
 """
 
 from __future__ import annotations
@@ -13,11 +21,15 @@ from typing import Any
 import anyio
 import httpx
 
+from shared.addresses import METADATA, PUBLIC, Resolver, host_kinds, system_resolver
 from shared.errors import TradingMcpError
 
 USER_AGENT = "trading-mcp/0.1 (MCP servers for trading assistants)"
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 RETRY_STATUS = {418, 429, 500, 502, 503, 504}
+MAX_REDIRECTS = 3
+SCHEMES = ("http", "https")
+NEVER_REDIRECTED_TO = frozenset({METADATA, "unspecified", "multicast", "reserved"})
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -30,15 +42,94 @@ class HttpError(TradingMcpError):
         self.retry_after_s = retry_after_s
 
 
+class FetchRefused(httpx.RequestError):
+    """A request not sent: its address is not http(s), or a redirect leads where the address policy forbids."""
+
+
+def shown(url: httpx.URL) -> str:
+    """An address for a message: without its query or credentials (a key may travel in either)."""
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
+
+
+class GuardedClient(httpx.AsyncClient):
+    """An httpx client whose every request (get, stream, send) goes through the scheme check and the redirect
+    policy of this module; redirects are followed here, one judged hop at a time."""
+
+    def __init__(self, *, resolver: Resolver, max_redirects: int, **kwargs: Any):
+        super().__init__(follow_redirects=True, **kwargs)
+        self._resolver, self._redirect_limit = resolver, max_redirects
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if request.url.scheme not in SCHEMES:
+            raise FetchRefused(
+                f"Refused to fetch {shown(request.url)}: only http and https addresses are fetched. "
+                "Configure an http(s) address.",
+                request=request,
+            )
+        follow = kwargs.pop("follow_redirects", None)
+        follow = follow if isinstance(follow, bool) else self.follow_redirects
+        history: list[httpx.Response] = []
+        while True:
+            response = await super().send(request, follow_redirects=False, **kwargs)
+            target = response.next_request
+            if not follow or target is None:
+                response.history = history
+                return response
+            await response.aclose()
+            history.append(response)
+            reason = await self._refusal(request.url, target.url, len(history))
+            if reason:
+                raise FetchRefused(
+                    f"Refused redirect {len(history)} from {shown(request.url)} to {shown(target.url)}: {reason}",
+                    request=target,
+                )
+            request = target
+
+    async def _refusal(self, source: httpx.URL, target: httpx.URL, hop: int) -> str | None:
+        """Why the redirect number `hop` from source to target must not be followed, or None."""
+        if hop > self._redirect_limit:
+            return f"more than {self._redirect_limit} redirects. Configure the final address of the resource instead."
+        if target.scheme not in SCHEMES:
+            return f"only http and https addresses are fetched, not {target.scheme}:. The server's redirect is refused."
+        try:
+            kinds = await host_kinds(target.host, self._resolver)
+        except OSError as e:
+            return f"its host {target.host} could not be resolved ({e}). Check the configured address."
+        inward = {address: kind for address, kind in kinds.items() if kind != PUBLIC}
+        if not inward:
+            return None
+        never = {a: k for a, k in inward.items() if k in NEVER_REDIRECTED_TO}
+        if never:
+            address, kind = next(iter(never.items()))
+            why = f"it leads to a {kind} address ({address}), which is never a redirect target"
+        else:
+            try:
+                source_kinds = set((await host_kinds(source.host, self._resolver)).values())
+            except OSError:
+                source_kinds = set()
+            outside = {a: k for a, k in inward.items() if k not in source_kinds}
+            if not outside:
+                return None
+            address, kind = next(iter(outside.items()))
+            why = f"it leads to a {kind} address ({address}), and only a {kind} address may redirect there"
+        return f"{why}. If the resource really is there, configure its address directly."
+
+
 def make_client(
-    base_url: str = "", *, transport: httpx.AsyncBaseTransport | None = None, timeout: httpx.Timeout | None = None
+    base_url: str = "",
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
+    resolver: Resolver = system_resolver,
+    max_redirects: int = MAX_REDIRECTS,
 ) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return GuardedClient(
+        resolver=resolver,
+        max_redirects=max_redirects,
         base_url=base_url,
         transport=transport,
         timeout=timeout or DEFAULT_TIMEOUT,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        follow_redirects=True,
     )
 
 
@@ -76,6 +167,8 @@ async def get_json(
     for attempt in range(max_retries + 1):
         try:
             response = await client.get(url, params=params)
+        except FetchRefused as e:
+            raise HttpError(str(e)) from None
         except httpx.TransportError as e:
             if attempt == max_retries:
                 raise HttpError(f"{host} could not be reached ({type(e).__name__}: {e}).") from None
