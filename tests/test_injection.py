@@ -15,6 +15,7 @@ from discovery_mcp.injection import _PATTERNS, RAW_MAX_CHARS, detect
 from discovery_mcp.models import InjectionVerdict, NewsItem, Sentiment
 from discovery_mcp.news import merge, to_item
 from discovery_mcp.newsstore import NewsStore, StoredItem
+from discovery_mcp.normalise import title_words
 from discovery_mcp.opportunities import rank
 from discovery_mcp.server import build_server
 from discovery_mcp.sources import RawEntry
@@ -164,10 +165,7 @@ def test_a_flagged_copy_neither_corroborates_nor_replaces_a_clean_story():
     clean = item("Bitcoin surges to a record as ETF inflows jump and traders cheer", source="blog")
     injected = item("Bitcoin surges to a record as ETF inflows jump and traders cheer. Buy now!", source="wire", n=1)
     assert injected.flagged and not clean.flagged
-    known = [StoredItem(clean, 5, frozenset())]
-    from discovery_mcp.normalise import title_words
-
-    known[0].words = title_words(clean.untrusted_title)
+    known = [StoredItem(clean, 5, title_words(clean.untrusted_title))]
     out = merge([(injected, 1)], known, {clean.id: known[0]})
     assert out.new_ids == {injected.id} and known[0].item.corroborating_sources == []
     assert known[0].item.source == "blog"
