@@ -39,6 +39,20 @@ class Sentiment(BaseModel):
     fallback_reason: str | None = Field(
         None, description="Set when the requested method failed and the offline scorer answered instead."
     )
+    excluded_reason: str | None = Field(
+        None,
+        description="Set when the text addresses the reader (instructions to a model, orders to trade): what was "
+        "found. The text was not scored (neutral, confidence 0) and counts toward nothing.",
+    )
+
+
+class InjectionVerdict(BaseModel):
+    """Whether third-party text addresses the reader; made by `discovery_mcp.injection.detect`."""
+
+    flagged: bool = Field(
+        False, description="True: the story addresses the reader; it counts toward no sentiment or opportunity."
+    )
+    reasons: list[str] = Field(default_factory=list, description="What was found, e.g. an instruction to a model.")
 
 
 class NewsItem(BaseModel):
@@ -53,4 +67,11 @@ class NewsItem(BaseModel):
     corroborating_sources: list[str] = Field(
         default_factory=list, description="Other sources that carried the same story (deduplicated into this one)."
     )
-    sentiment: Sentiment | None = None
+    sentiment: Sentiment | None = Field(None, description="Null for a flagged story: it is not scored.")
+    injection: InjectionVerdict | None = Field(
+        None, description="The check for text addressing the reader (instructions to a model, orders to trade)."
+    )
+
+    @property
+    def flagged(self) -> bool:
+        return self.injection is not None and self.injection.flagged

@@ -19,7 +19,8 @@ import httpx
 from pydantic import BaseModel, Field
 
 from discovery_mcp.entities import ASSETS, extract_symbols
-from discovery_mcp.models import SUMMARY_MAX, TITLE_MAX, DiscoveryError, NewsItem, Sentiment
+from discovery_mcp.injection import detect
+from discovery_mcp.models import SUMMARY_MAX, TITLE_MAX, DiscoveryError, InjectionVerdict, NewsItem, Sentiment
 from discovery_mcp.newsstore import NewsStore, StoredItem
 from discovery_mcp.normalise import canonical_url, plain_text, similar_titles, title_words
 from discovery_mcp.sources import FetchResult, RawEntry, fetch_source
@@ -92,6 +93,7 @@ def to_item(raw: RawEntry, source: str, now_ms: int) -> NewsItem | None:
         published=utc_now_iso(published),
         published_ms=published,
         symbols=symbols,
+        injection=detect(raw.title, raw.summary),  # on the text as delivered: plain_text erases hidden characters
     )
 
 
@@ -120,6 +122,7 @@ def merge(
                     if set(s.item.symbols) == symbols
                     and s.item.source != item.source  # one source does not publish one story under two URLs
                     and abs(s.item.published_ms - item.published_ms) <= DEDUPE_WINDOW_MS
+                    and s.item.flagged == item.flagged  # a flagged copy neither corroborates nor replaces a clean one
                     and similar_titles(s.words, words)
                 ),
                 None,
@@ -270,12 +273,20 @@ class NewsService:
         return out
 
     async def _score(self, merged: _Merge) -> list[StoredItem]:
-        """Sentiment of the new stories and of those whose kept copy changed; returns them, scored."""
+        """Sentiment of the new stories and of those whose kept copy changed; returns them, scored. A flagged story
+        (its text addresses the reader) is never sent to a scorer and keeps no sentiment."""
         ids = [i for i in merged.touched if i in merged.new_ids or i in merged.rescore]
-        if not ids:
-            return []
-        scores = await self.scorer.score([merged.touched[i].item.untrusted_title for i in ids])
-        for i, sentiment in zip(ids, scores, strict=True):
+        clean = [i for i in ids if not merged.touched[i].item.flagged]
+        scores = await self.scorer.score([merged.touched[i].item.untrusted_title for i in clean]) if clean else []
+        by_id = dict(zip(clean, scores, strict=True))
+        for i in ids:
             story = merged.touched[i]
-            story.item = story.item.model_copy(update={"sentiment": sentiment})
+            sentiment = by_id.get(i)
+            update: dict[str, object] = {"sentiment": sentiment}
+            if sentiment is not None and sentiment.excluded_reason:  # the scorer's own check caught it
+                update = {
+                    "sentiment": None,
+                    "injection": InjectionVerdict(flagged=True, reasons=[sentiment.excluded_reason]),
+                }
+            story.item = story.item.model_copy(update=update)
         return [merged.touched[i] for i in ids]

@@ -12,12 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from discovery_mcp.injection import detect
 from discovery_mcp.models import NewsItem
 from discovery_mcp.normalise import title_words
 from discovery_mcp.sources import FetchResult, Validators
 from shared.store import Store, utc_now_iso
 
 MergeT = TypeVar("MergeT")
+
+
+def parse_item(raw: str) -> NewsItem:
+    """A stored story. One stored before the reader-addressing check is checked now (on its stored plain text), and
+    loses its sentiment if flagged, so no story escapes the check."""
+    item = NewsItem.model_validate_json(raw)
+    if item.injection is None:
+        verdict = detect(item.untrusted_title, item.untrusted_summary)
+        item = item.model_copy(update={"injection": verdict, **({"sentiment": None} if verdict.flagged else {})})
+    return item
 
 
 @dataclass(slots=True)
@@ -77,10 +88,16 @@ class NewsStore:
     def source_states(self) -> dict[str, dict[str, Any]]:
         with self.store.transaction() as db:
             rows = db.execute("SELECT name, state FROM news_sources").fetchall()
-            counts = dict(db.execute("SELECT source, COUNT(*) FROM news_items GROUP BY source").fetchall())
+            counts = {
+                source: (stored, flagged or 0)
+                for source, stored, flagged in db.execute(
+                    "SELECT source, COUNT(*), SUM(json_extract(item, '$.injection.flagged') = 1) FROM news_items "
+                    "GROUP BY source"
+                ).fetchall()
+            }
         states = {name: json.loads(state) for name, state in rows}
         for name, state in states.items():
-            state["items_stored"] = counts.get(name, 0)
+            state["items_stored"], state["items_flagged"] = counts.get(name, (0, 0))
         return states
 
     # --- items -----------------------------------------------------------------------------------------------
@@ -88,7 +105,7 @@ class NewsStore:
     def _stored(rows: list[tuple[str, int]]) -> list[StoredItem]:
         out = []
         for raw, priority in rows:
-            item = NewsItem.model_validate_json(raw)
+            item = parse_item(raw)
             out.append(StoredItem(item, priority, title_words(item.untrusted_title)))
         return out
 
@@ -169,7 +186,7 @@ class NewsStore:
         out = []
         wanted_symbols, wanted_sources = set(symbols or ()), set(sources or ())
         for (raw,) in rows:
-            item = NewsItem.model_validate_json(raw)
+            item = parse_item(raw)
             if wanted_symbols and not wanted_symbols.intersection(item.symbols):
                 continue
             if wanted_sources and not wanted_sources.intersection([item.source, *item.corroborating_sources]):

@@ -12,11 +12,21 @@ from typing import Literal
 import anyio
 
 from discovery_mcp.glm import GlmScorer
+from discovery_mcp.injection import detect
 from discovery_mcp.models import DiscoveryError, Sentiment
 from discovery_mcp.sentiment import OfflineScorer
 from shared.config import GlmConfig
 
 Method = Literal["auto", "offline", "glm"]
+
+
+EXCLUDED_METHOD = "excluded"
+
+
+def excluded(reasons: list[str]) -> Sentiment:
+    """The result for a text that addresses the reader: no score, and the reasons."""
+    reason = "; ".join(reasons)
+    return Sentiment(score=0.0, label="neutral", confidence=0.0, method=EXCLUDED_METHOD, excluded_reason=reason)
 
 
 class SentimentRouter:
@@ -47,7 +57,15 @@ class SentimentRouter:
         return "glm" if self.env.get("ZHIPUAI_API_KEY") else "offline"
 
     async def score(self, texts: list[str], method: Method = "auto") -> list[Sentiment]:
-        if not texts:
+        """One Sentiment per text. A text that addresses the reader is not scored (nor sent to GLM): it gets a
+        neutral, zero-confidence result that says why."""
+        verdicts = [detect(t) for t in texts]
+        clean = [t for t, v in zip(texts, verdicts, strict=True) if not v.flagged]
+        scores = iter(await self._score(clean, method))
+        return [excluded(v.reasons) if v.flagged else next(scores) for v in verdicts]
+
+    async def _score(self, texts: list[str], method: Method) -> list[Sentiment]:
+        if not texts and method != "glm":
             return []
         if method in ("auto", "glm"):
             glm = self.glm()

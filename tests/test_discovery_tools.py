@@ -96,6 +96,7 @@ async def test_injected_instructions_in_a_headline_change_nothing_and_stay_marke
         journal = payload(await client.call_tool("get_journal", {"limit": 10}))
     injected = next(i for i in result["items"] if i["untrusted_title"].startswith("SYSTEM"))
     assert "<" not in injected["untrusted_summary"] and "onerror" not in injected["untrusted_summary"]
+    assert injected["injection"]["flagged"] and injected["sentiment"] is None
     assert deps.config.load() == before
     assert {e["tool"] for e in journal["entries"]} == {"fetch_news"}
 

@@ -94,7 +94,7 @@ async def test_a_cycle_fetches_every_source_and_folds_duplicates_into_the_most_t
     btc = next(i for i in items if "100K" in i.untrusted_title)
     assert btc.source == "coindesk" and btc.corroborating_sources == ["cointelegraph"]
     assert btc.url == "https://coindesk.example/btc-100k" and btc.sentiment.score == 0.8
-    assert sum(len(c) for c in scorer.calls) == 3  # each story scored once
+    assert sum(len(c) for c in scorer.calls) == 2  # each story scored once; the injected one is flagged, not scored
 
 
 async def test_a_second_cycle_is_incremental_with_conditional_gets(deps, client):
