@@ -142,7 +142,7 @@ def test_configured_hyperparameters_are_the_default_and_call_arguments_override_
 
     store = CandleStore(tmp_path)
     generate_synthetic(store, "BTC-USDT", START, START + 20 * 24 * HOUR, seed=1)
-    cfg = TradingConfig(strategies={"trend_following": StrategyConfig(hyperparameters={"fast_period": 12})})
+    cfg = TradingConfig(strategies={"trend_following": StrategyConfig(custom_params={"fast_period": 12})})
 
     def plan(hyperparameters):
         args = dict.fromkeys(
