@@ -37,6 +37,7 @@ from mcp import ClientSession
 
 from jesse_mcp.candle_ops import generate_synthetic, import_csv
 from shared.candles import MINUTE_MS, CandleStore
+from shared.readable import ReadableFolders
 from trading_cli.client import error_text, open_session, result_payload
 
 YEAR_START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -85,7 +86,7 @@ def prepare_data(home: Path, real: bool) -> tuple[str, str, str]:
     """Fill the store; returns (exchange, symbol, description of the data)."""
     store = CandleStore(home / "candles")
     if real:
-        report = import_csv(store, str(REAL), "binance", "BTC-USDT")
+        report = import_csv(store, ReadableFolders(home, (str(REAL.parent),)), str(REAL), "binance", "BTC-USDT")
         m = report.market
         return "binance", "BTC-USDT", f"real Binance BTCUSDT 1m, {m.rows:,} rows ({m.first} .. {m.last}, ~90 days)"
     report = generate_synthetic(store, "BTC-USDT", YEAR_START_MS, YEAR_START_MS + YEAR_DAYS * DAY_MS, seed=7)

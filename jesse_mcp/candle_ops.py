@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, Field
@@ -13,6 +12,7 @@ from jesse_mcp.binance_import import ImportReport, base_url, import_binance
 from jesse_mcp.importers import read_csv_candles, synthetic_candles
 from shared.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
 from shared.http import make_client
+from shared.readable import ReadableFolders
 
 When = datetime | date
 
@@ -90,9 +90,11 @@ async def import_from_exchange(
         return await import_binance(client, store, symbol, start_ms, end_ms, progress=progress)
 
 
-def import_csv(store: CandleStore, path: str, exchange: str, symbol: str) -> CsvImportReport:
-    rows, layout = read_csv_candles(Path(path).expanduser(), symbol)
-    market = store.save(exchange, symbol, rows, f"csv:{Path(path).name}", synthetic=False)
+def import_csv(store: CandleStore, readable: ReadableFolders, path: str, exchange: str, symbol: str) -> CsvImportReport:
+    """Import a CSV that `readable` allows (imports/ or a configured folder); relative paths are in imports/."""
+    real = readable.resolve(path)
+    rows, layout = read_csv_candles(real, symbol)
+    market = store.save(exchange, symbol, rows, f"csv:{real.name}", synthetic=False)
     return CsvImportReport(
         exchange=market.exchange,
         symbol=market.symbol,

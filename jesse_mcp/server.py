@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,7 @@ from shared.candles import CandleStore, MarketInfo
 from shared.config import BacktestConfig
 from shared.confirm import require_confirmation
 from shared.errors import ConfigError
+from shared.readable import ReadableFolders
 from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
 
@@ -103,7 +104,10 @@ def build_server(
         recent history of stage changes."""
         return config_ops.stage_view(deps.config.load(), deps.store, strategy)
 
-    register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"))
+    def readable() -> ReadableFolders:  # read per call: a folder the person adds counts at once
+        return ReadableFolders(deps.extras["home"], tuple(deps.config.load().import_config.folders))
+
+    register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"), readable)
     service = BacktestService(deps.extras["home"], deps.config.load, deps.store, pool)
     deps.extras["backtests"] = service
     register_backtest_tools(tools, service)
@@ -158,7 +162,7 @@ Days = Annotated[
 ]
 
 
-def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
+def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Callable[[], ReadableFolders]) -> None:
     @tools.tool(
         capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored candles"
     )
@@ -224,14 +228,22 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
         title="Import candles from CSV",
     )
     def import_candles_csv(
-        path: Annotated[str, Field(description="CSV (or .csv.gz) file on the server's machine.", max_length=1024)],
+        path: Annotated[
+            str,
+            Field(
+                description="CSV (or .csv.gz) file in $TRADING_MCP_HOME/imports/ (a relative path is taken there) "
+                "or in a folder listed in import_config.folders.",
+                max_length=1024,
+            ),
+        ],
         symbol: Symbol,
         exchange: Exchange = "binance",
     ) -> candle_ops.CsvImportReport:
-        """Import a CSV of 1-minute candles. Detects the layout: a header naming timestamp/time/date, open, high,
-        low, close, volume in any order (epoch s/ms/us or ISO times), Binance's headerless kline CSV, or a
-        symbol column (pass the symbol). Malformed rows are reported with their line number."""
-        return candle_ops.import_csv(store, path, exchange, symbol)
+        """Import a CSV of 1-minute candles from imports/ or a configured import folder (hidden and .env files
+        never). Detects the layout: a header naming timestamp/time/date, open, high, low, close, volume in any
+        order (epoch s/ms/us or ISO times), Binance's headerless kline CSV, or a symbol column (pass the symbol).
+        Malformed rows are reported with their line number."""
+        return candle_ops.import_csv(store, readable(), path, exchange, symbol)
 
     @tools.tool(
         capability="research",

@@ -169,7 +169,7 @@ def shadowed_changes(old: TradingConfig, new: TradingConfig, changed_paths: list
 
 def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
     """Changes that are not risk limits but still need the person: where servers listen, which addresses they
-    fetch, which price providers vote, and switching a disabled strategy back on."""
+    fetch, which price providers vote, switching a disabled strategy back on, and new folders tools may read."""
     found = []
     if old.mcp_config != new.mcp_config:
         for c in leaf_changes(old.mcp_config.model_dump(), new.mcp_config.model_dump(), "mcp_config"):
@@ -190,4 +190,7 @@ def sensitive_changes(old: TradingConfig, new: TradingConfig) -> list[str]:
     for name, strat in new.strategies.items():
         if strat.enabled and name in old.strategies and not old.strategies[name].enabled:
             found.append(f"strategy '{name}' re-enabled")
+    for folder in new.import_config.folders:  # tools may read files there; removing a folder never asks
+        if folder not in old.import_config.folders:
+            found.append(f"import folder added: {folder} (tools may read files in it)")
     return found

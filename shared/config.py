@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from shared.errors import ConfigError, ConfigProblem
 from shared.profiles import PROFILE_TEMPLATES, ProfileName
+from shared.readable import check_folder
 
 Stage = Literal["exploration", "paper", "live"]
 STAGES: tuple[Stage, ...] = ("exploration", "paper", "live")
@@ -308,6 +309,24 @@ class PriceConfig(BaseModel):
     )
 
 
+class ImportConfig(BaseModel):
+    """Where tools may read files (candle CSVs): $TRADING_MCP_HOME/imports/ always, plus these folders."""
+
+    model_config = _STRICT
+    folders: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Extra folders whose files import tools may read (absolute paths, '~' is expanded; not '/' nor "
+        "a system tree such as /etc or /proc). Hidden files and .env files are never read. Adding a folder needs "
+        "the person's confirmation; removing one does not.",
+    )
+
+    @field_validator("folders")
+    @classmethod
+    def _safe_folders(cls, value: list[str]) -> list[str]:
+        return [check_folder(folder) for folder in value]
+
+
 class TradingConfig(BaseModel):
     model_config = _STRICT
     global_risk_profile: ProfileName = "moderate"
@@ -325,6 +344,7 @@ class TradingConfig(BaseModel):
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)
     promotion: PromotionGates = Field(default_factory=PromotionGates)
+    import_config: ImportConfig = Field(default_factory=ImportConfig)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
