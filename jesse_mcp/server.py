@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.fastmcp import Context
@@ -153,7 +153,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 Symbol = Annotated[str, Field(description="Market symbol, e.g. BTC-USDT.", min_length=2, max_length=32)]
-Exchange = Annotated[str, Field(description="Exchange label in the store, e.g. binance or synthetic.", max_length=32)]
+Exchange = Annotated[
+    str,
+    Field(
+        description="Exchange: a store key (binance, binance-perp, bybit-usdt-perp, synthetic, ...) or Jesse's name "
+        "(Binance Spot, Binance Perpetual Futures, Bybit USDT Perpetual, ...), any case.",
+        min_length=1,
+        max_length=48,
+    ),
+]
 Start = Annotated[candle_ops.When | None, Field(description="UTC start, e.g. 2025-06-01 or 2025-06-01T12:00:00.")]
 End = Annotated[candle_ops.When | None, Field(description="UTC end (exclusive); default now.")]
 Days = Annotated[
@@ -167,8 +175,8 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
         capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored candles"
     )
     def list_candles(exchange: Exchange | None = None, symbol: Symbol | None = None) -> candle_ops.CandleList:
-        """The 1-minute candle data stored for backtests: per exchange and symbol, the range, row count, exact gaps
-        (missing minutes), filled gaps, sources, and whether the data is synthetic."""
+        """The 1-minute candle data stored for backtests: per exchange (store key and Jesse's name) and symbol, the
+        range, row count, exact gaps (missing minutes), filled gaps, sources, and whether the data is synthetic."""
         return candle_ops.list_markets(store, exchange, symbol)
 
     @tools.tool(
@@ -182,7 +190,12 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
     async def import_candles(
         symbol: Symbol,
         exchange: Annotated[
-            Literal["binance"], Field(description="Exchange whose public REST API to use (BINANCE_BASE_URL).")
+            str,
+            Field(
+                description="Binance Spot (store key binance), whose public REST API is used (BINANCE_BASE_URL).",
+                min_length=1,
+                max_length=48,
+            ),
         ] = "binance",
         start: Start = None,
         end: End = None,
@@ -191,6 +204,7 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
     ) -> ImportReport:
         """Fetch closed 1-minute candles from the exchange into the store: paginated, resumes after data already
         stored, honours rate limits, reports exact gaps (exchange outages). Progress is reported while it runs."""
+        candle_ops.binance_key(exchange)
         start_ms, end_ms = candle_ops.resolve_range(start, end, days)
 
         async def progress(done: int, total: int) -> None:
@@ -256,4 +270,4 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
     def fill_candle_gaps(exchange: Exchange, symbol: Symbol) -> MarketInfo:
         """Fill every gap of a stored market with flat candles at the previous close and zero volume. An explicit
         choice, recorded in the market's `filled` list; Jesse needs contiguous minutes."""
-        return store.fill_gaps(exchange, symbol)
+        return candle_ops.fill_gaps(store, exchange, symbol)
