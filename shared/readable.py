@@ -91,14 +91,13 @@ class ReadableFolders:
     def resolve(self, requested: str) -> Path:
         """The real path of `requested` (relative paths are taken inside imports/) when tools may read it."""
         self.imports.mkdir(parents=True, exist_ok=True)
-        raw = Path(requested).expanduser()
-        if not raw.is_absolute():
-            raw = self.imports / raw
         try:
+            raw = Path(requested).expanduser()
+            raw = raw if raw.is_absolute() else self.imports / raw
             real = raw.resolve()
             roots = [Path(folder).resolve() for folder in (str(self.imports), *self.folders)]
-        except (OSError, RuntimeError):  # a link loop
-            raise FileAccessError(f"{requested!r} cannot be resolved (a link loop?). Nothing was read.") from None
+        except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte, an unknown ~user
+            raise FileAccessError(f"{requested!r} is not a usable path. Nothing was read.") from None
         tree = system_tree(raw) or system_tree(real)
         if tree is not None:
             raise FileAccessError(

@@ -87,6 +87,12 @@ def test_a_link_with_a_plain_name_to_an_env_file_inside_imports_is_refused(home,
     assert SECRET not in _refusal(ReadableFolders(home), "candles.csv")
 
 
+def test_a_path_with_a_nul_byte_or_a_link_loop_is_refused_as_unusable(home, imports):
+    (imports / "loop.csv").symlink_to(imports / "loop.csv")
+    assert "not a usable path" in _refusal(ReadableFolders(home), "bad\x00name.csv")
+    assert "not a usable path" in _refusal(ReadableFolders(home), "loop.csv")
+
+
 def test_the_imports_folder_is_created_on_first_use(home):
     assert not (home / "imports").exists()
     assert ReadableFolders(home).resolve("btc.csv") == (home / "imports" / "btc.csv").resolve()
@@ -176,3 +182,12 @@ async def test_a_csv_in_a_folder_the_person_added_is_imported(deps, tmp_path_fac
     assert f"import folder added: {folder}" in callback.calls[0]
     assert changed["confirmation"] == "confirmed by the person through elicitation"
     assert report["imported_rows"] == 5 and report["symbol"] == "ETH-USDT"
+
+
+def test_a_pipe_inside_imports_is_refused_without_waiting_for_a_writer(home, imports):
+    from jesse_mcp.importers import read_csv_candles
+
+    os.mkfifo(imports / "pipe.csv")
+    real = ReadableFolders(home).resolve("pipe.csv")
+    with pytest.raises(FileAccessError, match="not a regular file"):
+        read_csv_candles(real)
