@@ -37,13 +37,14 @@ from mcp import ClientSession
 
 from jesse_mcp.candle_ops import generate_synthetic, import_csv
 from shared.candles import MINUTE_MS, CandleStore
+from shared.exchanges import jesse_exchange
+from shared.readable import ReadableFolders
 from trading_cli.client import error_text, open_session, result_payload
 
 YEAR_START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY_MS = 86_400_000
 YEAR_DAYS = 365
 REAL = Path(__file__).resolve().parents[2] / "shared/data/candles/binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
-JESSE_EXCHANGE = "Binance Perpetual Futures"
 STRATEGY, TIMEFRAME, PROFILE = "trend_following", "1h", "moderate"
 PROFILES = ("conservative", "moderate", "aggressive")
 WORKERS = 3  # the default backtest_config.workers
@@ -85,7 +86,7 @@ def prepare_data(home: Path, real: bool) -> tuple[str, str, str]:
     """Fill the store; returns (exchange, symbol, description of the data)."""
     store = CandleStore(home / "candles")
     if real:
-        report = import_csv(store, str(REAL), "binance", "BTC-USDT")
+        report = import_csv(store, ReadableFolders(home, (str(REAL.parent),)), str(REAL), "binance", "BTC-USDT")
         m = report.market
         return "binance", "BTC-USDT", f"real Binance BTCUSDT 1m, {m.rows:,} rows ({m.first} .. {m.last}, ~90 days)"
     report = generate_synthetic(store, "BTC-USDT", YEAR_START_MS, YEAR_START_MS + YEAR_DAYS * DAY_MS, seed=7)
@@ -181,26 +182,27 @@ def direct_run_factory(home: Path, result: dict[str, Any]) -> Callable[[], dict[
     req, risk = result["request"], result["risk_settings"]
     warm_minutes = req["warmup_candles"] * 60  # the 1h route
     lev = req["leverage"]
+    venue = jesse_exchange(req["exchange"])  # the name the server hands Jesse for this market
     config = {
         "starting_balance": req["starting_balance"],
         "fee": req["fee_rate"],
         "type": "futures",
         "futures_leverage": int(lev) if float(lev).is_integer() else lev,
         "futures_leverage_mode": "cross",
-        "exchange": JESSE_EXCHANGE,
+        "exchange": venue,
         "warm_up_candles": req["warmup_candles"],
     }
-    symbol, key = req["symbol"], f"{JESSE_EXCHANGE}-{req['symbol']}"
+    symbol, key = req["symbol"], f"{venue}-{req['symbol']}"
     store = CandleStore(home / "candles")
 
     def run() -> dict[str, Any]:
         rows = np.array(store.load(req["exchange"], symbol, req["start_ms"] - warm_minutes * MINUTE_MS, req["end_ms"]))
         return backtest(
             config,
-            [{"exchange": JESSE_EXCHANGE, "strategy": TrendFollowing, "symbol": symbol, "timeframe": req["timeframe"]}],
+            [{"exchange": venue, "strategy": TrendFollowing, "symbol": symbol, "timeframe": req["timeframe"]}],
             [],
-            {key: {"exchange": JESSE_EXCHANGE, "symbol": symbol, "candles": rows[warm_minutes:]}},
-            {key: {"exchange": JESSE_EXCHANGE, "symbol": symbol, "candles": rows[:warm_minutes]}},
+            {key: {"exchange": venue, "symbol": symbol, "candles": rows[warm_minutes:]}},
+            {key: {"exchange": venue, "symbol": symbol, "candles": rows[:warm_minutes]}},
             hyperparameters={**req["hyperparameters"], "_risk": dict(risk)},
             fast_mode=False,
             generate_equity_curve=True,

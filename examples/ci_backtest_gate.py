@@ -95,7 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--symbol", default="BTC-USDT", help="market symbol, BASE-QUOTE (default BTC-USDT)")
     run.add_argument(
         "--exchange",
-        help="exchange label of the stored candles (default: the only one stored); skips --synthetic",
+        help="exchange of the stored candles, a store key or Jesse's name, e.g. binance or 'Binance Spot' "
+        "(default: the only one stored); skips --synthetic",
     )
     run.add_argument("--timeframe", choices=TIMEFRAME_MINUTES, default="1h", help="candle timeframe (default 1h)")
     run.add_argument("--start", type=utc_time, help="UTC start, e.g. 2024-02-01")

@@ -28,7 +28,12 @@ SymbolArg = Annotated[
     Field(description="Stored market symbol, e.g. BTC-USDT; may be omitted when one market is stored.", max_length=32),
 ]
 ExchangeArg = Annotated[
-    str | None, Field(description="Exchange label in the store (binance, synthetic, ...).", max_length=32)
+    str | None,
+    Field(
+        description="Stored exchange: a store key (binance, binance-perp, synthetic, ...) or Jesse's name (Binance "
+        "Spot, Binance Perpetual Futures, ...), any case; may be omitted when one market is stored.",
+        max_length=48,
+    ),
 ]
 TimeframeArg = Annotated[Timeframe, Field(description="Candle timeframe the strategy trades on.")]
 StartArg = Annotated[candle_ops.When | None, Field(description="UTC start, e.g. 2025-06-01. Default: all stored data.")]

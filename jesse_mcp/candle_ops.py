@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, Field
@@ -12,13 +11,21 @@ from pydantic import BaseModel, Field
 from jesse_mcp.binance_import import ImportReport, base_url, import_binance
 from jesse_mcp.importers import read_csv_candles, synthetic_candles
 from shared.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
+from shared.exchanges import ExchangeError, jesse_name, store_key
 from shared.http import make_client
+from shared.readable import ReadableFolders
 
 When = datetime | date
 
 
+class ListedMarket(MarketInfo):
+    jesse_exchange: str | None = Field(
+        description="Jesse's name of the exchange (what a backtest hands Jesse); None for synthetic data."
+    )
+
+
 class CandleList(BaseModel):
-    markets: list[MarketInfo]
+    markets: list[ListedMarket]
     count: int
 
 
@@ -70,12 +77,35 @@ def resolve_range(start: When | None, end: When | None, days: int | None, now_ms
 
 
 def list_markets(store: CandleStore, exchange: str | None = None, symbol: str | None = None) -> CandleList:
+    stored = store.markets()
+    key = None if exchange is None else store_key(exchange, (m.exchange for m in stored))
     markets = [
-        m
-        for m in store.markets()
-        if (exchange is None or m.exchange == exchange.lower()) and (symbol is None or m.symbol == symbol.upper())
+        ListedMarket(**m.model_dump(), jesse_exchange=jesse_name(m.exchange))
+        for m in stored
+        if (key is None or m.exchange == key) and (symbol is None or m.symbol == symbol.upper())
     ]
     return CandleList(markets=markets, count=len(markets))
+
+
+def stored_key(store: CandleStore, exchange: str) -> str:
+    """The store key of an exchange named either way, also accepting labels already in the store."""
+    return store_key(exchange, (m.exchange for m in store.markets()))
+
+
+def fill_gaps(store: CandleStore, exchange: str, symbol: str) -> MarketInfo:
+    return store.fill_gaps(stored_key(store, exchange), symbol)
+
+
+def binance_key(exchange: str) -> str:
+    """import_candles fetches Binance's spot klines: only that exchange, named either way."""
+    key = store_key(exchange)
+    if key != "binance":
+        raise ExchangeError(
+            f"import_candles fetches from Binance Spot only (store key binance), not {exchange!r}. For other "
+            "exchanges, download their 1-minute candles as CSV into $TRADING_MCP_HOME/imports/ and use "
+            f"import_candles_csv with exchange={exchange!r}."
+        )
+    return key
 
 
 async def import_from_exchange(
@@ -90,9 +120,12 @@ async def import_from_exchange(
         return await import_binance(client, store, symbol, start_ms, end_ms, progress=progress)
 
 
-def import_csv(store: CandleStore, path: str, exchange: str, symbol: str) -> CsvImportReport:
-    rows, layout = read_csv_candles(Path(path).expanduser(), symbol)
-    market = store.save(exchange, symbol, rows, f"csv:{Path(path).name}", synthetic=False)
+def import_csv(store: CandleStore, readable: ReadableFolders, path: str, exchange: str, symbol: str) -> CsvImportReport:
+    """Import a CSV that `readable` allows (imports/ or a configured folder); relative paths are in imports/."""
+    key = stored_key(store, exchange)
+    real = readable.resolve(path)
+    rows, layout = read_csv_candles(real, symbol)
+    market = store.save(key, symbol, rows, f"csv:{real.name}", synthetic=False)
     return CsvImportReport(
         exchange=market.exchange,
         symbol=market.symbol,

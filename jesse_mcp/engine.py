@@ -24,8 +24,10 @@ import numpy as np
 from jesse_mcp.results import intraday_drawdown_pct
 from jesse_mcp.workers import report_progress
 from shared.candles import MINUTE_MS, CandleStore
+from shared.exchanges import jesse_exchange
 
-JESSE_EXCHANGE = "Binance Perpetual Futures"  # the simulated venue: perpetual futures at the fee asked for
+# Jesse is handed the data's exchange under Jesse's name (shared.exchanges; synthetic data: Binance Perpetual
+# Futures) and always simulates futures (type "futures") at the fee and leverage asked for, also for spot data.
 PROGRESS_EVERY_S = 0.5
 
 
@@ -167,15 +169,15 @@ def jesse_inputs(spec: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     """The exact arguments for jesse.research.backtest (also used by tests for the golden comparison)."""
     warm_rows = int(spec["warmup_minutes"])
     warmup, trading = rows[:warm_rows], rows[warm_rows:]
-    symbol = spec["symbol"]
-    key = f"{JESSE_EXCHANGE}-{symbol}"
+    symbol, venue = spec["symbol"], jesse_exchange(spec["exchange"])
+    key = f"{venue}-{symbol}"
     config = {
         "starting_balance": spec["starting_balance"],
         "fee": spec["fee"],
         "type": "futures",
         "futures_leverage": spec["leverage"],
         "futures_leverage_mode": "cross",
-        "exchange": JESSE_EXCHANGE,
+        "exchange": venue,
         "warm_up_candles": spec["warmup_candles"],
     }
     hp = dict(spec["hyperparameters"])
@@ -183,12 +185,10 @@ def jesse_inputs(spec: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
         hp["_risk"] = dict(spec["risk"])
     return {
         "config": config,
-        "routes": [{"exchange": JESSE_EXCHANGE, "strategy": None, "symbol": symbol, "timeframe": spec["timeframe"]}],
+        "routes": [{"exchange": venue, "strategy": None, "symbol": symbol, "timeframe": spec["timeframe"]}],
         "data_routes": [],
-        "candles": {key: {"exchange": JESSE_EXCHANGE, "symbol": symbol, "candles": trading}},
-        "warmup_candles": {key: {"exchange": JESSE_EXCHANGE, "symbol": symbol, "candles": warmup}}
-        if warm_rows
-        else None,
+        "candles": {key: {"exchange": venue, "symbol": symbol, "candles": trading}},
+        "warmup_candles": {key: {"exchange": venue, "symbol": symbol, "candles": warmup}} if warm_rows else None,
         "hyperparameters": hp,
     }
 

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from shared.candles import CLOSE, HIGH, LOW, MINUTE_MS, OPEN, TS, VOLUME, CandleError, iso
+from shared.readable import open_regular
 
 _TIME_NAMES = ("timestamp", "open_time", "opentime", "time", "date", "datetime", "unix", "ts", "")
 _BINANCE_KLINE_COLUMNS = 12
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_FIRST_LINE = 8192
+_SYMBOL_SHAPE = re.compile(r"^[A-Z0-9]{2,10}([-/_]?[A-Z0-9]{2,10})?$")
 
 
 @dataclass(frozen=True)
@@ -29,14 +34,12 @@ class CsvLayout:
     symbol_column: int | None = None
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def detect_layout(first_row: list[str]) -> CsvLayout:
-    """Recognise a header row (names in any order, case-insensitive) or a headerless Binance kline row."""
+    """Recognise a header row (names in any order, case-insensitive) or a headerless Binance kline row.
+
+    Errors never quote the row: it may be the first line of any file, and only names this importer recognises
+    (column names of a candle header) are ever shown.
+    """
     cells = [c.strip().lower() for c in first_row]
     if all(_is_number(c) for c in cells if c):
         if len(cells) == _BINANCE_KLINE_COLUMNS or len(cells) == 6:
@@ -53,14 +56,24 @@ def detect_layout(first_row: list[str]) -> CsvLayout:
                 columns[field] = i
         if name in _TIME_NAMES and "time" not in columns:
             columns["time"] = i
+    named = [cells[i] for i in sorted(columns.values()) if cells[i]]
     missing = [f for f in ("time", "open", "high", "low", "close", "volume") if f not in columns]
+    if missing and len(named) < 2:
+        raise CandleError(
+            "The first line is not a candle CSV header (it is not shown: it may come from any file). Expected a "
+            "header naming timestamp (or time/date), open, high, low, close, volume in any order, or Binance's "
+            "headerless 12-column kline rows."
+        )
     if missing:
         raise CandleError(
-            f"The header {first_row} lacks column(s) {missing}. Name them timestamp (or time/date), open, high, "
-            "low, close, volume; order does not matter."
+            f"The header names {', '.join(named)} but lacks column(s) {missing}. Name them timestamp (or "
+            "time/date), open, high, low, close, volume; order does not matter."
         )
     symbol_col = cells.index("symbol") if "symbol" in cells else None
-    return CsvLayout("header: " + ",".join(first_row), True, columns, symbol_col)
+    shown = named + (["symbol"] if symbol_col is not None else [])
+    ignored = len([c for c in cells if c]) - len(shown)
+    extra = f" (+{ignored} other column(s) ignored)" if ignored > 0 else ""
+    return CsvLayout("header: " + ",".join(shown) + extra, True, columns, symbol_col)
 
 
 def _is_number(text: str) -> bool:
@@ -78,7 +91,7 @@ def parse_times(values: Any) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().any() and numeric.isna().any():
         first = int(np.nonzero(numeric.isna().to_numpy())[0][0])
-        raise _RowError(first, f"time {values.iloc[first]!r} is neither epoch time nor an ISO-8601 date")
+        raise _RowError(first, "the time is neither epoch time nor an ISO-8601 date")
     if numeric.notna().all():
         x = numeric.to_numpy(dtype=np.float64)
         scale = np.where(x < 1e11, 1000.0, np.where(x < 1e14, 1.0, np.where(x < 1e17, 1e-3, 1e-6)))
@@ -86,7 +99,7 @@ def parse_times(values: Any) -> np.ndarray:
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     if parsed.isna().any():
         first = int(np.nonzero(parsed.isna().to_numpy())[0][0])
-        raise _RowError(first, f"time {values.iloc[first]!r} is neither epoch time nor an ISO-8601 date")
+        raise _RowError(first, "the time is neither epoch time nor an ISO-8601 date")
     return (parsed.astype("int64") // 1_000_000).to_numpy(dtype=np.float64)
 
 
@@ -97,34 +110,20 @@ class _RowError(Exception):
 
 
 def read_csv_candles(path: Path, symbol: str | None = None) -> tuple[np.ndarray, CsvLayout]:
-    """Read a candle CSV (optionally gzip) into Jesse-ordered 1-minute rows; errors name the file line."""
-    path = Path(path)
-    if not path.is_file():
-        raise CandleError(f"No such file: {path}. Give the path of a CSV file on the server's machine.")
-    with _open_text(path) as f:
-        first = next(csv.reader(f), None)
-    if not first:
-        raise CandleError(f"{path} is empty.")
-    layout = detect_layout(first)
-    header_lines = 1 if layout.has_header else 0
-    import pandas as pd  # imported when used: pandas costs 0.5 s, and servers must start fast
+    """Read a candle CSV (optionally gzip) into Jesse-ordered 1-minute rows; errors name the file line.
 
-    try:
-        frame = pd.read_csv(
-            path, header=None, skiprows=header_lines, dtype=str, keep_default_na=False, compression="infer"
-        )
-    except pd.errors.ParserError as e:
-        raise CandleError(f"{path}: {e}. Every row needs the same number of fields as the header.") from None
+    `path` must already be allowed (`shared.readable.ReadableFolders.resolve`); errors quote no file content.
+    """
+    path = Path(path)
+    with open_regular(path) as raw:
+        gz = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        layout = detect_layout(_first_row(raw, gz, path))
+        header_lines = 1 if layout.has_header else 0
+        raw.seek(0)
+        frame = _read_frame(raw, gz, header_lines, path)
     if layout.symbol_column is not None:
-        symbols = frame[layout.symbol_column].str.upper()
-        if symbol is None:
-            raise CandleError(
-                f"{path} holds several symbols ({', '.join(sorted(symbols.unique())[:10])}); say which one to import."
-            )
-        wanted = symbol.upper().replace("-", "").replace("/", "")
-        frame = frame[symbols.str.replace("-", "").str.replace("/", "") == wanted]
-        if frame.empty:
-            raise CandleError(f"{path} has no rows for {symbol}; it has {', '.join(sorted(symbols.unique())[:10])}.")
+        frame = _rows_of_symbol(frame, layout.symbol_column, symbol, path)
     try:
         rows = _to_rows(frame, layout)
     except _RowError as e:
@@ -132,6 +131,63 @@ def read_csv_candles(path: Path, symbol: str | None = None) -> tuple[np.ndarray,
         raise CandleError(f"{path} line {line}: {e}. Fix or remove that row and import again.") from None
     _require_one_minute(rows, path)
     return rows, layout
+
+
+def _first_row(raw: BinaryIO, gz: bool, path: Path) -> list[str]:
+    try:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        line = stream.readline(_MAX_FIRST_LINE)
+    except (OSError, EOFError, zlib.error):
+        raise CandleError(f"{path} is not a readable gzip file. Give a .csv, or a .csv.gz made with gzip.") from None
+    if not line.strip():
+        raise CandleError(f"{path} is empty (or its first line is blank). Give a CSV with a header line first.")
+    if len(line) >= _MAX_FIRST_LINE and not line.endswith(b"\n"):
+        raise CandleError(f"{path}: the first line is longer than {_MAX_FIRST_LINE} bytes; not a candle CSV.")
+    try:
+        text = line.decode("utf-8-sig")
+        return next(csv.reader([text]), [])
+    except (UnicodeDecodeError, csv.Error):
+        raise CandleError(f"{path} is not UTF-8 CSV text. Save the candles as a UTF-8 CSV file.") from None
+
+
+def _read_frame(raw: BinaryIO, gz: bool, header_lines: int, path: Path) -> Any:
+    import pandas as pd  # imported when used: pandas costs 0.5 s, and servers must start fast
+
+    try:
+        return pd.read_csv(
+            raw,
+            header=None,
+            skiprows=header_lines,
+            dtype=str,
+            keep_default_na=False,
+            compression="gzip" if gz else None,
+            encoding="utf-8",
+        )
+    except pd.errors.ParserError as e:
+        where = re.search(r"line (\d+)", str(e))  # pandas' message names the line; nothing of its content is shown
+        at = f" (line {where.group(1)})" if where else ""
+        raise CandleError(
+            f"{path}: a row has a different number of fields than the first line{at}. Every row needs the same "
+            "number of fields as the header."
+        ) from None
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error):
+        raise CandleError(f"{path} is not UTF-8 CSV text throughout. Save the candles as a UTF-8 CSV.") from None
+    except pd.errors.EmptyDataError:
+        raise CandleError(f"{path} has a header but no candle rows.") from None
+
+
+def _rows_of_symbol(frame: Any, column: int, symbol: str | None, path: Path) -> Any:
+    symbols = frame[column].str.upper()
+    # only symbol-shaped values are listed: the message must not carry arbitrary text from the file
+    known = sorted(s for s in symbols.unique() if _SYMBOL_SHAPE.match(s))[:10]
+    listed = f" ({', '.join(known)})" if known else ""
+    if symbol is None:
+        raise CandleError(f"{path} holds several symbols{listed}; say which one to import.")
+    wanted = symbol.upper().replace("-", "").replace("/", "")
+    frame = frame[symbols.str.replace("-", "").str.replace("/", "") == wanted]
+    if frame.empty:
+        raise CandleError(f"{path} has no rows for {symbol}{listed and '; it has' + listed}. Pass one of its symbols.")
+    return frame
 
 
 def _to_rows(frame: Any, layout: CsvLayout) -> np.ndarray:
@@ -145,7 +201,7 @@ def _to_rows(frame: Any, layout: CsvLayout) -> np.ndarray:
         bad = values.isna().to_numpy()
         if bad.any():
             i = int(np.nonzero(bad)[0][0])
-            raise _RowError(i, f"{field} {frame[c[field]].iloc[i]!r} is not a number")
+            raise _RowError(i, f"the {field} value is not a number")
         rows[:, col] = values.to_numpy(dtype=np.float64)
     problems = (
         (rows[:, OPEN:VOLUME] <= 0).any(axis=1)

@@ -32,6 +32,7 @@ from jesse_mcp.strategy_catalog import (
 from shared.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
 from shared.config import TradingConfig
 from shared.errors import InvalidArgumentsError, TradingMcpError
+from shared.exchanges import store_key
 from shared.resolve import EffectiveRisk, resolve_risk
 from shared.store import utc_now_iso
 
@@ -80,13 +81,12 @@ def pick_market(candles: CandleStore, exchange: str | None, symbol: str | None) 
             "import_candles_csv, or generate_synthetic_candles for an offline try."
         )
     stored = ", ".join(f"{m.exchange}:{m.symbol}" for m in markets)
+    key = None if exchange is None else store_key(exchange, (m.exchange for m in markets))
     found = [
-        m
-        for m in markets
-        if (exchange is None or m.exchange == exchange.lower()) and (symbol is None or m.symbol == symbol.upper())
+        m for m in markets if (key is None or m.exchange == key) and (symbol is None or m.symbol == symbol.upper())
     ]
     if not found:
-        what = ":".join(x for x in (exchange and exchange.lower(), symbol and symbol.upper()) if x)
+        what = ":".join(x for x in (key, symbol and symbol.upper()) if x)
         raise BacktestError(
             f"No candles stored for {what}. Stored markets: {stored}. Import it with import_candles "
             f"(symbol='{(symbol or 'BTC-USDT').upper()}') or import_candles_csv, or pick a stored market."

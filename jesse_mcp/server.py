@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.fastmcp import Context
@@ -25,6 +25,7 @@ from shared.candles import CandleStore, MarketInfo
 from shared.config import BacktestConfig
 from shared.confirm import require_confirmation
 from shared.errors import ConfigError
+from shared.readable import ReadableFolders
 from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
 from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
 
@@ -103,7 +104,10 @@ def build_server(
         recent history of stage changes."""
         return config_ops.stage_view(deps.config.load(), deps.store, strategy)
 
-    register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"))
+    def readable() -> ReadableFolders:  # read per call: a folder the person adds counts at once
+        return ReadableFolders(deps.extras["home"], tuple(deps.config.load().import_config.folders))
+
+    register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"), readable)
     service = BacktestService(deps.extras["home"], deps.config.load, deps.store, pool)
     deps.extras["backtests"] = service
     register_backtest_tools(tools, service)
@@ -149,7 +153,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 Symbol = Annotated[str, Field(description="Market symbol, e.g. BTC-USDT.", min_length=2, max_length=32)]
-Exchange = Annotated[str, Field(description="Exchange label in the store, e.g. binance or synthetic.", max_length=32)]
+Exchange = Annotated[
+    str,
+    Field(
+        description="Exchange: a store key (binance, binance-perp, bybit-usdt-perp, synthetic, ...) or Jesse's name "
+        "(Binance Spot, Binance Perpetual Futures, Bybit USDT Perpetual, ...), any case.",
+        min_length=1,
+        max_length=48,
+    ),
+]
 Start = Annotated[candle_ops.When | None, Field(description="UTC start, e.g. 2025-06-01 or 2025-06-01T12:00:00.")]
 End = Annotated[candle_ops.When | None, Field(description="UTC end (exclusive); default now.")]
 Days = Annotated[
@@ -158,13 +170,13 @@ Days = Annotated[
 ]
 
 
-def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
+def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Callable[[], ReadableFolders]) -> None:
     @tools.tool(
         capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored candles"
     )
     def list_candles(exchange: Exchange | None = None, symbol: Symbol | None = None) -> candle_ops.CandleList:
-        """The 1-minute candle data stored for backtests: per exchange and symbol, the range, row count, exact gaps
-        (missing minutes), filled gaps, sources, and whether the data is synthetic."""
+        """The 1-minute candle data stored for backtests: per exchange (store key and Jesse's name) and symbol, the
+        range, row count, exact gaps (missing minutes), filled gaps, sources, and whether the data is synthetic."""
         return candle_ops.list_markets(store, exchange, symbol)
 
     @tools.tool(
@@ -178,7 +190,12 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
     async def import_candles(
         symbol: Symbol,
         exchange: Annotated[
-            Literal["binance"], Field(description="Exchange whose public REST API to use (BINANCE_BASE_URL).")
+            str,
+            Field(
+                description="Binance Spot (store key binance), whose public REST API is used (BINANCE_BASE_URL).",
+                min_length=1,
+                max_length=48,
+            ),
         ] = "binance",
         start: Start = None,
         end: End = None,
@@ -187,6 +204,7 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
     ) -> ImportReport:
         """Fetch closed 1-minute candles from the exchange into the store: paginated, resumes after data already
         stored, honours rate limits, reports exact gaps (exchange outages). Progress is reported while it runs."""
+        candle_ops.binance_key(exchange)
         start_ms, end_ms = candle_ops.resolve_range(start, end, days)
 
         async def progress(done: int, total: int) -> None:
@@ -224,14 +242,22 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
         title="Import candles from CSV",
     )
     def import_candles_csv(
-        path: Annotated[str, Field(description="CSV (or .csv.gz) file on the server's machine.", max_length=1024)],
+        path: Annotated[
+            str,
+            Field(
+                description="CSV (or .csv.gz) file in $TRADING_MCP_HOME/imports/ (a relative path is taken there) "
+                "or in a folder listed in import_config.folders.",
+                max_length=1024,
+            ),
+        ],
         symbol: Symbol,
         exchange: Exchange = "binance",
     ) -> candle_ops.CsvImportReport:
-        """Import a CSV of 1-minute candles. Detects the layout: a header naming timestamp/time/date, open, high,
-        low, close, volume in any order (epoch s/ms/us or ISO times), Binance's headerless kline CSV, or a
-        symbol column (pass the symbol). Malformed rows are reported with their line number."""
-        return candle_ops.import_csv(store, path, exchange, symbol)
+        """Import a CSV of 1-minute candles from imports/ or a configured import folder (hidden and .env files
+        never). Detects the layout: a header naming timestamp/time/date, open, high, low, close, volume in any
+        order (epoch s/ms/us or ISO times), Binance's headerless kline CSV, or a symbol column (pass the symbol).
+        Malformed rows are reported with their line number."""
+        return candle_ops.import_csv(store, readable(), path, exchange, symbol)
 
     @tools.tool(
         capability="research",
@@ -244,4 +270,4 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore) -> None:
     def fill_candle_gaps(exchange: Exchange, symbol: Symbol) -> MarketInfo:
         """Fill every gap of a stored market with flat candles at the previous close and zero volume. An explicit
         choice, recorded in the market's `filled` list; Jesse needs contiguous minutes."""
-        return store.fill_gaps(exchange, symbol)
+        return candle_ops.fill_gaps(store, exchange, symbol)

@@ -99,9 +99,9 @@ class CandleStore:
         self.root = Path(root)
 
     def _paths(self, exchange: str, symbol: str) -> tuple[Path, Path]:
-        for label, value in (("exchange", exchange), ("symbol", symbol)):
+        for label, value, example in (("exchange", exchange, "binance"), ("symbol", symbol, "BTC-USDT")):
             if not _NAME.match(value):
-                raise CandleError(f"Invalid {label} {value!r}: use letters, digits, '-', '_' or '.', e.g. BTC-USDT.")
+                raise CandleError(f"Invalid {label} {value!r}: use letters, digits, '-', '_' or '.', e.g. {example}.")
         folder = self.root / exchange.lower()
         return folder / f"{symbol.upper()}.npy", folder / f"{symbol.upper()}.json"
 

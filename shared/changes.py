@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from shared.config import RISK_FIELD_NAMES, RISK_LOOSER_DIRECTION, STAGE_RANK, TradingConfig
 from shared.config_news import sources_by_name
-from shared.directions import COMPARE_KEY, declared, is_riskier
+from shared.directions import COMPARE_KEY, RISKIER_KEY, declared, is_riskier
 from shared.errors import ConfigError, ConfigProblem
 from shared.profiles import PROFILE_RANK, is_looser
 from shared.resolve import resolve_risk
@@ -143,7 +143,10 @@ def _walk(model: type[BaseModel], old: BaseModel, new: BaseModel, path: str) -> 
         decl = declared(info)
         if decl is not None:
             if decl[COMPARE_KEY] == "walk" and is_riskier(decl, before, after):
-                found.append(f"{sub} {_show(before)} -> {_show(after)}")
+                if decl[RISKIER_KEY] == "added":
+                    found.append(f"{sub} adds {', '.join(str(v) for v in after if v not in before)}")
+                else:
+                    found.append(f"{sub} {_show(before)} -> {_show(after)}")
         elif isinstance(before, BaseModel):
             found += _walk(type(before), before, after, sub)
         elif isinstance(before, dict) and sub in _ABSENT_AS:

@@ -29,6 +29,7 @@ from shared.config_news import (  # re-exported: the news sections are part of t
 )
 from shared.directions import Riskier, knob
 from shared.profiles import PROFILE_NAMES, PROFILE_TEMPLATES, ProfileName
+from shared.readable import check_folder
 
 __all__ = ["NEWS_FEEDS", "DiscoveryConfig", "NewsSource", "SourceName"]
 
@@ -312,6 +313,26 @@ class PriceConfig(BaseModel):
     )
 
 
+class ImportConfig(BaseModel):
+    """Where tools may read files (candle CSVs): $TRADING_MCP_HOME/imports/ always, plus these folders."""
+
+    model_config = _STRICT
+    folders: list[str] = knob(
+        None,
+        "added",
+        "Extra folders whose files import tools may read (absolute paths, '~' is expanded; not '/' nor a system "
+        "tree such as /etc or /proc). Hidden files and .env files are never read. Adding a folder needs the "
+        "person's confirmation; removing one does not.",
+        default_factory=list,
+        max_length=32,
+    )
+
+    @field_validator("folders")
+    @classmethod
+    def _safe_folders(cls, value: list[str]) -> list[str]:
+        return [check_folder(folder) for folder in value]
+
+
 class TradingConfig(BaseModel):
     model_config = _STRICT
     global_risk_profile: ProfileName = knob("moderate", "higher", order=PROFILE_NAMES, compare="resolved")
@@ -332,6 +353,7 @@ class TradingConfig(BaseModel):
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)
     promotion: PromotionGates = Field(default_factory=PromotionGates)
+    import_config: ImportConfig = Field(default_factory=ImportConfig)
 
     @field_validator("news_priorities", mode="before")
     @classmethod

@@ -68,8 +68,9 @@ async def test_synthetic_import_is_labelled_synthetic(deps):
     assert listing["markets"][0]["synthetic"] is True and listing["markets"][0]["sources"] == ["synthetic(seed=7)"]
 
 
-async def test_csv_import_through_the_tool_and_gap_filling_on_request(deps, tmp_path):
-    csv = tmp_path / "btc.csv"
+async def test_csv_import_through_the_tool_and_gap_filling_on_request(deps, home):
+    (home / "imports").mkdir()
+    csv = home / "imports" / "btc.csv"
     t0 = 1_747_699_200_000
     lines = ["timestamp,open,high,low,close,volume"] + [
         f"{t0 + i * 60_000},100,101,99,100.5,1" for i in range(10) if i not in (3, 4)
@@ -82,13 +83,13 @@ async def test_csv_import_through_the_tool_and_gap_filling_on_request(deps, tmp_
     assert filled["gaps"] == [] and filled["filled"][0]["missing_minutes"] == 2 and filled["rows"] == 10
 
 
-async def test_bad_ranges_and_missing_files_say_what_to_give(deps, tmp_path):
+async def test_bad_ranges_and_missing_files_say_what_to_give(deps, home):
     async with connect(build_server(deps, warmup=())) as client:
         both = await client.call_tool(
             "import_candles", {"symbol": "BTC-USDT", "start": "2025-01-01", "end": "2025-01-05", "days": 3}
         )
         none = await client.call_tool("import_candles", {"symbol": "BTC-USDT"})
-        missing = await client.call_tool("import_candles_csv", {"path": str(tmp_path / "nope.csv"), "symbol": "X-Y"})
+        missing = await client.call_tool("import_candles_csv", {"path": "nope.csv", "symbol": "X-Y"})
     assert "start with either end or days, not both" in text_of(both)
     assert "Give a start date" in text_of(none)
-    assert "No such file" in text_of(missing)
+    assert f"No such file: {home / 'imports' / 'nope.csv'}. Give the path of a CSV file in" in text_of(missing)
