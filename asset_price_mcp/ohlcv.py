@@ -10,7 +10,7 @@ from itertools import pairwise
 from pydantic import BaseModel, Field
 
 from asset_price_mcp.providers.base import INTERVAL_MS, Candle, ProviderError
-from asset_price_mcp.providers_runtime import Provider, ProviderClient
+from asset_price_mcp.providers.runtime import Provider, ProviderClient
 from asset_price_mcp.quotes import PriceError, SourceFailure
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume"]

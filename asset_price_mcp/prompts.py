@@ -13,9 +13,9 @@ from typing import Annotated
 from pydantic import Field
 
 from asset_price_mcp.symbols import COINGECKO_IDS, CRYPTO_BASES, DEFAULT_QUOTE, ETFS, FIAT, METALS, parse_symbol
-from shared.completion import Completions, list_of, one_of
 from shared.errors import InvalidArgumentsError
-from shared.tooling import GuardedServer
+from shared.server.completion import Completions, list_of, one_of
+from shared.server.registry import GuardedServer
 
 MAX_SYMBOLS = 100  # get_prices takes at most this many
 

@@ -18,7 +18,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from asset_price_mcp.providers.base import ProviderError, Quote
-from asset_price_mcp.providers_runtime import Clock, Provider, ProviderClient
+from asset_price_mcp.providers.runtime import Clock, Provider, ProviderClient
 from shared.errors import TradingMcpError
 
 

@@ -13,10 +13,10 @@ from asset_price_mcp.prompts import add_prompts
 from asset_price_mcp.quotes import PriceAnswer, PriceError, PriceFailure, QuoteService
 from asset_price_mcp.service import build_quote_service
 from asset_price_mcp.symbols import Instrument, UnknownSymbol, parse_symbol, suggest
-from shared.config import TradingConfig
+from shared.config.models import TradingConfig
 from shared.errors import ConfigError, InvalidArgumentsError
-from shared.server_common import add_policy_resource, register_common_tools, run_server
-from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
+from shared.server.common import add_policy_resource, register_common_tools, run_server
+from shared.server.registry import GuardedServer, ServerDeps, ToolRegistry
 
 INSTRUCTIONS = (
     "Prices of crypto assets, stocks, ETFs, FX and metals from several public providers at once (Binance, "

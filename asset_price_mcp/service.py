@@ -14,8 +14,8 @@ import httpx
 
 from asset_price_mcp.providers import binance, coinbase, coingecko, kraken, replay, yahoo
 from asset_price_mcp.quotes import Provider, QuoteService
-from shared.config import PriceConfig, TradingConfig
-from shared.http import make_client
+from shared.config.models import PriceConfig, TradingConfig
+from shared.net.http import make_client
 
 MODULES: dict[str, ModuleType] = {
     "binance": binance,
@@ -64,7 +64,7 @@ def build_quote_service(
 
 def open_price_service(home: Path | None = None) -> QuoteService:
     """For other servers: a QuoteService from the user's configuration (library use, no MCP)."""
-    from shared.config_store import ConfigStore, config_path, trading_home
+    from shared.config.store import ConfigStore, config_path, trading_home
 
     root = home or trading_home()
     cfg = ConfigStore(config_path() if home is None else root / "config.json").load()

@@ -35,10 +35,10 @@ import anyio
 import numpy as np
 from mcp import ClientSession
 
-from jesse_mcp.candle_ops import generate_synthetic, import_csv
-from shared.candles import MINUTE_MS, CandleStore
-from shared.exchanges import jesse_exchange
-from shared.readable import ReadableFolders
+from jesse_mcp.candles.ops import generate_synthetic, import_csv
+from shared.market.candles import MINUTE_MS, CandleStore
+from shared.market.exchanges import jesse_exchange
+from shared.policy.readable import ReadableFolders
 from trading_cli.client import error_text, open_session, result_payload
 
 YEAR_START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -174,10 +174,11 @@ async def tool_side(home: Path, repeat: int) -> dict[str, Any]:
 
 # --- the direct side ----------------------------------------------------------------------------------------------
 def direct_run_factory(home: Path, result: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """The same run as the tool's, given to jesse.research.backtest in this process (as jesse_mcp.engine builds it)."""
+    """The same run as the tool's, given to jesse.research.backtest in this process (as
+    jesse_mcp.backtesting.engine builds it)."""
     from jesse.research import backtest
 
-    from jesse_mcp.strategies.trend_following import TrendFollowing
+    from jesse_mcp.backtesting.strategies.trend_following import TrendFollowing
 
     req, risk = result["request"], result["risk_settings"]
     warm_minutes = req["warmup_candles"] * 60  # the 1h route

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jesse_mcp.importers import read_csv_candles, synthetic_candles
-from shared.candles import CandleStore
+from jesse_mcp.candles.csv_import import read_csv_candles, synthetic_candles
+from shared.market.candles import CandleStore
 
 YEAR = 525_600
 REAL = Path(__file__).resolve().parents[2] / "shared/data/candles/binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"

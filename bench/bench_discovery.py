@@ -23,8 +23,8 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from discovery_mcp.server import build_server
-from shared.config import NewsSource, TradingConfig
-from shared.server_common import make_deps
+from shared.config.models import NewsSource, TradingConfig
+from shared.server.common import make_deps
 from tests.fake_news_server import FakeNews, Route
 
 ROOT = Path(__file__).resolve().parents[1]

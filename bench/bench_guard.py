@@ -1,4 +1,4 @@
-"""Latency of the pure guard decision, `shared.guard.decide`, alone (no MCP, no journal, no I/O).
+"""Latency of the pure guard decision, `shared.policy.guard.decide`, alone (no MCP, no journal, no I/O).
 
 A round-robin mix of calls against the default configuration: read, research and admin (allowed), paper for
 mean_reversion (own stage paper, global stage exploration -> stage_too_low denial), and research while HALTED
@@ -14,8 +14,8 @@ import os
 import tempfile
 import time
 
-from shared.config import TradingConfig
-from shared.guard import CallRecord, decide
+from shared.config.models import TradingConfig
+from shared.policy.guard import CallRecord, decide
 
 DECISIONS = 200_000
 WARMUP = 5_000

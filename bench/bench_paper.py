@@ -39,11 +39,11 @@ from mcp import ClientSession
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import jesse_mcp.paper as paper_module
-import shared.tooling as tooling
+import jesse_mcp.trading.paper as paper_module
+import shared.server.registry as tooling
 from jesse_mcp.server import build_server
-from shared.config import PRICE_PROVIDERS
-from shared.server_common import make_deps
+from shared.config.models import PRICE_PROVIDERS
+from shared.server.common import make_deps
 from tests.fake_price_server import FakeMarket
 from tests.paper_helpers import NoPool, configure
 
@@ -269,7 +269,7 @@ def report(meter: Meter, failures: int, checks: list[dict[str, Any]]) -> None:
         f"{guard.mean() / mean * 100:.1f}% of end to end (p99 {ms(np.percentile(guard, 99))} ms)"
     )
     print(
-        f"  of which shared.guard.decide itself ({col['decide_count'].mean():.0f} calls per order): "
+        f"  of which shared.policy.guard.decide itself ({col['decide_count'].mean():.0f} calls per order): "
         f"{ms(decide.mean())} ms = {decide.mean() / mean * 100:.2f}%"
     )
     print(

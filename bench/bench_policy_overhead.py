@@ -25,8 +25,8 @@ from mcp.server.fastmcp import FastMCP
 from mcp.shared.memory import create_connected_server_and_client_session
 from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
 
-from shared.server_common import make_deps
-from shared.tooling import ToolRegistry
+from shared.server.common import make_deps
+from shared.server.registry import ToolRegistry
 
 ROUNDS, CALLS, WARMUP = 5, 400, 200
 TIME_LIMIT_S = 300

@@ -28,7 +28,7 @@ from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from asset_price_mcp.server import build_server
-from shared.server_common import make_deps
+from shared.server.common import make_deps
 from tests.fake_price_server import FakeMarket
 
 DELAY_S = 0.05

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from discovery_mcp.sentiment import SHIPPED_MODEL, OfflineScorer, stem  # noqa: E402
+from discovery_mcp.sentiment.offline import SHIPPED_MODEL, OfflineScorer, stem  # noqa: E402
 
 VALID_FILE = "twitter_financial_news_valid.csv"
 DATASET_LABELS = {"0": "bearish", "1": "bullish", "2": "neutral"}

@@ -47,7 +47,7 @@ class Sentiment(BaseModel):
 
 
 class InjectionVerdict(BaseModel):
-    """Whether third-party text addresses the reader; made by `discovery_mcp.injection.detect`."""
+    """Whether third-party text addresses the reader; made by `discovery_mcp.news.injection.detect`."""
 
     flagged: bool = Field(
         False, description="True: the story addresses the reader; it counts toward no sentiment or opportunity."

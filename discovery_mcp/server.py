@@ -18,11 +18,11 @@ from discovery_mcp.service import (
     ScoreResult,
     SourcesResult,
 )
-from jesse_mcp import config_ops
-from shared.config import SourceName
-from shared.confirm import require_confirmation
-from shared.server_common import add_policy_resource, register_common_tools, run_server
-from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
+from shared.config import updates as config_ops
+from shared.config.models import SourceName
+from shared.server.common import add_policy_resource, register_common_tools, run_server
+from shared.server.confirm import require_confirmation
+from shared.server.registry import GuardedServer, ServerDeps, ToolRegistry
 
 INSTRUCTIONS = (
     "News from weighted sources, finance-aware sentiment and explained trading opportunities. Every call is "
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["train"]:  # discovery-mcp train --csv labelled.csv: fit the offline sentiment model
-        from discovery_mcp import train
+        from discovery_mcp.sentiment import train
 
         sys.exit(train.main(args[1:]))
     run_server("discovery-mcp", "discovery", build_server, args)

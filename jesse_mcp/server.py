@@ -12,22 +12,23 @@ import anyio
 from mcp.server.fastmcp import Context
 from pydantic import Field, JsonValue
 
-from jesse_mcp import candle_ops, config_ops
-from jesse_mcp.backtest import BacktestService
-from jesse_mcp.backtest_tools import add_backtest_resources, register_analysis_tools, register_backtest_tools
-from jesse_mcp.binance_import import ImportReport
-from jesse_mcp.paper import PaperService
-from jesse_mcp.paper_prices import ConfiguredPrices
-from jesse_mcp.paper_tools import PaperMonitor, register_paper_tools
-from jesse_mcp.prompts import add_prompts
-from jesse_mcp.workers import DEFAULT_WARMUP, WorkerPool
-from shared.candles import CandleStore, MarketInfo
-from shared.config import BacktestConfig
-from shared.confirm import require_confirmation
+from jesse_mcp.backtesting.service import BacktestService
+from jesse_mcp.backtesting.workers import DEFAULT_WARMUP, WorkerPool
+from jesse_mcp.candles import ops as candle_ops
+from jesse_mcp.candles.binance import ImportReport
+from jesse_mcp.tools.prompts import add_prompts
+from jesse_mcp.tools.research import add_backtest_resources, register_analysis_tools, register_backtest_tools
+from jesse_mcp.tools.trading import PaperMonitor, register_paper_tools
+from jesse_mcp.trading.paper import PaperService
+from jesse_mcp.trading.prices import ConfiguredPrices
+from shared.config import updates as config_ops
+from shared.config.models import BacktestConfig
 from shared.errors import ConfigError
-from shared.readable import ReadableFolders
-from shared.server_common import StrategyArg, add_policy_resource, register_common_tools, run_server
-from shared.tooling import GuardedServer, ServerDeps, ToolRegistry
+from shared.market.candles import CandleStore, MarketInfo
+from shared.policy.readable import ReadableFolders
+from shared.server.common import StrategyArg, add_policy_resource, register_common_tools, run_server
+from shared.server.confirm import require_confirmation
+from shared.server.registry import GuardedServer, ServerDeps, ToolRegistry
 
 INSTRUCTIONS = (
     "Backtesting and configuration for trading strategies on the Jesse framework. Every call is checked against "

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.server_common import make_deps
-from shared.tooling import ServerDeps
+from shared.server.common import make_deps
+from shared.server.registry import ServerDeps
 
 
 @pytest.fixture(scope="session", autouse=True)

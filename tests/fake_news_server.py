@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse
 
-from shared.local_http import LocalHttpServer
+from shared.net.local_http import LocalHttpServer
 
 
 @dataclass

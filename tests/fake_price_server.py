@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from shared.local_http import LocalHttpServer
+from shared.net.local_http import LocalHttpServer
 
 KRAKEN_CODES = {"BTC": "XBT", "DOGE": "XDG"}
 COINGECKO_IDS = {"BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana"}

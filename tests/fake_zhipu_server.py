@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from shared.local_http import LocalHttpServer
+from shared.net.local_http import LocalHttpServer
 
 BULLISH = ("surge", "rally", "soar", "record high", "approved", "beats", "bullish")
 BEARISH = ("crash", "plunge", "hack", "lawsuit", "ban ", "default", "bearish")

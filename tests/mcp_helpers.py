@@ -10,7 +10,7 @@ from mcp import types
 from asset_price_mcp.server import build_server as build_prices
 from discovery_mcp.server import build_server as build_discovery
 from jesse_mcp.server import build_server as build_jesse
-from shared.tooling import GuardedServer, ServerDeps
+from shared.server.registry import GuardedServer, ServerDeps
 
 
 def all_servers(deps: ServerDeps) -> dict[str, GuardedServer]:

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jesse_mcp.paper_prices import DAY_MS, NoPrice, PaperQuote
-from shared.config import TradingConfig
-from shared.config_store import ConfigStore
-from shared.store import Store, utc_now_iso
+from jesse_mcp.trading.prices import DAY_MS, NoPrice, PaperQuote
+from shared.config.models import TradingConfig
+from shared.config.store import ConfigStore
+from shared.state.store import Store, utc_now_iso
 
 
 class TablePrices:
@@ -76,8 +76,8 @@ class Clock:
 
 def configure(home: Path, **changes: Any) -> TradingConfig:
     """Write a configuration (defaults + dotted-path changes), as a person editing the file would."""
-    from shared.changes import apply_changes
-    from shared.config_file import validate_config_data
+    from shared.config.changes import apply_changes
+    from shared.config.file import validate_config_data
 
     data = TradingConfig().model_dump(mode="json")
     if changes:
@@ -107,8 +107,8 @@ def store_backtest(
 ) -> str:
     """A stored backtest record in BacktestResult's shape (what the backtest tool writes), of the strategy's current
     code with its default hyperparameters; `request` and `data` entries replace the defaults."""
-    from jesse_mcp.results import BacktestResult
-    from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
+    from jesse_mcp.backtesting.catalog import BUILTIN, fingerprint
+    from jesse_mcp.backtesting.results import BacktestResult
 
     spec = BUILTIN[strategy]
     day_ms = 86_400_000
@@ -218,7 +218,7 @@ def store_stress(
     requested_at: str | None = None,
 ) -> str:
     """A stored stress test of every scenario; `scenarios` replaces fields of named scenarios."""
-    from jesse_mcp.stress import SCENARIOS, StressReport
+    from jesse_mcp.research.stress import SCENARIOS, StressReport
 
     outcome = {
         "description": "a scenario",

@@ -23,10 +23,10 @@ from typing import Any
 import anyio
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from jesse_mcp import paper_ledger
 from jesse_mcp.server import build_server
-from shared.server_common import make_deps
-from shared.store import Store
+from jesse_mcp.trading import ledger as paper_ledger
+from shared.server.common import make_deps
+from shared.state.store import Store
 from tests.mcp_helpers import text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices
 

@@ -10,7 +10,7 @@ import sys
 
 import anyio
 
-from jesse_mcp.workers import WorkerPool
+from jesse_mcp.backtesting.workers import WorkerPool
 
 
 def _states(*pools: WorkerPool) -> list[str]:

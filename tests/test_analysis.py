@@ -10,10 +10,16 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from jesse_mcp.analysis import resampling
-from jesse_mcp.analysis.resampling import block_bootstrap_candles, max_drawdown_fraction, monte_carlo_trades
-from jesse_mcp.analysis.scenarios import apply_price_path, crash_2020, flash_crash, gap_down, volatility_shock
-from jesse_mcp.analysis.sharpe import (
+from jesse_mcp.backtesting.analysis import resampling
+from jesse_mcp.backtesting.analysis.resampling import block_bootstrap_candles, max_drawdown_fraction, monte_carlo_trades
+from jesse_mcp.backtesting.analysis.scenarios import (
+    apply_price_path,
+    crash_2020,
+    flash_crash,
+    gap_down,
+    volatility_shock,
+)
+from jesse_mcp.backtesting.analysis.sharpe import (
     daily_closes,
     deflated_sharpe_ratio,
     detect_regimes,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import _run
-from trading_cli.ask import AskError, parse
+from trading_cli.ask.parse import AskError, parse
 
 ISSUE_EXAMPLES = [
     (

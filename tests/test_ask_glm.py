@@ -13,13 +13,13 @@ import anyio
 import pytest
 from mcp import types
 
-from shared.config import GlmConfig, TradingConfig
-from shared.config_store import ConfigStore
-from shared.store import Store
+from shared.config.models import GlmConfig, TradingConfig
+from shared.config.store import ConfigStore
+from shared.state.store import Store
 from tests.fake_zhipu_server import FakeZhipu
 from tests.test_cli import CLI
-from trading_cli.ask import NotUnderstood, parse
-from trading_cli.ask_glm import ToolInfo, glm_fallback, server_tools, tool_info
+from trading_cli.ask.glm import ToolInfo, glm_fallback, server_tools, tool_info
+from trading_cli.ask.parse import NotUnderstood, parse
 
 KEY = "a1b2c3d4e5f6.s3cr3tPartOfTheKey"  # shaped like a Zhipu "id.secret" key
 READ_ONLY_TEXT = "how risky may mean reversion get"
@@ -210,7 +210,7 @@ async def test_zhipuai_model_and_a_bad_base_url_are_read_from_the_environment(ca
     assert glm_env.requests[-1].body["model"] == "glm-4-plus"
     monkeypatch.setenv("ZHIPUAI_BASE_URL", "open.bigmodel.cn/api")
     assert await fallback("make me rich", catalogue, interactive=False) == 2
-    assert "ZHIPUAI_BASE_URL must be an http(s) URL" in capsys.readouterr().err
+    assert "is not an http(s) URL" in capsys.readouterr().err
     assert len(glm_env.requests) == 1
 
 

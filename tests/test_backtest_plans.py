@@ -6,12 +6,12 @@ from datetime import date, datetime
 
 import pytest
 
-from jesse_mcp.plans import BacktestError, pick_market, plan_range
-from jesse_mcp.results import equity_before, risk_adherence
-from jesse_mcp.strategy_catalog import BUILTIN, find_user_strategy_files
-from shared.candles import MINUTE_MS, CandleStore, Gap, MarketInfo, iso
+from jesse_mcp.backtesting.catalog import BUILTIN, find_user_strategy_files
+from jesse_mcp.backtesting.plans import BacktestError, pick_market, plan_range
+from jesse_mcp.backtesting.results import equity_before, risk_adherence
+from shared.config.profiles import PROFILE_TEMPLATES
 from shared.errors import InvalidArgumentsError
-from shared.profiles import PROFILE_TEMPLATES
+from shared.market.candles import MINUTE_MS, CandleStore, Gap, MarketInfo, iso
 
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 HOUR = 60 * MINUTE_MS
@@ -136,9 +136,9 @@ def test_risk_adherence_finds_oversized_trades_large_losses_and_drawdown_breache
 
 
 def test_configured_hyperparameters_are_the_default_and_call_arguments_override_them(tmp_path):
-    from jesse_mcp.candle_ops import generate_synthetic
-    from jesse_mcp.plans import build_plan
-    from shared.config import StrategyConfig, TradingConfig
+    from jesse_mcp.backtesting.plans import build_plan
+    from jesse_mcp.candles.ops import generate_synthetic
+    from shared.config.models import StrategyConfig, TradingConfig
 
     store = CandleStore(tmp_path)
     generate_synthetic(store, "BTC-USDT", START, START + 20 * 24 * HOUR, seed=1)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from jesse_mcp.candle_ops import generate_synthetic
+from jesse_mcp.backtesting.workers import WorkerPool
+from jesse_mcp.candles.ops import generate_synthetic
 from jesse_mcp.server import build_server
-from jesse_mcp.workers import WorkerPool
-from shared.candles import MINUTE_MS, CandleStore
-from shared.profiles import PROFILE_TEMPLATES
-from shared.server_common import make_deps
+from shared.config.profiles import PROFILE_TEMPLATES
+from shared.market.candles import MINUTE_MS, CandleStore
+from shared.server.common import make_deps
 from tests.mcp_helpers import payload, text_of
 
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -58,7 +58,7 @@ async def test_backtest_metrics_equal_a_direct_jesse_research_backtest_call(serv
     # the same run, built by hand and given to Jesse directly in this process
     from jesse.research import backtest as jesse_backtest
 
-    from jesse_mcp.strategies.trend_following import TrendFollowing
+    from jesse_mcp.backtesting.strategies.trend_following import TrendFollowing
 
     warm_ms = req["warmup_candles"] * 60 * MINUTE_MS
     rows = np.array(
@@ -223,8 +223,8 @@ async def test_compare_risk_profiles_runs_all_three_and_tabulates_them(server):
 
 
 def _spec(bt_home, strategy: str, profile: str = "aggressive", **risk) -> dict:
-    """A run spec for jesse_mcp.engine, run in this process (no pool): days 20-50 of the synthetic data, 1h."""
-    from jesse_mcp.strategy_catalog import BUILTIN
+    """A run spec for the engine, run in this process (no pool): days 20-50 of the synthetic data, 1h."""
+    from jesse_mcp.backtesting.catalog import BUILTIN
 
     s = BUILTIN[strategy]
     hp = s.resolve_hyperparameters(None)
@@ -248,7 +248,7 @@ def _spec(bt_home, strategy: str, profile: str = "aggressive", **risk) -> dict:
 
 
 def test_no_new_entries_once_drawdown_reaches_the_profile_limit(bt_home):
-    from jesse_mcp import engine
+    from jesse_mcp.backtesting import engine
 
     free = engine.run_backtest(_spec(bt_home, "trend_following"))
     halted = engine.run_backtest(_spec(bt_home, "trend_following", max_drawdown=0.01))
@@ -262,7 +262,7 @@ def test_no_new_entries_once_drawdown_reaches_the_profile_limit(bt_home):
 
 
 def test_progress_is_sampled_from_the_simulation_clock_while_jesse_runs(bt_home, monkeypatch):
-    from jesse_mcp import engine
+    from jesse_mcp.backtesting import engine
 
     seen = []
     monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.01)
@@ -275,7 +275,7 @@ def test_progress_is_sampled_from_the_simulation_clock_while_jesse_runs(bt_home,
 
 @pytest.mark.parametrize("strategy", ["trend_following", "mean_reversion", "breakout", "momentum"])
 def test_fast_mode_gives_the_same_trades_and_trade_metrics_as_the_normal_mode(bt_home, strategy):
-    from jesse_mcp import engine
+    from jesse_mcp.backtesting import engine
 
     spec = _spec(bt_home, strategy)
     normal = engine.run_backtest({**spec, "fast_mode": False})
@@ -386,7 +386,7 @@ async def test_analysis_tools_need_the_id_of_a_stored_backtest(server):
 # --- user strategies, resources, prompt ----------------------------------------------------------------------
 USER_STRATEGY = '''
 """Buys every fourth candle and holds for two; sized by the risk profile."""
-from jesse_mcp.strategies.base import RiskManagedStrategy
+from jesse_mcp.backtesting.strategies.base import RiskManagedStrategy
 
 
 class EveryFourth(RiskManagedStrategy):

@@ -4,9 +4,9 @@ import httpx
 import numpy as np
 import pytest
 
-from jesse_mcp.binance_import import import_binance, parse_klines
-from shared.candles import MINUTE_MS, CandleError, CandleStore
-from shared.http import make_client
+from jesse_mcp.candles.binance import import_binance, parse_klines
+from shared.market.candles import MINUTE_MS, CandleError, CandleStore
+from shared.net.http import make_client
 
 pytestmark = pytest.mark.anyio
 T0 = 1_634_943_780_000  # 2021-10-22T23:03:00Z, as in Binance's recorded answer

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jesse_mcp.importers import read_csv_candles, synthetic_candles
-from shared.candles import MINUTE_MS, CandleError, CandleStore
+from jesse_mcp.candles.csv_import import read_csv_candles, synthetic_candles
+from shared.market.candles import MINUTE_MS, CandleError, CandleStore
 
 T0 = 1_747_699_200_000  # 2025-05-20T00:00:00Z
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import TradingConfig
-from shared.config_file import config_to_json
-from shared.config_store import ConfigStore
+from shared.config.file import config_to_json
+from shared.config.models import TradingConfig
+from shared.config.store import ConfigStore
 from shared.errors import ConfigError
 
 
@@ -187,7 +187,7 @@ def test_config_path_comes_from_the_environment(home: Path, monkeypatch: pytest.
 
 
 def test_the_three_profile_templates_hold_the_exact_seed_values():
-    from shared.profiles import PROFILE_TEMPLATES
+    from shared.config.profiles import PROFILE_TEMPLATES
 
     fields = (
         "max_portfolio_risk",

@@ -8,10 +8,10 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel
 
-from shared.changes import apply_changes, loosenings
-from shared.config import TradingConfig
-from shared.config_file import validate_config_data
-from shared.directions import COMPARE_KEY, ORDER_KEY, RISKIER_KEY, declared
+from shared.config.changes import apply_changes, loosenings
+from shared.config.directions import COMPARE_KEY, ORDER_KEY, RISKIER_KEY, declared
+from shared.config.file import validate_config_data
+from shared.config.models import TradingConfig
 from shared.errors import ConfigError
 
 # Sample entries of the named collections, so that the walk reaches the fields inside them.

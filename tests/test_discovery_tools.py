@@ -168,8 +168,8 @@ async def test_with_a_glm_key_stories_are_scored_by_glm_and_a_failing_glm_falls_
 async def test_stored_prices_confirm_or_contradict_an_opportunity_and_set_its_volatility(deps, news):
     import time
 
-    from jesse_mcp.importers import synthetic_candles
-    from shared.candles import CandleStore
+    from jesse_mcp.candles.csv_import import synthetic_candles
+    from shared.market.candles import CandleStore
 
     day = 86_400_000
     start = (int(time.time() * 1000) // day - 100) * day

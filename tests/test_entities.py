@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from asset_price_mcp.symbols import COINGECKO_IDS, parse_symbol
-from discovery_mcp.entities import ASSETS, asset, extract_symbols, normalise_symbol, suggest_symbols
 from discovery_mcp.models import DiscoveryError
+from discovery_mcp.news.entities import ASSETS, asset, extract_symbols, normalise_symbol, suggest_symbols
 
 
 def test_cashtags_count_in_any_case_including_share_classes():

@@ -26,12 +26,12 @@ import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from jesse_mcp.server import build_server as build_jesse
-from shared.changes import loosenings
-from shared.config import TradingConfig
-from shared.config_store import load_config
-from shared.profiles import PROFILE_TEMPLATES
-from shared.server_common import make_deps
-from shared.store import Store
+from shared.config.changes import loosenings
+from shared.config.models import TradingConfig
+from shared.config.profiles import PROFILE_TEMPLATES
+from shared.config.store import load_config
+from shared.server.common import make_deps
+from shared.state.store import Store
 from tests.mcp_helpers import payload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,8 +213,8 @@ def _result(sharpe: float | None, daily_dd: float | None, intraday_dd: float | N
 
 
 def test_gate_knows_the_same_timeframes_and_profiles_as_the_backtest_tool(gate_module: ModuleType):
-    from jesse_mcp.strategy_catalog import TIMEFRAME_MINUTES
-    from shared.profiles import PROFILE_TEMPLATES
+    from jesse_mcp.backtesting.catalog import TIMEFRAME_MINUTES
+    from shared.config.profiles import PROFILE_TEMPLATES
 
     assert gate_module.TIMEFRAME_MINUTES == TIMEFRAME_MINUTES  # the example stays standalone, and in step
     assert set(gate_module.PROFILES) == set(PROFILE_TEMPLATES)

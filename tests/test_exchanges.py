@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from jesse_mcp.candle_ops import generate_synthetic
-from jesse_mcp.engine import jesse_inputs
-from jesse_mcp.importers import synthetic_candles
-from jesse_mcp.plans import build_plan
+from jesse_mcp.backtesting.catalog import BUILTIN
+from jesse_mcp.backtesting.engine import jesse_inputs
+from jesse_mcp.backtesting.plans import build_plan
+from jesse_mcp.candles.csv_import import synthetic_candles
+from jesse_mcp.candles.ops import generate_synthetic
 from jesse_mcp.server import build_server
-from jesse_mcp.strategy_catalog import BUILTIN
-from shared.candles import MINUTE_MS, CandleError, CandleStore
-from shared.config import TradingConfig
-from shared.exchanges import JESSE_NAMES, ExchangeError, jesse_exchange, jesse_name, store_key
+from shared.config.models import TradingConfig
+from shared.market.candles import MINUTE_MS, CandleError, CandleStore
+from shared.market.exchanges import JESSE_NAMES, ExchangeError, jesse_exchange, jesse_name, store_key
 from tests.mcp_helpers import payload, text_of
 from tests.test_candle_tools import local_binance  # noqa: F401  (fixture)
 
@@ -160,8 +160,8 @@ async def test_import_candles_takes_binance_spot_by_jesses_name_and_points_other
 
 @pytest.mark.anyio
 async def test_a_real_backtest_runs_on_a_market_named_by_jesses_name(tmp_path_factory):
-    from jesse_mcp.workers import WorkerPool
-    from shared.server_common import make_deps
+    from jesse_mcp.backtesting.workers import WorkerPool
+    from shared.server.common import make_deps
 
     home = tmp_path_factory.mktemp("bt_exchange")
     rows, _ = synthetic_candles(START, 30 * 1440, seed=5)

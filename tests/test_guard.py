@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 
-from shared.config import StrategyConfig, TradingConfig
-from shared.guard import CallRecord, decide
-from shared.policy import Violation
+from shared.config.models import StrategyConfig, TradingConfig
+from shared.policy.checks import Violation
+from shared.policy.guard import CallRecord, decide
 
 
 def _cfg(global_stage: str, strategy_stage: str, enabled: bool = True) -> TradingConfig:

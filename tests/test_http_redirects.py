@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from asset_price_mcp.providers.base import ProviderError
-from asset_price_mcp.providers_runtime import Provider, ProviderClient
-from discovery_mcp.sources import fetch_source
-from shared.addresses import address_kind, literal_address
-from shared.config import NewsSource
-from shared.http import FetchRefused, HttpError, get_json, make_client
+from asset_price_mcp.providers.runtime import Provider, ProviderClient
+from discovery_mcp.news.sources import fetch_source
+from shared.config.models import NewsSource
+from shared.net.addresses import address_kind, literal_address
+from shared.net.http import FetchRefused, HttpError, get_json, make_client
 from tests.fake_news_server import FakeNews, Route, rss
 
 pytestmark = pytest.mark.anyio

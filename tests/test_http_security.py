@@ -21,8 +21,8 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from starlette.responses import PlainTextResponse
 
-from shared import server_common
-from shared.http_security import HttpGuard, HttpSecurityError, http_policy
+from shared.server import common as server_common
+from shared.server.http_edge import HttpGuard, HttpSecurityError, http_policy
 
 BIN = Path(sys.executable).parent
 OWN_VARS = ("TRADING_MCP_TOKEN", "TRADING_MCP_ALLOWED_HOSTS", "TRADING_MCP_ALLOWED_ORIGINS")

@@ -11,15 +11,15 @@ from email.utils import formatdate
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from discovery_mcp.injection import _PATTERNS, RAW_MAX_CHARS, detect
 from discovery_mcp.models import InjectionVerdict, NewsItem, Sentiment
-from discovery_mcp.news import merge, to_item
-from discovery_mcp.newsstore import NewsStore, StoredItem
-from discovery_mcp.normalise import title_words
-from discovery_mcp.opportunities import rank
+from discovery_mcp.news.cycle import merge, to_item
+from discovery_mcp.news.injection import _PATTERNS, RAW_MAX_CHARS, detect
+from discovery_mcp.news.normalise import title_words
+from discovery_mcp.news.sources import RawEntry
+from discovery_mcp.news.store import NewsStore, StoredItem
+from discovery_mcp.opportunities.ranking import rank
 from discovery_mcp.server import build_server
-from discovery_mcp.sources import RawEntry
-from shared.config import DiscoveryConfig, NewsSource
+from shared.config.models import DiscoveryConfig, NewsSource
 from tests.fake_news_server import FakeNews, Route, rss
 from tests.fake_zhipu_server import FakeZhipu, texts_of
 from tests.mcp_helpers import payload

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from discovery_mcp.models import DiscoveryError, NewsItem, Sentiment
-from discovery_mcp.news import NewsService, merge, to_item
-from discovery_mcp.newsstore import NewsStore
-from discovery_mcp.sources import RawEntry
-from shared.config import NewsSource, TradingConfig
-from shared.http import make_client
+from discovery_mcp.news.cycle import NewsService, merge, to_item
+from discovery_mcp.news.sources import RawEntry
+from discovery_mcp.news.store import NewsStore
+from shared.config.models import NewsSource, TradingConfig
+from shared.net.http import make_client
 from tests.fake_news_server import FakeNews, Route, rss
 
 pytestmark = pytest.mark.anyio
@@ -211,7 +211,7 @@ async def test_an_impossible_date_skips_one_entry_not_the_cycle_and_old_stories_
 
 
 def test_validators_stay_with_the_address_they_came_from(deps):
-    from discovery_mcp.sources import FetchResult
+    from discovery_mcp.news.sources import FetchResult
 
     store = NewsStore(deps.store)
     store.record_fetch(FetchResult("s", "ok", url="http://a/feed", etag='"a1"', last_modified="x"), 0, 0, 0)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from discovery_mcp.normalise import canonical_url, plain_text, similar_titles, title_words
-from discovery_mcp.sources import Validators, fetch_source, parse_cryptopanic
-from shared.config import NewsSource
-from shared.http import USER_AGENT, make_client
+from discovery_mcp.news.normalise import canonical_url, plain_text, similar_titles, title_words
+from discovery_mcp.news.sources import Validators, fetch_source, parse_cryptopanic
+from shared.config.models import NewsSource
+from shared.net.http import USER_AGENT, make_client
 from tests.fake_news_server import FakeNews, Route, atom, rss
 
 pytestmark = pytest.mark.anyio
@@ -208,7 +208,7 @@ def test_secrets_in_urls_are_redacted_in_logs():
     import logging
 
     from shared.redact import redact_text
-    from shared.server_common import RedactingFilter
+    from shared.server.common import RedactingFilter
 
     url = "https://cryptopanic.example/posts/?auth_token=cp-live-0123456789&public=true"
     assert redact_text(url) == "https://cryptopanic.example/posts/?auth_token=[redacted]&public=true"

@@ -11,7 +11,7 @@ import pytest
 
 from asset_price_mcp.ohlcv import OhlcvService, find_bar_gaps
 from asset_price_mcp.providers.base import Candle, http_failure
-from asset_price_mcp.providers_runtime import Provider, ProviderClient
+from asset_price_mcp.providers.runtime import Provider, ProviderClient
 from asset_price_mcp.quotes import PriceError
 
 pytestmark = pytest.mark.anyio

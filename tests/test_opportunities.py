@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from discovery_mcp.models import NewsItem, Sentiment
-from discovery_mcp.opportunities import Market, item_weight, rank, recency
-from shared.config import DiscoveryConfig, NewsSource
+from discovery_mcp.opportunities.ranking import Market, item_weight, rank, recency
+from shared.config.models import DiscoveryConfig, NewsSource
 
 NOW = 1_765_580_000_000
 H = 3_600_000

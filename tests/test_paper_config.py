@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.changes import apply_changes, loosenings
-from shared.config import TradingConfig
-from shared.config_file import validate_config_data
+from shared.config.changes import apply_changes, loosenings
+from shared.config.file import validate_config_data
+from shared.config.models import TradingConfig
 
 
 def _changed(**changes) -> TradingConfig:

@@ -18,8 +18,8 @@ from mcp import ClientSession, types
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from jesse_mcp.server import build_server
-from shared.store import window_keys
-from shared.tooling import GuardedServer, ServerDeps
+from shared.server.registry import GuardedServer, ServerDeps
+from shared.state.store import window_keys
 from tests.mcp_helpers import payload, text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices, configure
 
@@ -819,7 +819,7 @@ async def test_paper_performance_attaches_a_png_of_the_equity_curve_when_asked(o
 
 
 def test_a_correlation_that_cannot_be_measured_says_which_series_and_why():
-    from jesse_mcp.paper_stats import correlations_with
+    from jesse_mcp.trading.stats import correlations_with
 
     days = [(d * 86_400_000, 100.0 + (d % 3)) for d in range(15)]
     flat = [(d * 86_400_000, 50.0) for d in range(15)]

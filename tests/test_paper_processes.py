@@ -21,10 +21,10 @@ from typing import Any
 import anyio
 import pytest
 
-from jesse_mcp.paper import OrderRequest, PaperService
-from jesse_mcp.paper_prices import LibraryPrices, NoPrice
-from shared.config_store import ConfigStore
-from shared.store import Store, window_keys
+from jesse_mcp.trading.paper import OrderRequest, PaperService
+from jesse_mcp.trading.prices import LibraryPrices, NoPrice
+from shared.config.store import ConfigStore
+from shared.state.store import Store, window_keys
 from tests.fake_price_server import FakeMarket
 from tests.paper_helpers import Clock, TablePrices, configure
 from tests.paper_worker import KILL_POINTS, ledger_counts

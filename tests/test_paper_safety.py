@@ -67,8 +67,8 @@ async def test_a_refusal_while_halted_gives_the_halt_reason_and_how_to_resume(op
 async def test_a_price_library_replaced_by_a_configuration_change_is_closed_once_idle(tmp_path):
     import httpx
 
-    from jesse_mcp.paper_prices import ConfiguredPrices, NoPrice
-    from shared.config_store import ConfigStore
+    from jesse_mcp.trading.prices import ConfiguredPrices, NoPrice
+    from shared.config.store import ConfigStore
 
     store = ConfigStore(tmp_path / "config.json")
     down = httpx.MockTransport(lambda request: httpx.Response(503))
@@ -112,8 +112,8 @@ async def test_a_replaced_price_library_is_closed_even_when_the_request_is_cance
     import anyio
     import httpx
 
-    from jesse_mcp.paper_prices import ConfiguredPrices, NoPrice
-    from shared.config_store import ConfigStore
+    from jesse_mcp.trading.prices import ConfiguredPrices, NoPrice
+    from shared.config.store import ConfigStore
 
     store = ConfigStore(tmp_path / "config.json")
     prices = ConfiguredPrices(store.load, tmp_path, httpx.MockTransport(lambda request: httpx.Response(503)))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import policy
+from shared.policy import checks as policy
 
 
 def test_position_size_limit_is_a_fraction_of_equity():

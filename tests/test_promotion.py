@@ -16,14 +16,14 @@ import pytest
 from mcp import types
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from jesse_mcp import promotion
-from jesse_mcp.paper import PaperService
-from jesse_mcp.promotion_evidence import CurrentCode
+from jesse_mcp.backtesting.catalog import BUILTIN, fingerprint
+from jesse_mcp.promotion import gates as promotion
+from jesse_mcp.promotion.evidence import CurrentCode
 from jesse_mcp.server import build_server
-from jesse_mcp.strategy_catalog import BUILTIN, fingerprint
-from shared.config import StrategyConfig, TradingConfig
-from shared.guard import CallRecord, decide
-from shared.resolve import resolve_risk
+from jesse_mcp.trading.paper import PaperService
+from shared.config.models import StrategyConfig, TradingConfig
+from shared.config.resolve import resolve_risk
+from shared.policy.guard import CallRecord, decide
 from tests.mcp_helpers import accept, all_servers, payload, respond, text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices, configure, store_backtest, store_stress
 
@@ -393,7 +393,7 @@ async def test_fills_priced_by_replay_of_stored_candles_do_not_make_a_track_reco
 
 
 def test_days_without_an_equity_record_count_as_flat_days_in_the_paper_sharpe():
-    from jesse_mcp.paper_stats import performance_of
+    from jesse_mcp.trading.stats import performance_of
 
     day = 86_400_000
     first = 20_000 * day
@@ -498,14 +498,14 @@ async def test_demotion_needs_no_evidence_and_works_while_trading_is_halted(deps
 
 
 def test_a_stage_change_whose_file_write_fails_leaves_no_history_row(deps, home, prices, clock, monkeypatch):
-    import shared.config_store
+    import shared.config.store
 
     configure(home, **PAPER_STAGES)
 
     def disk_full(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(shared.config_store, "atomic_write_text", disk_full)
+    monkeypatch.setattr(shared.config.store, "atomic_write_text", disk_full)
     with pytest.raises(OSError, match="No space left"):
         promotion.demote(deps.config, deps.store, TF, None, "tidy up")
     assert deps.store.stage_history() == [] and deps.config.load().strategies[TF].stage == "paper"

@@ -14,11 +14,11 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 
 from asset_price_mcp.server import build_server as build_prices
 from discovery_mcp.server import build_server as build_discovery
-from jesse_mcp.candle_ops import generate_synthetic
+from jesse_mcp.candles.ops import generate_synthetic
 from jesse_mcp.server import build_server as build_jesse
-from shared.candles import CandleStore
-from shared.completion import match, match_last_item
-from shared.config import StrategyConfig
+from shared.config.models import StrategyConfig
+from shared.market.candles import CandleStore
+from shared.server.completion import match, match_last_item
 from tests.mcp_helpers import all_servers
 
 pytestmark = pytest.mark.anyio
@@ -302,8 +302,8 @@ async def test_an_unknown_argument_prompt_or_template_completes_to_nothing(jesse
 
 def test_strategy_completion_and_the_jesse_server_never_import_jesse(tmp_path):
     code = (
-        "import sys; from pathlib import Path; from shared.server_common import make_deps; "
-        "from jesse_mcp.server import build_server; from jesse_mcp.prompts import strategy_names; "
+        "import sys; from pathlib import Path; from shared.server.common import make_deps; "
+        "from jesse_mcp.server import build_server; from jesse_mcp.tools.prompts import strategy_names; "
         f"deps = make_deps('jesse-mcp', Path({str(tmp_path)!r})); build_server(deps, warmup=()); "
         "names = strategy_names(deps.extras['home'], deps.config.load); "
         "print('trend_following' in names, 'jesse' in sys.modules)"

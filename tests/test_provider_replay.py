@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from asset_price_mcp.providers import replay
-from asset_price_mcp.providers_runtime import Provider
+from asset_price_mcp.providers.runtime import Provider
 from asset_price_mcp.quotes import QuoteService
-from shared.candles import MINUTE_MS, CandleStore
+from shared.market.candles import MINUTE_MS, CandleStore
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 

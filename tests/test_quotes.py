@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from asset_price_mcp.providers.base import ProviderError, Quote, dec, http_failure
-from asset_price_mcp.providers_runtime import Breaker, Provider
+from asset_price_mcp.providers.runtime import Breaker, Provider
 from asset_price_mcp.quotes import PriceError, QuoteService, consensus
 
 pytestmark = pytest.mark.anyio

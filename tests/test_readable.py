@@ -10,11 +10,11 @@ import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from jesse_mcp.server import build_server
-from shared.changes import apply_changes, loosenings
-from shared.config import TradingConfig
-from shared.config_file import validate_config_data
+from shared.config.changes import apply_changes, loosenings
+from shared.config.file import validate_config_data
+from shared.config.models import TradingConfig
 from shared.errors import ConfigError
-from shared.readable import FileAccessError, ReadableFolders
+from shared.policy.readable import FileAccessError, ReadableFolders
 from tests.mcp_helpers import accept, payload, text_of
 
 T0 = 1_747_699_200_000
@@ -186,7 +186,7 @@ async def test_a_csv_in_a_folder_the_person_added_is_imported(deps, tmp_path_fac
 
 
 def test_a_pipe_inside_imports_is_refused_without_waiting_for_a_writer(home, imports):
-    from jesse_mcp.importers import read_csv_candles
+    from jesse_mcp.candles.csv_import import read_csv_candles
 
     os.mkfifo(imports / "pipe.csv")
     real = ReadableFolders(home).resolve("pipe.csv")

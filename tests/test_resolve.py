@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from shared.config import RiskOverrides, StrategyConfig, TradingConfig
+from shared.config.models import RiskOverrides, StrategyConfig, TradingConfig
+from shared.config.resolve import effective_stage, resolve_risk
 from shared.errors import InvalidArgumentsError, PolicyDenied
-from shared.resolve import effective_stage, resolve_risk
 
 
 def test_strategy_overrides_beat_its_profile():

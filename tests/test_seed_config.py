@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from shared.config_store import ConfigStore
+from shared.config.resolve import resolve_risk
+from shared.config.store import ConfigStore
 from shared.errors import ConfigError
-from shared.resolve import resolve_risk
 from tests.mcp_helpers import accept, all_servers, payload, text_of
 
 SEED = """{"global_risk_profile": "moderate",
@@ -138,9 +138,9 @@ def test_two_spellings_of_one_field_with_different_values_are_refused(home):
 
 
 def test_an_older_key_name_in_a_change_is_refused_with_its_current_name(home):
-    from shared.changes import apply_changes
-    from shared.config import TradingConfig
-    from shared.config_file import validate_config_data
+    from shared.config.changes import apply_changes
+    from shared.config.file import validate_config_data
+    from shared.config.models import TradingConfig
 
     data = apply_changes(TradingConfig().model_dump(mode="json"), {"portfolio_limits.max_trades_per_day": 3})
     with pytest.raises(ConfigError, match="'max_trades_per_day' is now called max_daily_trades"):

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 import anyio
 import pytest
 
-from discovery_mcp.glm import SYSTEM_PROMPT, GlmScorer
-from discovery_mcp.models import DiscoveryError, Sentiment
-from shared.config import GlmConfig
+from discovery_mcp.models import Sentiment
+from discovery_mcp.sentiment.glm import SYSTEM_PROMPT, GlmScorer
+from shared.config.models import GlmConfig
+from shared.net.glm import GlmApiError
 from tests.fake_zhipu_server import FakeZhipu, texts_of
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +145,7 @@ async def test_an_http_error_falls_back_with_the_status_and_the_key_leaks_nowher
     for secret in (KEY, KEY.split(".")[1]):
         assert secret not in outputs
         assert secret not in caplog.text
-    assert any(reason in r.getMessage() for r in caplog.records if r.name == "discovery_mcp.glm")
+    assert any(reason in r.getMessage() for r in caplog.records if r.name == "discovery_mcp.sentiment.glm")
 
 
 async def test_one_failing_batch_falls_back_alone(make_scorer, fake, offline):
@@ -237,7 +238,7 @@ async def test_the_configured_endpoint_and_an_unknown_model_name_are_used_as_wri
 
 async def test_a_base_url_that_is_not_http_is_refused_with_the_variable_to_fix(offline):
     env = {"ZHIPUAI_API_KEY": KEY, "ZHIPUAI_BASE_URL": "open.bigmodel.cn/api"}
-    with pytest.raises(DiscoveryError, match="ZHIPUAI_BASE_URL must be an http"):
+    with pytest.raises(GlmApiError, match=r"not an http.s. URL .* fix ZHIPUAI_BASE_URL"):
         GlmScorer.from_env(GlmConfig(), offline, env=env)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from discovery_mcp.models import DiscoveryError
-from discovery_mcp.sentiment import SHIPPED_MODEL, OfflineScorer
-from discovery_mcp.train import TrainingDataError, main, read_labelled_csv, train
+from discovery_mcp.sentiment.offline import SHIPPED_MODEL, OfflineScorer
+from discovery_mcp.sentiment.train import TrainingDataError, main, read_labelled_csv, train
 
 # Written for these tests, labelled by the convention of the shipped model's training data (Twitter Financial News):
 # bullish/bearish when the news moves the asset's price, neutral for announcements and macro facts without a reaction.
@@ -121,7 +121,8 @@ def test_the_shipped_model_credits_its_training_data_and_stays_small():
 
 def test_scoring_does_not_import_scikit_learn():
     code = (
-        "import sys; from discovery_mcp.sentiment import OfflineScorer; OfflineScorer.load().score('Stocks rally'); "
+        "import sys; from discovery_mcp.sentiment.offline import OfflineScorer; "
+        "OfflineScorer.load().score('Stocks rally'); "
         "print('sklearn' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

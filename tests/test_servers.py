@@ -6,7 +6,7 @@ import logging
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
-from shared.tooling import GuardedTool, ToolRegistry
+from shared.server.registry import GuardedTool, ToolRegistry
 from tests.mcp_helpers import accept, all_servers, payload, text_of
 
 pytestmark = pytest.mark.anyio

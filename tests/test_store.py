@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.errors import StoreError
-from shared.store import SCHEMA_VERSION, JournalEntry, Store, window_keys
+from shared.state.store import SCHEMA_VERSION, JournalEntry, Store, window_keys
 
 
 def _increment_many(db_path: str, start, n: int, limit: int, results) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jesse_mcp.workers import NO_PDEATHSIG_ENV
+from jesse_mcp.backtesting.workers import NO_PDEATHSIG_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 DEADLINE_S = 5.0  # the requirement itself, not a hang guard

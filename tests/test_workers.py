@@ -6,8 +6,8 @@ import anyio
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
+from jesse_mcp.backtesting.workers import WorkerError, WorkerPool
 from jesse_mcp.server import build_server
-from jesse_mcp.workers import WorkerError, WorkerPool
 
 pytestmark = pytest.mark.anyio
 

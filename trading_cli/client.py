@@ -17,8 +17,8 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from shared.http_security import TOKEN_ENV
 from shared.redact import redact_text
+from shared.server.http_edge import TOKEN_ENV
 
 # The --url of the command line; open_session uses it when it is given no URL of its own.
 SESSION_URL: ContextVar[str | None] = ContextVar("trading_mcp_session_url", default=None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from mcp import ClientSession, types
 
-from shared.changes import keyed
+from shared.config.changes import keyed
 from trading_cli import render as text
 from trading_cli.client import SERVERS, error_text, open_session, result_payload
 
@@ -50,7 +50,7 @@ class Demo:
 
     def configure(self, change: Callable[[dict], dict]) -> None:
         """Edit the demo's own configuration file, as a person would by hand (never the user's own)."""
-        from shared.config_store import ConfigStore
+        from shared.config.store import ConfigStore
 
         ConfigStore(self.home / "config.json").update(change)
 

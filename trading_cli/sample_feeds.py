@@ -9,7 +9,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from xml.sax.saxutils import escape
 
-from shared.local_http import LocalHttpServer
+from shared.net.local_http import LocalHttpServer
 
 # (feed, hours ago, title, link, summary)
 STORIES = [

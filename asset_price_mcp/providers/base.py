@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from shared.http import parse_retry_after
+from shared.net.http import parse_retry_after
 
 # Canonical candle intervals and their length in milliseconds; each provider supports a subset (its INTERVALS).
 INTERVAL_MS: dict[str, int] = {

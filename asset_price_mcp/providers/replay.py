@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from asset_price_mcp.providers.base import Candle, ProviderError, Quote
-from shared.candles import CandleStore
+from shared.market.candles import CandleStore
 
 NAME = "replay"
 QUOTE_BATCH = 1000

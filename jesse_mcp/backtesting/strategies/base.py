@@ -1,0 +1,120 @@
+"""RiskManagedStrategy: the Jesse Strategy base whose positions are shaped by the effective risk profile.
+
+Subclasses say when to enter and exit (`long_signal`, `short_signal`, `exit_long`, `exit_short`); the base does the
+rest the same way for every strategy:
+
+- size: notional = max_portfolio_risk x equity / stop_loss (the stop distance), capped at
+  min(max_position_size, max_leverage) x equity and at what the margin allows;
+- stop loss and take profit at the profile's distances from the entry price;
+- no new entries once equity has fallen max_drawdown from its peak (entries stay off for the rest of the run).
+
+The risk settings reach the strategy as the hyperparameter `_risk` (a dict), so a direct
+`jesse.research.backtest(..., hyperparameters=...)` call with the same dict reproduces a run exactly.
+User strategies may subclass it: `from jesse_mcp.backtesting.strategies.base import RiskManagedStrategy`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from jesse.strategies import Strategy
+
+RISK_KEY = "_risk"
+REQUIRED_RISK = ("max_portfolio_risk", "max_position_size", "max_leverage", "max_drawdown", "stop_loss", "take_profit")
+MARGIN_HEADROOM = 0.98  # keep fees and rounding from ever exceeding the available margin
+RUN_STATE: dict[
+    str, Any
+] = {}  # what the last run's strategy reported at its end (read by jesse_mcp.backtesting.engine)
+
+
+class RiskManagedStrategy(Strategy):
+    catalog_name: ClassVar[str | None] = None  # built-ins: their name in jesse_mcp.backtesting.catalog
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._peak_equity: float | None = None
+        self.entries_halted_at: int | None = None
+
+    # --- what subclasses implement ---------------------------------------------------------------------------
+    def long_signal(self) -> bool:
+        raise TypeError(
+            f"{type(self).__name__} must define long_signal() (and may define short_signal, exit_long, "
+            "exit_short): RiskManagedStrategy subclasses say when to enter; the base does the sizing."
+        )
+
+    def short_signal(self) -> bool:
+        return False
+
+    def exit_long(self) -> bool:
+        return False
+
+    def exit_short(self) -> bool:
+        return False
+
+    # --- Jesse's hooks ----------------------------------------------------------------------------------------
+    def hyperparameters(self) -> list:
+        if self.catalog_name is None:
+            return []
+        from jesse_mcp.backtesting.catalog import BUILTIN
+
+        return [p.jesse() for p in BUILTIN[self.catalog_name].params]
+
+    @property
+    def risk(self) -> dict[str, float]:
+        risk = self.hp.get(RISK_KEY) if self.hp else None
+        if not isinstance(risk, dict) or any(k not in risk for k in REQUIRED_RISK):
+            raise ValueError(
+                f"{type(self).__name__} needs the hyperparameter {RISK_KEY!r}: a dict with {', '.join(REQUIRED_RISK)}."
+            )
+        return risk
+
+    def before(self) -> None:
+        if self.position.is_open:
+            return
+        equity = self.balance
+        if self._peak_equity is None or equity > self._peak_equity:
+            self._peak_equity = equity
+        if self.entries_halted_at is None and equity <= self._peak_equity * (1 - self.risk["max_drawdown"]):
+            self.entries_halted_at = self.time
+
+    @property
+    def entries_allowed(self) -> bool:
+        return self.entries_halted_at is None
+
+    def should_long(self) -> bool:
+        return self.entries_allowed and self.long_signal()
+
+    def should_short(self) -> bool:
+        return self.entries_allowed and bool(self.hp.get("allow_short", 1)) and self.short_signal()
+
+    def should_cancel_entry(self) -> bool:
+        return True
+
+    def position_qty(self) -> float:
+        r, price, equity = self.risk, self.price, self.balance
+        notional = r["max_portfolio_risk"] * equity / r["stop_loss"]
+        notional = min(notional, min(r["max_position_size"], r["max_leverage"]) * equity)
+        notional = min(notional, self.available_margin * self.leverage * MARGIN_HEADROOM)
+        return max(notional, 0.0) / price
+
+    def go_long(self) -> None:
+        self.buy = self.position_qty(), self.price
+
+    def go_short(self) -> None:
+        self.sell = self.position_qty(), self.price
+
+    def on_open_position(self, order: Any) -> None:
+        r, entry = self.risk, self.position.entry_price
+        if self.is_long:
+            self.stop_loss = self.position.qty, entry * (1 - r["stop_loss"])
+            self.take_profit = self.position.qty, entry * (1 + r["take_profit"])
+        else:
+            self.stop_loss = self.position.qty, entry * (1 + r["stop_loss"])
+            self.take_profit = self.position.qty, entry * (1 - r["take_profit"])
+
+    def before_terminate(self) -> None:
+        RUN_STATE["entries_halted_at"] = self.entries_halted_at
+
+    def update_position(self) -> None:
+        if (self.is_long and self.exit_long()) or (self.is_short and self.exit_short()):
+            self.liquidate()

@@ -1,0 +1,343 @@
+"""The MCP surface of paper trading, stage transitions and the kill switch (thin: the work is in paper.py and
+promotion.py), and the background monitor that checks stops, limit orders, timeouts and losses."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server.fastmcp import Context
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from asset_price_mcp.library import UnknownSymbol, parse_symbol
+from jesse_mcp.backtesting.catalog import fingerprint
+from jesse_mcp.promotion import gates as promotion
+from jesse_mcp.promotion.evidence import CurrentCode
+from jesse_mcp.tools.research import with_image
+from jesse_mcp.trading.models import CancelResult, CloseResult, OrderResult, Performance, Portfolio, ResetResult
+from jesse_mcp.trading.paper import OrderRequest, PaperService
+from shared.errors import InvalidArgumentsError, TradingMcpError
+from shared.market.candles import iso_ms
+from shared.server.confirm import require_confirmation
+from shared.server.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+StrategyName = Annotated[str, Field(description="The strategy the order belongs to.", min_length=1, max_length=64)]
+OptionalStrategy = Annotated[
+    str | None, Field(description="A strategy name; omit for the whole account / the global stage.", max_length=64)
+]
+Reason = Annotated[str, Field(description="Why, recorded in the stage history and the journal.", max_length=500)]
+
+
+class PaperMonitor:
+    """Reconciles the paper ledger every `paper.monitor_interval_s` while the server runs.
+
+    Over stdio the session's lifespan runs `session_loop`; over HTTP the server also runs it as a process-wide
+    background job (deps.extras['background']), so stops fire with no client connected. Of all running loops one
+    at a time, the leader, does the work; another takes over when the leader's loop ends.
+    """
+
+    def __init__(self, paper: PaperService):
+        self.paper = paper
+        self._leader: object | None = None
+        self.runs = 0
+
+    async def session_loop(self) -> None:
+        me = object()
+        try:
+            while True:
+                try:
+                    interval = self.paper.last_good_config().paper.monitor_interval_s
+                except Exception:  # no valid configuration yet: try again soon
+                    interval = 15.0
+                await anyio.sleep(interval)
+                if self._leader is None:
+                    self._leader = me
+                if self._leader is not me:
+                    continue
+                try:
+                    await self.paper.reconcile()
+                    await anyio.to_thread.run_sync(self.paper.store.checkpoint)
+                    self.runs += 1
+                except Exception:  # the monitor must outlive a bad price, a locked database or a broken config
+                    log.exception("paper monitor: reconciliation failed; trying again next interval")
+        finally:
+            if self._leader is me:
+                self._leader = None
+
+
+class HistoryView(BaseModel):
+    strategy: str | None
+    changes: list[dict[str, str | None]] = Field(description="Stage changes, newest first, with their reasons.")
+
+
+def _symbol(text: str) -> str:
+    try:
+        return parse_symbol(text).symbol
+    except UnknownSymbol as e:
+        raise InvalidArgumentsError(str(e)) from None
+
+
+def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
+    deps = tools.deps
+
+    async def current_code(strategy: str | None, to_stage: str) -> CurrentCode | None:
+        """The strategy's code and configured hyperparameters now: what a backtest must have run to count."""
+        if strategy is None or to_stage != "paper":
+            return None
+        try:
+            spec = await deps.extras["backtests"].strategy(strategy)
+            configured = deps.config.load().strategies[strategy].custom_params
+            return CurrentCode(fingerprint(spec), spec.resolve_hyperparameters(configured))
+        except (TradingMcpError, KeyError, OSError) as e:
+            return CurrentCode(None, None, str(e))
+
+    @tools.tool(
+        capability="paper",
+        read_only=False,
+        destructive=False,
+        idempotent=False,  # only with a client_order_id
+        open_world=True,
+        title="Place a paper order",
+        strategy_arg="strategy",
+        journal_in_transaction=True,
+    )
+    async def place_paper_order(
+        strategy: StrategyName,
+        symbol: Annotated[str, Field(description="Instrument, e.g. BTC-USDT, ETH-USD, AAPL.", max_length=32)],
+        side: Annotated[Literal["long", "short"], Field(description="long buys, short sells first.")],
+        quantity: Annotated[float | None, Field(description="Units of the asset (or give notional_usd).", gt=0)] = None,
+        notional_usd: Annotated[float | None, Field(description="Size in USD (or give quantity).", gt=0)] = None,
+        type: Annotated[Literal["market", "limit"], Field(description="market fills now; limit rests.")] = "market",
+        limit_price: Annotated[float | None, Field(description="Worst price accepted (limit orders).", gt=0)] = None,
+        leverage: Annotated[float, Field(description="A multiple; margin = notional / leverage.", ge=1)] = 1.0,
+        stop_loss: Annotated[
+            float | None, Field(description="Tighter stop distance than the profile's, fraction of price.", gt=0, lt=1)
+        ] = None,
+        take_profit: Annotated[
+            float | None, Field(description="Closer take profit than the profile's, fraction of price.", gt=0, le=10)
+        ] = None,
+        client_order_id: Annotated[
+            str | None,
+            Field(
+                description="Your id for this order: a retry with the same id never fills twice. Recommended.",
+                min_length=1,
+                max_length=64,
+                pattern=r"^[A-Za-z0-9._:-]+$",
+            ),
+        ] = None,
+    ) -> OrderResult:
+        """Place a paper order for a strategy at stage paper or higher. A market order fills at the live consensus
+        price plus slippage and fee; a limit order fills when a later price check crosses it. Before anything is
+        written, every limit is checked and reported: position size, leverage, risk per trade (size x stop),
+        positions per strategy and in total, trades per day/week/month, minimum cash, account usage (margin),
+        drawdown, and return correlation with each open position or resting order (the same symbol in the same
+        direction counts as 1.0). The profile's stop loss and take profit are attached to the position; per-order
+        values may only be tighter."""
+        req = OrderRequest(
+            strategy=strategy,
+            symbol=_symbol(symbol),
+            side=side,
+            type=type,
+            quantity=quantity,
+            notional_usd=notional_usd,
+            limit_price=limit_price,
+            leverage=leverage,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            client_order_id=client_order_id,
+        )
+        return await paper.place_order(req)
+
+    @tools.tool(
+        capability="paper",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        open_world=True,  # it reconciles first, at live prices
+        title="Cancel a paper order",
+        reduces_risk=True,
+        journal_in_transaction=True,
+    )
+    async def cancel_paper_order(
+        order_id: Annotated[str, Field(description="The order id (po_...) or your client order id.", max_length=64)],
+    ) -> CancelResult:
+        """Cancel a resting paper limit order. Works for a demoted strategy too (it only reduces risk); refused
+        while trading is halted (the kill switch already cancelled every open order)."""
+        return await paper.cancel_order(order_id)
+
+    @tools.tool(
+        capability="paper",
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+        open_world=True,
+        title="Close a paper position",
+        reduces_risk=True,
+        journal_in_transaction=True,
+    )
+    async def close_paper_position(
+        position_id: Annotated[str, Field(description="The position id (pp_...).", max_length=64)],
+    ) -> CloseResult:
+        """Close an open paper position at the consensus price (with slippage and fee) and report its net P&L.
+        Works for a demoted strategy too (it only reduces risk)."""
+        return await paper.close_position(position_id)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        title="Paper portfolio",
+    )
+    async def get_paper_portfolio() -> Portfolio:
+        """The paper account: cash, equity, margin, realised and unrealised P&L, drawdown against the emergency
+        stop and the day's loss against its limit, trading state, open positions with their stops, open orders,
+        recent fills, and what reconciliation did just now (stops, limit fills, timeouts, halts)."""
+        return await paper.portfolio()
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Paper performance",
+        strategy_arg="strategy",
+    )
+    async def get_paper_performance(
+        strategy: OptionalStrategy = None,
+        equity_image: Annotated[bool, Field(description="Also return the equity curve as a PNG image.")] = False,
+    ) -> Annotated[CallToolResult, Performance]:
+        """Paper track record of a strategy (its own P&L on the starting balance) or of the whole account: equity
+        curve, annualised Sharpe of daily returns, max drawdown, win rate, profit factor, fees, recent trades.
+        This is the evidence the paper -> live promotion gates read."""
+        perf = paper.performance(strategy)
+        png = None
+        if equity_image:
+            from jesse_mcp.backtesting.engine import equity_png
+
+            curve = [[iso_ms(t) / 1000, float(e)] for t, e in perf.equity_curve]
+            png = await anyio.to_thread.run_sync(equity_png, curve, f"Paper equity: {strategy or 'account'}")
+            perf = perf.model_copy(update={"image": "attached" if png else None})
+        return with_image(perf, png)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Promotion gates",
+        strategy_arg="strategy",
+    )
+    async def get_promotion_gates(
+        strategy: OptionalStrategy,
+        to_stage: Annotated[Literal["paper", "live"], Field(description="The stage asked for.")],
+    ) -> promotion.PromotionReport:
+        """Measure every gate of a promotion on the stored evidence, without changing anything: what
+        request_stage_promotion would find now (the paper record at the last checked prices; the promotion itself
+        reconciles first)."""
+        code = await current_code(strategy, to_stage)
+        return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock(), code)
+
+    @tools.tool(
+        capability="admin",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        open_world=False,
+        title="Request a stage promotion",
+        strategy_arg="strategy",
+    )
+    async def request_stage_promotion(
+        strategy: OptionalStrategy,
+        to_stage: Annotated[Literal["paper", "live"], Field(description="One stage up from the current one.")],
+        reason: Reason = "",
+        ctx: Context | None = None,
+    ) -> promotion.PromotionReport:
+        """Promote a strategy one stage, only on recorded evidence: exploration -> paper needs a stored backtest of
+        the strategy under its effective profile, recent, within the profile's max drawdown, with enough Sharpe
+        and trades, plus a passed stress test of it; paper -> live needs a paper track record (days, trades,
+        Sharpe, drawdown) and the person's confirmation through elicitation. Raising the global stage (no
+        strategy) needs the person's confirmation. Every gate is reported with its value and threshold."""
+        confirm = partial(require_confirmation, ctx)
+        return await promotion.request_promotion(
+            deps.config,
+            deps.store,
+            paper,
+            strategy,
+            to_stage,
+            reason,
+            confirm,
+            paper.clock,
+            partial(current_code, strategy, to_stage),
+        )
+
+    @tools.tool(
+        capability="admin",
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+        open_world=False,
+        title="Demote a stage",
+        strategy_arg="strategy",
+        halt_exempt=True,
+    )
+    def demote_stage(
+        strategy: OptionalStrategy,
+        to_stage: Annotated[
+            Literal["exploration", "paper"] | None, Field(description="Default: one stage down.")
+        ] = None,
+        reason: Reason = "",
+    ) -> promotion.StageChange:
+        """Lower a strategy's stage (or the global stage) at once: no evidence needed, works while halted. Open
+        paper positions stay open with their stops; they can still be closed."""
+        return promotion.demote(deps.config, deps.store, strategy, to_stage, reason)
+
+    @tools.tool(
+        capability="read",
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+        title="Stage history",
+        strategy_arg="strategy",
+    )
+    def get_stage_history(
+        strategy: OptionalStrategy = None,
+        limit: Annotated[int, Field(description="Newest first, at most this many.", ge=1, le=1000)] = 50,
+    ) -> HistoryView:
+        """Every stage change (promotions with their evidence, demotions) with time and reason, newest first."""
+        return HistoryView(strategy=strategy, changes=deps.store.stage_history(strategy, limit))
+
+    @tools.tool(
+        capability="admin",
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+        open_world=False,
+        title="Reset the kill switch",
+        halt_exempt=True,
+        journal_in_transaction=True,
+    )
+    async def reset_kill_switch(reason: Reason = "", ctx: Context | None = None) -> ResetResult:
+        """Resume trading after the kill switch halted it. The person must confirm through elicitation; the
+        drawdown and the day's loss are measured from the current equity afterwards."""
+        state = deps.store.trading_state()
+        if state["state"] == "ACTIVE":
+            return paper.reset_kill_switch("not asked", reason)  # raises: nothing to reset
+        portfolio = await paper.portfolio()
+        acct = portfolio.account
+        question = (
+            f"Trading is halted: {state['reason']} Equity {acct.equity:,.2f} USD, peak {acct.peak_equity:,.2f} USD, "
+            f"{len(portfolio.positions)} open position(s). Resume trading? Reason given: {reason or 'none'}. "
+            "Confirm only if you, the person, want this."
+        )
+        confirmation = await require_confirmation(ctx, "kill_switch_reset_needs_confirmation", question)
+        return paper.reset_kill_switch(confirmation, reason, seen_since=state["since"])

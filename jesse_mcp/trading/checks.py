@@ -1,0 +1,198 @@
+"""The pre-trade checks of a paper order: every limit is evaluated and reported as a `Check`, with its violation (or
+None) for the guard to decide on. Pure: the caller reads the ledger and passes plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jesse_mcp.trading.models import Check
+from shared.config.models import PortfolioLimits
+from shared.policy import checks as policy
+
+
+@dataclass(frozen=True)
+class CheckInputs:
+    """The order and the book it meets, all read inside the order's transaction."""
+
+    strategy: str
+    symbol: str
+    long: bool
+    leverage: float
+    notional: float  # USD at the expected fill price
+    fee_bps: float
+    cash: float
+    peak_equity: float
+    equity: float  # with the order's symbol marked at its quote
+    margin_used: float  # by the open positions
+    positions: list[dict[str, Any]]  # open position rows
+    orders: list[dict[str, Any]]  # resting order rows
+    trade_counts: dict[str, int]  # paper trades so far this "day", "week" and "month" (UTC), across processes
+    correlations: dict[str, float | str]  # per held symbol: the return correlation, or why it was not measured
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self.violations: list[policy.Violation | None] = []
+
+    def add(self, rule: str, value: float | None, limit: float | None, detail: str, v: policy.Violation | None):
+        text = detail if v is None else f"{v.reason} Remedy: {v.remedy}"
+        self.checks.append(Check(rule=rule, passed=v is None, value=value, limit=limit, detail=text))
+        self.violations.append(v)
+
+
+def pre_trade_checks(
+    x: CheckInputs, risk: Any, limits: PortfolioLimits
+) -> tuple[list[Check], list[policy.Violation | None]]:
+    """Every check in its reported order, and the violations in the same order (None where a check passed)."""
+    out = _Checks()
+    _order_checks(out, x, risk)
+    _count_checks(out, x, limits)
+    _account_checks(out, x, risk, limits)
+    _correlation_checks(out, x, risk)
+    return out.checks, out.violations
+
+
+def _order_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
+    """Position size, leverage and the risk of this one trade."""
+    out.add(
+        "max_position_size",
+        x.notional,
+        risk.max_position_size * x.equity,
+        f"notional {x.notional:,.2f} USD of equity {x.equity:,.2f} USD",
+        policy.check_position_size(x.notional, x.equity, risk.max_position_size),
+    )
+    out.add(
+        "max_leverage",
+        x.leverage,
+        risk.max_leverage,
+        f"leverage {x.leverage:g}x",
+        policy.check_leverage(x.leverage, risk.max_leverage),
+    )
+    out.add(
+        "max_portfolio_risk",
+        x.notional * risk.stop_loss,
+        risk.max_portfolio_risk * x.equity,
+        f"notional x stop {risk.stop_loss * 100:.2f}% = {x.notional * risk.stop_loss:,.2f} USD at risk",
+        policy.check_risk_per_trade(x.notional, risk.stop_loss, x.equity, risk.max_portfolio_risk),
+    )
+
+
+def _count_checks(out: _Checks, x: CheckInputs, limits: PortfolioLimits) -> None:
+    """Open positions (resting orders count) of the strategy and in all, and trades per day, week and month."""
+    mine = sum(1 for p in x.positions if p["strategy"] == x.strategy) + sum(
+        1 for o in x.orders if o["strategy"] == x.strategy
+    )
+    total = len(x.positions) + len(x.orders)
+    out.add(
+        "max_open_positions",
+        mine,
+        limits.max_open_positions,
+        f"{mine} open positions and resting orders of '{x.strategy}'",
+        policy.check_count_below("max_open_positions", mine, limits.max_open_positions, f"positions of '{x.strategy}'"),
+    )
+    out.add(
+        "max_total_positions",
+        total,
+        limits.max_total_positions,
+        f"{total} open positions and resting orders in all",
+        policy.check_count_below(
+            "max_total_positions", total, limits.max_total_positions, "positions of all strategies"
+        ),
+    )
+    for period, field, limit in (
+        ("day", "max_daily_trades", limits.max_daily_trades),
+        ("week", "max_weekly_trades", limits.max_weekly_trades),
+        ("month", "max_monthly_trades", limits.max_monthly_trades),
+    ):
+        n = x.trade_counts[period]
+        out.add(
+            field,
+            n,
+            limit,
+            f"{n} paper trades this {period} (UTC), counted across processes",
+            policy.check_count_below(
+                field,
+                n,
+                limit,
+                f"trades this {period}",
+                f"wait for the next UTC {period} (closing positions does not lower the count), or raise "
+                f"{field} in portfolio_limits (a person confirms loosening).",
+            ),
+        )
+
+
+def _account_checks(out: _Checks, x: CheckInputs, risk: Any, limits: PortfolioLimits) -> None:
+    """Cash left, margin in use and drawdown, counting what the resting orders will take when they fill."""
+    margin = x.notional / x.leverage
+    fee = x.notional * x.fee_bps / 10_000
+    resting_margin = sum(o["qty"] * (o["limit_price"] or 0) / o["leverage"] for o in x.orders)
+    resting_fees = sum(o["qty"] * (o["limit_price"] or 0) for o in x.orders) * x.fee_bps / 10_000
+    cash_after = x.cash - resting_margin - resting_fees - margin - fee  # resting orders will take theirs
+    out.add(
+        "min_account_balance",
+        cash_after,
+        limits.min_account_balance,
+        f"cash after this order and any resting orders fill: {cash_after:,.2f} USD",
+        policy.check_min_balance(
+            cash_after, limits.min_account_balance, " after this order and any resting orders fill"
+        ),
+    )
+    out.add(
+        "max_account_usage",
+        x.margin_used + resting_margin + margin,
+        limits.max_account_usage * x.equity,
+        f"margin in use with this order {x.margin_used + resting_margin + margin:,.2f} USD",
+        policy.check_account_usage(
+            x.margin_used + resting_margin, margin, x.equity, limits.max_account_usage, "margin in use"
+        ),
+    )
+    out.add(
+        "max_drawdown",
+        policy.drawdown(x.equity, x.peak_equity),
+        risk.max_drawdown,
+        f"drawdown {policy.drawdown(x.equity, x.peak_equity) * 100:.2f}% from the peak",
+        policy.check_drawdown(x.equity, x.peak_equity, risk.max_drawdown),
+    )
+
+
+def _correlation_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
+    """Direction-adjusted return correlation with everything held; an unmeasured one is a violation."""
+    sign = 1.0 if x.long else -1.0
+    for p in x.positions + x.orders:  # a resting order is a position to be: it counts too
+        held = (
+            f"the open {p['side']} position in {p['symbol']}"
+            if "entry_price" in p
+            else (f"the resting {p['side']} order in {p['symbol']}")
+        )
+        measured = 1.0 if p["symbol"] == x.symbol else x.correlations.get(p["symbol"])
+        if measured is None:
+            measured = f"{p['symbol']} was opened while this order was being checked; place the order again"
+        if isinstance(measured, str):
+            out.add(
+                "max_correlation",
+                None,
+                risk.max_correlation,
+                "",
+                policy.Violation(
+                    "max_correlation",
+                    f"the return correlation with {held} could not be measured ({measured}), and an "
+                    "unmeasured correlation is not allowed.",
+                    "make daily candles available (import_candles, or a price provider that has them) or "
+                    f"close {held} first.",
+                    None,
+                    risk.max_correlation,
+                ),
+            )
+            continue
+        effective = measured * sign * (1.0 if p["side"] == "long" else -1.0)
+        out.add(
+            "max_correlation",
+            effective,
+            risk.max_correlation,
+            f"return correlation {measured:.2f} with {held} (direction-adjusted {effective:.2f})",
+            None
+            if effective <= risk.max_correlation
+            else policy.check_correlation(effective, held, risk.max_correlation),
+        )
