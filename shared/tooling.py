@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,15 +20,14 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.fastmcp.tools.base import Tool
 from mcp.server.fastmcp.utilities.context_injection import find_context_parameter
-from mcp.server.fastmcp.utilities.func_metadata import ArgModelBase, func_metadata
+from mcp.server.fastmcp.utilities.func_metadata import func_metadata
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
 from starlette.applications import Starlette
 
 from shared import callscope
 from shared.callscope import CallScope
-from shared.config import format_loc
 from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
 from shared.guard import CallRecord, Decision, decide
@@ -37,6 +35,7 @@ from shared.http_security import http_policy, secure
 from shared.policy import CAPABILITIES
 from shared.redact import redact, redact_text
 from shared.store import JournalEntry, Store
+from shared.tool_schema import SCHEMA_DIALECT, compact_schema, describe_errors, digest, strict_model_for
 
 log = logging.getLogger("trading_mcp.tooling")
 
@@ -52,63 +51,6 @@ class ServerDeps:
     config: ConfigStore
     store: Store
     extras: dict[str, Any]
-
-
-class _StrictArgs(ArgModelBase):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
-
-
-def _strict_model(base: type[ArgModelBase], tool_name: str) -> type[ArgModelBase]:
-    """Same fields as FastMCP's argument model, but unknown keys and loose types are errors."""
-    return type(f"{tool_name}Arguments", (base, _StrictArgs), {"__module__": __name__})
-
-
-def _describe_errors(tool: str, error: ValidationError, valid: Sequence[str]) -> str:
-    parts = []
-    for err in error.errors(include_url=False):
-        where = format_loc(tuple(err["loc"]))
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown argument '{where}'")
-        elif err["type"] == "missing":
-            parts.append(f"'{where}' is required")
-        else:
-            given = err.get("input")
-            parts.append(f"'{where}': {err['msg']} (got {json.dumps(given, default=str)[:80]})")
-    return (
-        f"Invalid arguments for {tool}: " + "; ".join(parts) + ". "
-        f"Valid arguments: {', '.join(valid) if valid else '(none)'}. Types are strict: send numbers as JSON "
-        "numbers, booleans as true/false."
-    )
-
-
-def digest(content: Any) -> str:
-    text = json.dumps(content, default=str, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# The schemas pydantic writes use only draft-07 features ($ref into $defs, anyOf, items, enum, const). Saying so lets
-# jsonschema (which validators in MCP clients and the SDK use) check them against the small draft-07 meta-schema:
-# about 1 ms instead of 8 ms per call for a large result schema.
-SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
-
-
-def compact_schema(node: Any) -> Any:
-    """Pydantic's JSON schema without the generated per-field titles, and with `anyOf` of plain types (the usual
-    `X | None`) as a type list: the same constraints, fewer nodes for every validator to walk."""
-    if isinstance(node, list):
-        return [compact_schema(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: compact_schema(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
-    any_of = out.get("anyOf")
-    if (
-        isinstance(any_of, list)
-        and any_of
-        and all(isinstance(a, dict) and set(a) == {"type"} and isinstance(a["type"], str) for a in any_of)
-    ):
-        del out["anyOf"]
-        out["type"] = [a["type"] for a in any_of]
-    return out
 
 
 class GuardedTool(Tool):
@@ -139,7 +81,7 @@ class GuardedTool(Tool):
             # Validated as given: no JSON-inside-a-string unpacking, no type coercion, no unknown keys.
             parsed = self.strict_model.model_validate_json(json.dumps(arguments, default=str))
         except ValidationError as e:
-            message = redact_text(_describe_errors(self.name, e, list(self.parameters.get("properties", {}))))
+            message = redact_text(describe_errors(self.name, e, list(self.parameters.get("properties", {}))))
             self._journal(record, args_for_journal, "invalid", "invalid_arguments", None, message, started)
             raise ToolError(message) from None
         if self.strategy_arg:  # the guard judges the strategy the function will really get
@@ -399,7 +341,7 @@ class ToolRegistry:
                 compact = compact_schema(meta.output_schema)
                 meta.output_schema.clear()
                 meta.output_schema.update({"$schema": SCHEMA_DIALECT, **compact})
-            strict = _strict_model(meta.arg_model, tool_name)
+            strict = strict_model_for(meta.arg_model, tool_name)
             if strategy_arg is not None and strategy_arg not in strict.model_fields:
                 raise ValueError(f"{tool_name}: strategy_arg {strategy_arg!r} is not a parameter")
             annotations = ToolAnnotations(
