@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 from mcp.server.fastmcp import FastMCP
-from mcp.server.fastmcp.exceptions import ToolError
+from mcp.server.fastmcp.exceptions import ResourceError, ToolError
 from mcp.server.fastmcp.tools.base import Tool
 from mcp.server.fastmcp.utilities.context_injection import find_context_parameter
 from mcp.server.fastmcp.utilities.func_metadata import func_metadata
@@ -32,7 +32,9 @@ from shared.config_store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
 from shared.guard import CallRecord, Decision, decide
 from shared.http_security import http_policy, secure
+from shared.limits import arguments_problem
 from shared.policy import CAPABILITIES
+from shared.protocol import MAX_NAME, RESOURCE_NOT_FOUND, install_gates, protocol_error
 from shared.redact import redact, redact_text
 from shared.store import JournalEntry, Store
 from shared.tool_schema import SCHEMA_DIALECT, compact_schema, describe_errors, digest, strict_model_for
@@ -40,7 +42,6 @@ from shared.tool_schema import SCHEMA_DIALECT, compact_schema, describe_errors, 
 log = logging.getLogger("trading_mcp.tooling")
 
 META_KEY = "trading_mcp"
-MAX_NAME = 128  # longest tool or strategy name echoed or journaled
 
 
 @dataclass
@@ -67,6 +68,11 @@ class GuardedTool(Tool):
     async def run(self, arguments: dict[str, Any], context: Any = None, convert_result: bool = False) -> Any:
         started = time.perf_counter()
         deps: ServerDeps = self.deps
+        problem = arguments_problem(arguments, self.name)  # before anything (redaction, validation) reads them
+        if problem:
+            record = CallRecord(deps.server_name, self.name, self.capability, None, self.halt_exempt, self.reduces_risk)
+            self._journal(record, {"refused": problem}, "invalid", "arguments_too_large", None, problem, started)
+            raise ToolError(problem)
         raw_strategy = arguments.get(self.strategy_arg) if self.strategy_arg else None
         record = CallRecord(
             server=deps.server_name,
@@ -240,6 +246,7 @@ class GuardedServer(FastMCP):
     def __init__(self, *args: Any, deps: ServerDeps, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.deps = deps
+        install_gates(self, self._unknown_tool)
 
     def add_tool(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("Register tools through shared.tooling.ToolRegistry so the guard and journal apply.")
@@ -248,24 +255,41 @@ class GuardedServer(FastMCP):
         raise TypeError("Register tools through shared.tooling.ToolRegistry so the guard and journal apply.")
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        if self._tool_manager.get_tool(name) is None:
-            known = sorted(t.name for t in self._tool_manager.list_tools())
-            name = redact_text(name)[:MAX_NAME]
-            message = f"Unknown tool '{name}' on {self.deps.server_name}. Tools here: {', '.join(known)}."
-            self.deps.store.journal_insert(
-                JournalEntry(
-                    self.deps.server_name,
-                    name,
-                    None,
-                    None,
-                    redact(arguments),
-                    "invalid",
-                    "unknown_tool",
-                    error=message,
-                )
-            )
-            raise ToolError(message)
+        if self._tool_manager.get_tool(name) is None:  # a direct call; over MCP the protocol gate answers first
+            raise ToolError(self._unknown_tool(name, arguments))
         return await super().call_tool(name, arguments)
+
+    def _unknown_tool(self, name: str, arguments: dict[str, Any]) -> str:
+        """Journal a call of a tool that does not exist; the message for the model."""
+        known = sorted(t.name for t in self._tool_manager.list_tools())
+        name = redact_text(name[:MAX_NAME])
+        message = f"Unknown tool '{name}' on {self.deps.server_name}. Tools here: {', '.join(known)}."
+        problem = arguments_problem(arguments, name)
+        self.deps.store.journal_insert(
+            JournalEntry(
+                self.deps.server_name,
+                name,
+                None,
+                None,
+                {"refused": problem} if problem else redact(arguments),
+                "invalid",
+                "unknown_tool",
+                error=message,
+            )
+        )
+        return message
+
+    async def read_resource(self, uri: Any) -> Any:
+        """As FastMCP, but a template whose object does not exist (backtests://nope) is 'resource not found'."""
+        try:
+            return await super().read_resource(uri)
+        except (ValueError, ResourceError) as e:
+            root: BaseException = e
+            while root.__context__ is not None and isinstance(root, ValueError | ResourceError):
+                root = root.__context__
+            if isinstance(root, TradingMcpError | ValueError) and not isinstance(root, ConfigError):
+                raise protocol_error(RESOURCE_NOT_FOUND, redact_text(str(root))) from None
+            raise
 
     def streamable_http_app(self) -> Starlette:
         """The SDK's app behind the HTTP edge (shared.http_security): Host, Origin and token before any session.
