@@ -169,7 +169,9 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         start: Annotated[datetime | date | None, Field(description="UTC start, e.g. 2025-06-01.")] = None,
         end: Annotated[datetime | date | None, Field(description="UTC end (exclusive); default now.")] = None,
         days: Annotated[float | None, Field(description="Instead of start: days back from end.", gt=0, le=3650)] = None,
-        hours: Annotated[float | None, Field(description="Instead of start: hours back from end.", gt=0)] = None,
+        hours: Annotated[
+            float | None, Field(description="Instead of start: hours back from end.", gt=0, le=87_600)
+        ] = None,
         include_open_bar: Annotated[bool, Field(description="Also return the bar that has not closed yet.")] = False,
     ) -> OhlcvAnswer:
         """OHLCV candles from the first healthy provider that has the symbol and interval, paginated across its

@@ -227,7 +227,7 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
         start: Start = None,
         end: End = None,
         days: Days = None,
-        seed: Annotated[int, Field(description="Same seed, same candles.", ge=0)] = 7,
+        seed: Annotated[int, Field(description="Same seed, same candles.", ge=0, le=2**32 - 1)] = 7,
     ) -> candle_ops.SyntheticReport:
         """Generate deterministic 1-minute candles (exchange 'synthetic') cycling through trend, range, crash and
         recovery regimes, for offline use. Everything built on them is labelled synthetic."""

@@ -11,11 +11,14 @@ SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
-URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
-URL_SECRET_PARAM = re.compile(
-    r"([?&][^=&\s]*(?:key|token|secret|password|auth|signature)[^=&\s]*=)[^&\s#]+", re.IGNORECASE
-)
+# Linear by construction (each runs on every argument, error and log line): a match may start only where the scheme
+# word starts, and a parameter name stops at the next '?' or '&', so no character is scanned from two starts. The
+# earlier patterns scanned from every character again, quadratic or worse on a few kilobytes of '1' or '?key'.
+URL_USERINFO = re.compile(r"(?<!\w)(\w+://)[^/@\s]+@")
+URL_PARAM = re.compile(r"([?&][^=&?\s]*=)([^&\s#]+)")
+SECRET_PARAM_NAME = re.compile(r"key|token|secret|password|auth|signature", re.IGNORECASE)
 MAX_STRING = 2000
+CUT_SLACK = 32  # a string cut once (with its "...(+N chars)" note) is not cut again
 
 
 _secret_names: tuple[tuple[str, ...], list[str]] = ((), [])
@@ -39,8 +42,13 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
     for value in secrets if secrets is not None else secret_env_values():
         if value in text:
             text = text.replace(value, REDACTED)
-    text = URL_USERINFO.sub(r"\1[redacted]@", text)
-    return URL_SECRET_PARAM.sub(r"\1[redacted]", text) if "=" in text else text
+    if "://" in text:
+        text = URL_USERINFO.sub(r"\1[redacted]@", text)
+    return URL_PARAM.sub(_secret_param, text) if "=" in text else text
+
+
+def _secret_param(m: re.Match[str]) -> str:
+    return m[1] + REDACTED if SECRET_PARAM_NAME.search(m[1]) else m[0]
 
 
 def redact(value: Any, secrets: list[str] | None = None) -> Any:
@@ -55,6 +63,6 @@ def redact(value: Any, secrets: list[str] | None = None) -> Any:
         return [redact(v, secrets) for v in value]
     if isinstance(value, str):
         value = redact_text(value, secrets)
-        if len(value) > MAX_STRING:
+        if len(value) > MAX_STRING + CUT_SLACK:
             return value[:MAX_STRING] + f"...(+{len(value) - MAX_STRING} chars)"
     return value

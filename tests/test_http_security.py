@@ -25,7 +25,12 @@ from shared.server import common as server_common
 from shared.server.http_edge import HttpGuard, HttpSecurityError, http_policy
 
 BIN = Path(sys.executable).parent
-OWN_VARS = ("TRADING_MCP_TOKEN", "TRADING_MCP_ALLOWED_HOSTS", "TRADING_MCP_ALLOWED_ORIGINS")
+OWN_VARS = (
+    "TRADING_MCP_TOKEN",
+    "TRADING_MCP_ALLOWED_HOSTS",
+    "TRADING_MCP_ALLOWED_ORIGINS",
+    "TRADING_MCP_MAX_BODY_BYTES",
+)
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -304,3 +309,32 @@ def test_cli_over_url_that_nothing_answers_exits_2_with_the_remedy(tmp_path: Pat
     done = _cli("--url", url, "call", "discovery", "get_policy", token=None, home=tmp_path)
     assert done.returncode == 2
     assert f"cannot reach {url}" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- body size ---------------------------------------------------------------------------------------------------
+
+
+def test_a_body_declared_above_the_limit_gets_413_before_parsing(served: Served):
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "pad": "' + b"x" * 1_100_000 + b'"}'
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}"}
+    response = httpx.post(served.url, content=body, headers=headers, timeout=30)
+    assert response.status_code == 413
+    assert "1,048,576 bytes" in response.text and "TRADING_MCP_MAX_BODY_BYTES" in response.text
+
+
+def test_a_streamed_body_is_counted_and_refused_once_it_crosses_the_limit(served: Served):
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked; the last chunk crosses the limit
+        yield b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "pad": "'
+        for _ in range(16):
+            yield b"x" * 65_536
+        yield b'"}'
+
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}"}
+    response = httpx.post(served.url, content=chunks(), headers=headers, timeout=30)
+    assert response.status_code == 413 and "too large" in response.text
+
+
+def test_the_body_limit_comes_from_the_environment_and_a_bad_value_is_refused():
+    assert http_policy("x", "127.0.0.1", 1, env={"TRADING_MCP_MAX_BODY_BYTES": "4096"}).max_body_bytes == 4096
+    with pytest.raises(HttpSecurityError, match="TRADING_MCP_MAX_BODY_BYTES"):
+        http_policy("x", "127.0.0.1", 1, env={"TRADING_MCP_MAX_BODY_BYTES": "lots"})

@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+from mcp.shared.exceptions import McpError
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from shared.server.registry import GuardedTool, ToolRegistry
@@ -59,8 +60,9 @@ async def test_a_wrongly_typed_argument_is_refused_not_coerced(deps, bad):
 
 async def test_an_unknown_tool_is_refused_with_the_list_and_journaled(deps):
     async with connect(all_servers(deps)["asset-price-mcp"]) as client:
-        result = await client.call_tool("place_live_order", {"size": 1})
-    assert result.isError and "Unknown tool 'place_live_order'" in text_of(result) and "get_policy" in text_of(result)
+        with pytest.raises(McpError) as err:  # a protocol error (-32602), as MCP 2025-11-25 says for unknown tools
+            await client.call_tool("place_live_order", {"size": 1})
+    assert "Unknown tool 'place_live_order'" in err.value.error.message and "get_policy" in err.value.error.message
     row = deps.store.journal_query(limit=1)[0]
     assert (row["tool"], row["outcome"]) == ("place_live_order", "unknown_tool")
 

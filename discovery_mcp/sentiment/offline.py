@@ -38,9 +38,12 @@ TOP_TERMS = 5
 _VADER_SCALE = 4.0  # VADER valences run -4..+4
 
 _LINK_OR_CASHTAG = re.compile(r"https?://\S+|www\.\S+|\$[a-z][a-z0-9.]{0,9}\b")
-_PCT = re.compile(r"([+-]?)\d+(?:[.,]\d+)*\s?%")
+# A number is matched only from its first digit (the lookbehinds), so a run of digits is scanned once, not once per
+# digit (which made a 2,000-character text of digits take a second).
+_NUMBER_START = r"(?<!\d)(?<!\d[.,])"
+_PCT = re.compile(rf"([+-]?){_NUMBER_START}\d+(?:[.,]\d+)*\s?%")
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*\s?(?:[kmb]n?|million|billion|trillion)?\b")
-_NUM = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th|[kmbx])?\b")
+_NUM = re.compile(rf"{_NUMBER_START}\d+(?:[.,]\d+)*(?:st|nd|rd|th|[kmbx])?\b")
 _TOKEN = re.compile(r"<\w+>|[a-z]+(?:'[a-z]+)*")
 _PCT_TOKENS = {"+": " <pct_up> ", "-": " <pct_down> ", "": " <pct> "}
 

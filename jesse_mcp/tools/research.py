@@ -43,8 +43,9 @@ DaysArg = Annotated[
     int | None,
     Field(description="N days: after start if given, else the last N days of the stored data.", ge=1, le=3650),
 ]
+HyperValue = Annotated[int, Field(ge=-(10**9), le=10**9)] | Annotated[float, Field(ge=-1e9, le=1e9)]
 HyperArg = Annotated[
-    dict[str, int | float] | None,
+    dict[str, HyperValue] | None,
     Field(
         description='Hyperparameter overrides, e.g. {"fast_period": 10}; see list_strategies for ranges. Unset ones '
         "come from the configuration (strategies.<name>.custom_params), then the strategy's defaults."
@@ -141,7 +142,8 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
         hyperparameters: HyperArg = None,
         fee: FeeArg = None,
         leverage: Annotated[
-            float | None, Field(description="Futures leverage, at most the profile's max_leverage (default).", ge=1)
+            float | None,
+            Field(description="Futures leverage, at most the profile's max_leverage (default).", ge=1, le=125),
         ] = None,
         starting_balance: BalanceArg = None,
         warmup_candles: WarmupArg = None,
@@ -223,7 +225,7 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
     def get_backtest(
         id: BacktestId,
         include_trades: Annotated[bool, Field(description="Also return the closed trades (paged).")] = False,
-        trades_offset: Annotated[int, Field(ge=0, description="First trade to return.")] = 0,
+        trades_offset: Annotated[int, Field(ge=0, le=10_000_000, description="First trade to return.")] = 0,
         trades_limit: Annotated[int, Field(ge=1, le=1000, description="Most trades to return.")] = 100,
     ) -> BacktestRecord:
         """A stored result (backtest, stress test, Monte Carlo or validation) by id, optionally with its trades:
@@ -244,7 +246,7 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
             Field(description="Only results of this kind."),
         ] = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 20,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0,
     ) -> ResultPage:
         """Stored results, newest first, with a one-line summary each (net profit %, max drawdown %, Sharpe,
         trades, synthetic or real data)."""
@@ -302,7 +304,7 @@ def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> No
         ] = None,
         trade_simulations: Annotated[int, Field(ge=100, le=100_000, description="Paths per trade method.")] = 1000,
         candle_simulations: Annotated[int, Field(ge=2, le=200, description="Backtests on resampled candles.")] = 20,
-        seed: Annotated[int, Field(ge=0, description="Same seed, same result.")] = 0,
+        seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Same seed, same result.")] = 0,
         ctx: Context | None = None,
     ) -> montecarlo.MonteCarloReport:
         """Distribution of returns and drawdowns of a stored backtest under resampling: percentiles (5-95), the

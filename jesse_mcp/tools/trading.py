@@ -110,11 +110,17 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         strategy: StrategyName,
         symbol: Annotated[str, Field(description="Instrument, e.g. BTC-USDT, ETH-USD, AAPL.", max_length=32)],
         side: Annotated[Literal["long", "short"], Field(description="long buys, short sells first.")],
-        quantity: Annotated[float | None, Field(description="Units of the asset (or give notional_usd).", gt=0)] = None,
-        notional_usd: Annotated[float | None, Field(description="Size in USD (or give quantity).", gt=0)] = None,
+        quantity: Annotated[
+            float | None, Field(description="Units of the asset (or give notional_usd).", gt=0, le=1e12)
+        ] = None,
+        notional_usd: Annotated[
+            float | None, Field(description="Size in USD (or give quantity).", gt=0, le=1e12)
+        ] = None,
         type: Annotated[Literal["market", "limit"], Field(description="market fills now; limit rests.")] = "market",
-        limit_price: Annotated[float | None, Field(description="Worst price accepted (limit orders).", gt=0)] = None,
-        leverage: Annotated[float, Field(description="A multiple; margin = notional / leverage.", ge=1)] = 1.0,
+        limit_price: Annotated[
+            float | None, Field(description="Worst price accepted (limit orders).", gt=0, le=1e12)
+        ] = None,
+        leverage: Annotated[float, Field(description="A multiple; margin = notional / leverage.", ge=1, le=125)] = 1.0,
         stop_loss: Annotated[
             float | None, Field(description="Tighter stop distance than the profile's, fraction of price.", gt=0, lt=1)
         ] = None,

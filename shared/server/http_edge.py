@@ -1,7 +1,9 @@
 """The edge of streamable HTTP: Host and Origin allowlists, the bearer token and `/health`, all checked before a
 request reaches the MCP session layer.
 
-Order of the checks: Host (421), Origin (403), `GET /health` answered without a token, then the bearer token (401).
+Order of the checks: Host (421), Origin (403), `GET /health` answered without a token, the bearer token (401), then
+the body size (413 above TRADING_MCP_MAX_BODY_BYTES, default 1 MiB: a Content-Length above it, or a streamed body
+as soon as it crosses it), all before the SDK parses a byte.
 The SDK's own DNS-rebinding check (`TransportSecuritySettings`, the same 421/403) stays on behind this one for every
 bind address, not only loopback as FastMCP would do by default. Written here because the SDK's bearer auth needs
 OAuth issuer settings, and its Host/Origin check runs only inside the /mcp transport, after session routing.
@@ -20,7 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import TradingMcpError
 
@@ -32,6 +34,8 @@ ORIGINS_ENV = "TRADING_MCP_ALLOWED_ORIGINS"
 MIN_TOKEN_CHARS = 16
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARD = frozenset({"0.0.0.0", "::"})
+MAX_BODY_ENV = "TRADING_MCP_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 1_048_576  # 1 MiB: the largest legitimate call (score_sentiment, 100 x 2,000 chars) is ~250 KB
 HEALTH_PATH = "/health"
 MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -48,6 +52,7 @@ class HttpPolicy:
     allowed_hosts: frozenset[str]
     allowed_origins: frozenset[str]
     token: str | None = field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def sdk_settings(self) -> TransportSecuritySettings:
         """The same allowlists for the SDK's own check, which then runs behind ours on every host."""
@@ -120,6 +125,23 @@ def http_policy(server_name: str, host: str, port: int, env: Mapping[str, str] |
         allowed_hosts=frozenset(local | set(extra_hosts)),
         allowed_origins=frozenset({f"http://{a}" for a in local} | set(extra_origins)),
         token=token,
+        max_body_bytes=_max_body(env),
+    )
+
+
+def _max_body(env: Mapping[str, str]) -> int:
+    raw = env.get(MAX_BODY_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BODY_BYTES
+    if not raw.isdigit() or int(raw) < 1024:
+        raise HttpSecurityError(f"{MAX_BODY_ENV} must be a whole number of bytes, at least 1024 (got {raw!r}).")
+    return int(raw)
+
+
+def _too_large(limit: int) -> Response:
+    return PlainTextResponse(
+        f"Request body too large: the limit is {limit:,} bytes (set by {MAX_BODY_ENV}). Send smaller arguments.",
+        status_code=413,
     )
 
 
@@ -145,11 +167,46 @@ class HttpGuard:
         if scope["type"] != "http":  # no websocket endpoints exist; refuse before anything else sees it
             await send({"type": "websocket.close", "code": 1008})
             return
-        refusal = self.refusal(scope, Headers(scope=scope))
+        headers = Headers(scope=scope)
+        refusal = self.refusal(scope, headers)
+        if refusal is None:
+            refusal, receive = await self._bounded_body(headers, receive)
         if refusal is None:
             await self.app(scope, receive, send)
         else:
             await refusal(scope, receive, send)
+
+    async def _bounded_body(self, headers: Headers, receive: Receive) -> tuple[Response | None, Receive]:
+        """Read the body up to the limit before the SDK parses it: 413 on a Content-Length above it, or as soon as
+        a streamed (chunked) body crosses it. The SDK reads whole bodies anyway, so holding one here costs nothing.
+        Returns a receive that replays the body, then hands on to the client's (disconnects)."""
+        limit = self.policy.max_body_bytes
+        length = headers.get("content-length", "")
+        if length.strip().isdigit() and int(length) > limit:
+            return _too_large(limit), receive
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away mid-body: nothing to serve
+                return PlainTextResponse("Request body incomplete.", status_code=400), receive
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                log.warning("refused a request body above %s bytes", limit)
+                return _too_large(limit), receive
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        return None, replay
 
     def refusal(self, scope: Scope, headers: Headers) -> Response | None:
         """The response that ends the request here, or None to let it through."""

@@ -6,34 +6,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 from mcp.server.fastmcp import FastMCP
-from mcp.server.fastmcp.exceptions import ToolError
+from mcp.server.fastmcp.exceptions import ResourceError, ToolError
 from mcp.server.fastmcp.tools.base import Tool
 from mcp.server.fastmcp.utilities.context_injection import find_context_parameter
-from mcp.server.fastmcp.utilities.func_metadata import ArgModelBase, func_metadata
+from mcp.server.fastmcp.utilities.func_metadata import func_metadata
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings.sources.utils import IncompleteFieldDefinitionWarning
 from starlette.applications import Starlette
 
-from shared.config.file import format_loc
 from shared.config.store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
 from shared.policy.checks import CAPABILITIES
 from shared.policy.guard import CallRecord, Decision, decide
 from shared.redact import redact, redact_text
 from shared.server.http_edge import http_policy, secure
+from shared.server.limits import arguments_problem
+from shared.server.protocol import MAX_NAME, RESOURCE_NOT_FOUND, install_gates, protocol_error
+from shared.server.schema import SCHEMA_DIALECT, compact_schema, describe_errors, digest, strict_model_for
 from shared.state import callscope
 from shared.state.callscope import CallScope
 from shared.state.store import JournalEntry, Store
@@ -41,7 +42,6 @@ from shared.state.store import JournalEntry, Store
 log = logging.getLogger("trading_mcp.tooling")
 
 META_KEY = "trading_mcp"
-MAX_NAME = 128  # longest tool or strategy name echoed or journaled
 
 
 @dataclass
@@ -52,63 +52,6 @@ class ServerDeps:
     config: ConfigStore
     store: Store
     extras: dict[str, Any]
-
-
-class _StrictArgs(ArgModelBase):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
-
-
-def _strict_model(base: type[ArgModelBase], tool_name: str) -> type[ArgModelBase]:
-    """Same fields as FastMCP's argument model, but unknown keys and loose types are errors."""
-    return type(f"{tool_name}Arguments", (base, _StrictArgs), {"__module__": __name__})
-
-
-def _describe_errors(tool: str, error: ValidationError, valid: Sequence[str]) -> str:
-    parts = []
-    for err in error.errors(include_url=False):
-        where = format_loc(tuple(err["loc"]))
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown argument '{where}'")
-        elif err["type"] == "missing":
-            parts.append(f"'{where}' is required")
-        else:
-            given = err.get("input")
-            parts.append(f"'{where}': {err['msg']} (got {json.dumps(given, default=str)[:80]})")
-    return (
-        f"Invalid arguments for {tool}: " + "; ".join(parts) + ". "
-        f"Valid arguments: {', '.join(valid) if valid else '(none)'}. Types are strict: send numbers as JSON "
-        "numbers, booleans as true/false."
-    )
-
-
-def digest(content: Any) -> str:
-    text = json.dumps(content, default=str, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# The schemas pydantic writes use only draft-07 features ($ref into $defs, anyOf, items, enum, const). Saying so lets
-# jsonschema (which validators in MCP clients and the SDK use) check them against the small draft-07 meta-schema:
-# about 1 ms instead of 8 ms per call for a large result schema.
-SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
-
-
-def compact_schema(node: Any) -> Any:
-    """Pydantic's JSON schema without the generated per-field titles, and with `anyOf` of plain types (the usual
-    `X | None`) as a type list: the same constraints, fewer nodes for every validator to walk."""
-    if isinstance(node, list):
-        return [compact_schema(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: compact_schema(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
-    any_of = out.get("anyOf")
-    if (
-        isinstance(any_of, list)
-        and any_of
-        and all(isinstance(a, dict) and set(a) == {"type"} and isinstance(a["type"], str) for a in any_of)
-    ):
-        del out["anyOf"]
-        out["type"] = [a["type"] for a in any_of]
-    return out
 
 
 class GuardedTool(Tool):
@@ -125,6 +68,11 @@ class GuardedTool(Tool):
     async def run(self, arguments: dict[str, Any], context: Any = None, convert_result: bool = False) -> Any:
         started = time.perf_counter()
         deps: ServerDeps = self.deps
+        problem = arguments_problem(arguments, self.name)  # before anything (redaction, validation) reads them
+        if problem:
+            record = CallRecord(deps.server_name, self.name, self.capability, None, self.halt_exempt, self.reduces_risk)
+            self._journal(record, {"refused": problem}, "invalid", "arguments_too_large", None, problem, started)
+            raise ToolError(problem)
         raw_strategy = arguments.get(self.strategy_arg) if self.strategy_arg else None
         record = CallRecord(
             server=deps.server_name,
@@ -139,7 +87,7 @@ class GuardedTool(Tool):
             # Validated as given: no JSON-inside-a-string unpacking, no type coercion, no unknown keys.
             parsed = self.strict_model.model_validate_json(json.dumps(arguments, default=str))
         except ValidationError as e:
-            message = redact_text(_describe_errors(self.name, e, list(self.parameters.get("properties", {}))))
+            message = redact_text(describe_errors(self.name, e, list(self.parameters.get("properties", {}))))
             self._journal(record, args_for_journal, "invalid", "invalid_arguments", None, message, started)
             raise ToolError(message) from None
         if self.strategy_arg:  # the guard judges the strategy the function will really get
@@ -298,6 +246,7 @@ class GuardedServer(FastMCP):
     def __init__(self, *args: Any, deps: ServerDeps, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.deps = deps
+        install_gates(self, self._unknown_tool)
 
     def add_tool(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("Register tools through shared.server.registry.ToolRegistry so the guard and journal apply.")
@@ -306,24 +255,41 @@ class GuardedServer(FastMCP):
         raise TypeError("Register tools through shared.server.registry.ToolRegistry so the guard and journal apply.")
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        if self._tool_manager.get_tool(name) is None:
-            known = sorted(t.name for t in self._tool_manager.list_tools())
-            name = redact_text(name)[:MAX_NAME]
-            message = f"Unknown tool '{name}' on {self.deps.server_name}. Tools here: {', '.join(known)}."
-            self.deps.store.journal_insert(
-                JournalEntry(
-                    self.deps.server_name,
-                    name,
-                    None,
-                    None,
-                    redact(arguments),
-                    "invalid",
-                    "unknown_tool",
-                    error=message,
-                )
-            )
-            raise ToolError(message)
+        if self._tool_manager.get_tool(name) is None:  # a direct call; over MCP the protocol gate answers first
+            raise ToolError(self._unknown_tool(name, arguments))
         return await super().call_tool(name, arguments)
+
+    def _unknown_tool(self, name: str, arguments: dict[str, Any]) -> str:
+        """Journal a call of a tool that does not exist; the message for the model."""
+        known = sorted(t.name for t in self._tool_manager.list_tools())
+        name = redact_text(name[:MAX_NAME])
+        message = f"Unknown tool '{name}' on {self.deps.server_name}. Tools here: {', '.join(known)}."
+        problem = arguments_problem(arguments, name)
+        self.deps.store.journal_insert(
+            JournalEntry(
+                self.deps.server_name,
+                name,
+                None,
+                None,
+                {"refused": problem} if problem else redact(arguments),
+                "invalid",
+                "unknown_tool",
+                error=message,
+            )
+        )
+        return message
+
+    async def read_resource(self, uri: Any) -> Any:
+        """As FastMCP, but a template whose object does not exist (backtests://nope) is 'resource not found'."""
+        try:
+            return await super().read_resource(uri)
+        except (ValueError, ResourceError) as e:
+            root: BaseException = e
+            while root.__context__ is not None and isinstance(root, ValueError | ResourceError):
+                root = root.__context__
+            if isinstance(root, TradingMcpError | ValueError) and not isinstance(root, ConfigError):
+                raise protocol_error(RESOURCE_NOT_FOUND, redact_text(str(root))) from None
+            raise
 
     def streamable_http_app(self) -> Starlette:
         """The SDK's app behind the HTTP edge (shared.server.http_edge): Host, Origin and token before any session.
@@ -399,7 +365,7 @@ class ToolRegistry:
                 compact = compact_schema(meta.output_schema)
                 meta.output_schema.clear()
                 meta.output_schema.update({"$schema": SCHEMA_DIALECT, **compact})
-            strict = _strict_model(meta.arg_model, tool_name)
+            strict = strict_model_for(meta.arg_model, tool_name)
             if strategy_arg is not None and strategy_arg not in strict.model_fields:
                 raise ValueError(f"{tool_name}: strategy_arg {strategy_arg!r} is not a parameter")
             annotations = ToolAnnotations(

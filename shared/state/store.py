@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import StoreError
+from shared.redact import redact, redact_text, secret_env_values
 
 # Each entry migrates from version i to i + 1. Never edit a shipped entry: append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -302,22 +303,28 @@ class Store:
 
     # --- journal -------------------------------------------------------------------------------------------
     def journal_insert(self, entry: JournalEntry, db: sqlite3.Connection | None = None) -> int:
+        """Every column is redacted here, the one way rows enter the journal (and get_journal shows them)."""
         now_ms = time.time_ns() // 1_000_000
+        secrets = secret_env_values()
+
+        def text(value: str | None) -> str | None:
+            return None if value is None else redact_text(value, secrets)
+
         row = (
             utc_now_iso(now_ms),
             now_ms,
-            entry.server,
-            entry.tool,
-            entry.capability,
-            entry.strategy,
-            json.dumps(entry.arguments, default=str, sort_keys=True),
-            entry.decision,
-            entry.rule,
-            entry.reason,
-            entry.outcome,
-            entry.error,
+            text(entry.server),
+            text(entry.tool),
+            text(entry.capability),
+            text(entry.strategy),
+            json.dumps(redact(entry.arguments, secrets), default=str, sort_keys=True),
+            text(entry.decision),
+            text(entry.rule),
+            text(entry.reason),
+            text(entry.outcome),
+            text(entry.error),
             entry.duration_ms,
-            entry.result_digest,
+            text(entry.result_digest),
         )
         sql = (
             "INSERT INTO journal (ts, ts_ms, server, tool, capability, strategy, arguments, decision, rule, reason,"
@@ -336,6 +343,9 @@ class Store:
         decision: str = "allow",
         rule: str | None = None,
     ) -> None:
+        outcome, error, decision, rule = (
+            None if v is None else redact_text(v) for v in (outcome, error, decision, rule)
+        )
         with self._lock:
             self._db.execute(
                 "UPDATE journal SET outcome = ?, error = ?, duration_ms = ?, result_digest = ?, decision = ?,"
