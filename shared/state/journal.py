@@ -48,8 +48,7 @@ class JournalOutcome:
 
 
 class JournalRow(BaseModel):
-    """A stored row, as `get_journal` shows it."""
-
+    # a stored row, as get_journal shows it (no docstring: it would enter the tool's output schema)
     model_config = ConfigDict(frozen=True)
 
     id: int
