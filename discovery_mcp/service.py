@@ -28,6 +28,8 @@ from shared.config.store import ConfigStore
 from shared.errors import ConfigError
 from shared.net.http import make_client
 from shared.redact import redact_text
+from shared.state import results as result_store
+from shared.state.results import NewResult
 from shared.state.store import Store, utc_now_iso
 
 UNTRUSTED_NOTICE = (
@@ -186,15 +188,15 @@ class DiscoveryService:
             method=METHOD_TEXT,
         )
         summary = {"count": len(found), "symbols": [o.symbol for o in found], "horizon_hours": horizon_hours}
-        self.store.result_save(result.id, OPPORTUNITIES_KIND, None, summary, json.loads(result.model_dump_json()))
+        record = json.loads(result.model_dump_json())
+        result_store.save(self.store, NewResult(result.id, OPPORTUNITIES_KIND, None, summary, record))
         return result
 
     def latest(self) -> OpportunitiesResult:
-        rows, _ = self.store.result_list(kind=OPPORTUNITIES_KIND, limit=1)
+        rows, _ = result_store.listed(self.store, kind=OPPORTUNITIES_KIND, limit=1)
         if not rows:
             raise DiscoveryError("No opportunities yet: call discover_opportunities first.")
-        record, _ = self.store.result_get(rows[0]["id"])
-        return OpportunitiesResult.model_validate(record)
+        return OpportunitiesResult.model_validate(result_store.get(self.store, rows[0].id).record)
 
     def sources(self) -> SourcesResult:
         cfg = self.config()

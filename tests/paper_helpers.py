@@ -12,6 +12,8 @@ from typing import Any
 from jesse_mcp.trading.prices import DAY_MS, NoPrice, PaperQuote
 from shared.config.models import TradingConfig
 from shared.config.store import ConfigStore
+from shared.state import results as result_store
+from shared.state.results import NewResult
 from shared.state.store import Store, utc_now_iso
 
 
@@ -198,7 +200,7 @@ def store_backtest(
     }
     BacktestResult.model_validate(record)  # the same shape the backtest tool stores
     summary = {"strategy": strategy, "risk_profile": profile, "sharpe": sharpe, "trades": trades}
-    store.result_save(result_id, "backtest", strategy, summary, record)
+    result_store.save(store, NewResult(result_id, "backtest", strategy, summary, record))
     if created_ms is not None:
         with store.transaction() as db:
             db.execute(
@@ -246,5 +248,6 @@ def store_stress(
         "notes": [],
     }
     StressReport.model_validate(record)
-    store.result_save(result_id, "stress_test", strategy, {"backtest_id": backtest_id, "verdict": ""}, record)
+    summary = {"backtest_id": backtest_id, "verdict": ""}
+    result_store.save(store, NewResult(result_id, "stress_test", strategy, summary, record))
     return result_id

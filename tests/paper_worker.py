@@ -26,6 +26,7 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 from jesse_mcp.server import build_server
 from jesse_mcp.trading import ledger as paper_ledger
 from shared.server.common import make_deps
+from shared.state import counters
 from shared.state.store import Store
 from tests.mcp_helpers import text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices
@@ -62,10 +63,10 @@ def install_kill(point: str) -> None:
     commit: COMMIT has run, and the tool has not answered yet."""
     if point == "order_row":
 
-        def counters_add(db: sqlite3.Connection, keys: list[str], amount: int = 1) -> None:
+        def add_in(db: sqlite3.Connection, keys: list[str], amount: int = 1) -> None:
             _die(point, db)
 
-        Store.counters_add = staticmethod(counters_add)  # type: ignore[method-assign]
+        counters.add_in = add_in
     elif point == "fill":
         insert_fill = paper_ledger.insert_fill
 

@@ -15,6 +15,7 @@ from mcp import types
 
 from shared.config.models import GlmConfig, TradingConfig
 from shared.config.store import ConfigStore
+from shared.state.journal import JournalRow
 from shared.state.store import Store
 from tests.fake_zhipu_server import FakeZhipu
 from tests.test_cli import CLI
@@ -64,7 +65,7 @@ def unparsed(text: str) -> NotUnderstood:
     return caught.value
 
 
-def journaled(home: Path, tool: str) -> list[dict]:
+def journaled(home: Path, tool: str) -> list[JournalRow]:
     store = Store(home / "state.db")
     try:
         return store.journal_query(tool=tool)
@@ -101,7 +102,7 @@ def test_with_yes_a_state_changing_choice_runs_and_the_guards_denial_exits_1(tmp
     done = ask(tmp_path, fake, CHANGING_TEXT, "--yes")
     assert done.returncode == 1
     assert "promotion_gates" in done.stderr
-    assert [row["decision"] for row in journaled(tmp_path, "request_stage_promotion")] == ["deny"]
+    assert [row.decision for row in journaled(tmp_path, "request_stage_promotion")] == ["deny"]
 
 
 def test_an_http_error_from_glm_exits_2_without_a_traceback_or_the_key(tmp_path: Path, fake: FakeZhipu):

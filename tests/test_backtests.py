@@ -15,6 +15,7 @@ from jesse_mcp.server import build_server
 from shared.config.profiles import PROFILE_TEMPLATES
 from shared.market.candles import MINUTE_MS, CandleStore
 from shared.server.common import make_deps
+from shared.state import results as result_store
 from tests.mcp_helpers import payload, text_of
 
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -177,7 +178,7 @@ async def test_bad_hyperparameters_and_leverage_say_what_is_allowed(server):
 
 async def test_a_timeout_stops_the_worker_says_so_and_stores_nothing(server, bt_home, pool):
     deps = make_deps("jesse-mcp", bt_home)
-    before = deps.store.result_list()[1]
+    before = result_store.listed(deps.store)[1]
 
     def timeout(seconds: float):
         return lambda data: {**data, "backtest_config": {**data["backtest_config"], "timeout_s": seconds}}
@@ -192,9 +193,9 @@ async def test_a_timeout_stops_the_worker_says_so_and_stores_nothing(server, bt_
         assert r.isError
         assert "took longer than its limit of 0.05 s (backtest_config.timeout_s per backtest)" in text_of(r)
         assert "worker was stopped and replaced; nothing was stored" in text_of(r)
-    assert deps.store.result_list()[1] == before
+    assert result_store.listed(deps.store)[1] == before
     journal = deps.store.journal_query(limit=1, tool="backtest")[0]
-    assert journal["outcome"] == "error"
+    assert journal.outcome == "error"
     deps.store.close()
 
 

@@ -31,7 +31,7 @@ SECRET = "sekret-Value-4242-xyz"
 
 
 def _journal_rows(deps) -> list[dict[str, Any]]:
-    return deps.store.journal_query(limit=500)
+    return [row.model_dump() for row in deps.store.journal_query(limit=500)]
 
 
 async def test_a_1mb_string_argument_to_any_tool_is_refused_saying_which_argument_its_size_and_the_limit(deps):

@@ -31,6 +31,7 @@ from shared.config.models import TradingConfig
 from shared.config.profiles import PROFILE_TEMPLATES
 from shared.config.store import load_config
 from shared.server.common import make_deps
+from shared.state import trading_state
 from shared.state.store import Store
 from tests.mcp_helpers import payload
 
@@ -305,7 +306,7 @@ def _workflow_args(home: Path) -> list[str]:
 def _denied_args(home: Path) -> list[str]:
     store = Store(home / "state.db")  # the kill switch has halted trading: research calls are denied
     try:
-        store.set_trading_state("HALTED", "kill switch (emergency_stop): test")
+        trading_state.write(store, "HALTED", "kill switch (emergency_stop): test")
     finally:
         store.close()
     return _standard_args(home, "--json-out", "out.json")

@@ -19,7 +19,7 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 
 from jesse_mcp.server import build_server
 from shared.server.registry import GuardedServer, ServerDeps
-from shared.state.store import window_keys
+from shared.state import counters
 from tests.mcp_helpers import payload, text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices, configure
 
@@ -86,8 +86,8 @@ class Ledger:
             return dict(zip(names, cur.fetchone(), strict=True))
 
     def trade_count(self, period: str) -> int:
-        keys = window_keys("paper_trades", datetime.fromtimestamp(self.clock(), UTC))
-        return self.deps.store.counter_value(keys[period])
+        keys = counters.window_keys("paper_trades", datetime.fromtimestamp(self.clock(), UTC))
+        return counters.value(self.deps.store, keys[period])
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def assert_refused(
         assert fragment in text, f"{fragment!r} not in {text!r}"
     assert ledger.rows() == before
     row = ledger.deps.store.journal_query(tool="place_paper_order", limit=1)[0]
-    assert (row["decision"], row["rule"]) == ("deny", rule)
+    assert (row.decision, row.rule) == ("deny", rule)
     return text
 
 
@@ -761,8 +761,8 @@ async def test_the_monitor_executes_a_stop_while_a_session_is_open_without_any_t
     assert ledger.position(pid)["exit_reason"] == "stop_loss"
     rows = ledger.deps.store.journal_query(limit=1000)  # newest first
     new = rows[: len(rows) - seen]
-    assert {r["tool"] for r in new} == {"paper_monitor"}  # nobody called a tool
-    assert any(e["kind"] == "stop_loss" for r in new for e in r["arguments"]["events"])
+    assert {r.tool for r in new} == {"paper_monitor"}  # nobody called a tool
+    assert any(e["kind"] == "stop_loss" for r in new for e in r.arguments["events"])
 
 
 # --- performance ------------------------------------------------------------------------------------------------------

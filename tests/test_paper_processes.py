@@ -24,7 +24,8 @@ import pytest
 from jesse_mcp.trading.paper import OrderRequest, PaperService
 from jesse_mcp.trading.prices import LibraryPrices, NoPrice
 from shared.config.store import ConfigStore
-from shared.state.store import Store, window_keys
+from shared.state import counters
+from shared.state.store import Store
 from tests.fake_price_server import FakeMarket
 from tests.paper_helpers import Clock, TablePrices, configure
 from tests.paper_worker import KILL_POINTS, ledger_counts
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLOCK = 1_790_000_000.0
 PRICES = {"BTC-USDT": 60_000.0}
 STRATEGY = "trend_following"
-DAY_KEY = window_keys("paper_trades", datetime.fromtimestamp(CLOCK, UTC))["day"]
+DAY_KEY = counters.window_keys("paper_trades", datetime.fromtimestamp(CLOCK, UTC))["day"]
 PAPER = {
     "stage": "paper",
     f"strategies.{STRATEGY}.stage": "paper",
@@ -167,7 +168,7 @@ def test_three_processes_together_fill_exactly_the_daily_trade_limit_and_the_res
     assert len(filled) == 20 and not any(r["duplicate"] for r in filled)
     assert Counter(r["rule"] for r in denied) == {"max_daily_trades": 70}, denied[:3]
     with open_store(home) as store:
-        assert store.counter_value(DAY_KEY) == 20
+        assert counters.value(store, DAY_KEY) == 20
         # yesterday's order and the 20 of today, each whole
         assert counts(store) == {
             "orders": 21,
@@ -190,12 +191,12 @@ def test_every_concurrent_order_is_journaled_once_as_allowed_or_denied_with_its_
     home, _ = day_limit_race
     with open_store(home) as store:
         journal = store.journal_query(tool="place_paper_order", limit=1000)
-    through_mcp = [j for j in journal if j["arguments"].get("client_order_id", "").startswith("w")]
-    assert Counter((j["decision"], j["outcome"], j["rule"]) for j in through_mcp) == {
+    through_mcp = [j for j in journal if j.arguments.get("client_order_id", "").startswith("w")]
+    assert Counter((j.decision, j.outcome, j.rule) for j in through_mcp) == {
         ("allow", "ok", None): 20,
         ("deny", "denied", "max_daily_trades"): 70,
     }
-    assert len({j["arguments"]["client_order_id"] for j in through_mcp}) == 90
+    assert len({j.arguments["client_order_id"] for j in through_mcp}) == 90
 
 
 def test_the_cash_after_concurrent_fills_is_the_start_less_each_fills_margin_and_fee(day_limit_race):
@@ -252,9 +253,9 @@ def test_a_process_killed_inside_an_order_leaves_the_whole_order_or_no_trace(hom
         assert query(store, "PRAGMA integrity_check") == [("ok",)]
         committed = point == "commit"
         assert counts(store) == (ONE_ORDER if committed else NOTHING)
-        assert store.counter_value(DAY_KEY) == int(committed)
+        assert counters.value(store, DAY_KEY) == int(committed)
         journal = store.journal_query(tool="place_paper_order")
-        assert [(j["decision"], j["outcome"]) for j in journal] == [("allow", "ok")] * int(committed)
+        assert [(j.decision, j.outcome) for j in journal] == [("allow", "ok")] * int(committed)
 
         # The client retries with the same id, as after any timeout: it fills once in all.
         retry = anyio.run(service(store, home).place_order, OrderRequest(**order("crash-1")))
@@ -288,7 +289,7 @@ def test_two_processes_placing_the_same_client_order_ids_at_once_fill_each_once_
         per_order = query(store, "SELECT order_id, COUNT(*) FROM paper_fills GROUP BY order_id")
         journal = store.journal_query(tool="place_paper_order", limit=100)
     assert sorted(per_order) == sorted((r["order_id"], 1) for r in first)
-    assert Counter((j["decision"], j["outcome"]) for j in journal) == {("allow", "ok"): 16}
+    assert Counter((j.decision, j.outcome) for j in journal) == {("allow", "ok"): 16}
 
 
 # --- the real price path ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.state import trading_state
 from tests.mcp_helpers import payload, text_of
 from tests.test_paper_ledger import BTC, STRATEGY, open_ledger, place, placed  # noqa: F401 (fixture)
 
@@ -57,7 +58,7 @@ async def test_an_order_of_exactly_the_size_limit_passes(open_ledger):
 
 async def test_a_refusal_while_halted_gives_the_halt_reason_and_how_to_resume(open_ledger):
     ledger = open_ledger()
-    ledger.deps.store.set_trading_state("HALTED", "kill switch (emergency_stop): test")
+    trading_state.write(ledger.deps.store, "HALTED", "kill switch (emergency_stop): test")
     async with ledger.session() as s:
         refused = await place(s, notional_usd=500.0)
     text = text_of(refused)

@@ -21,9 +21,11 @@ from jesse_mcp.promotion import gates as promotion
 from jesse_mcp.promotion.evidence import CurrentCode
 from jesse_mcp.server import build_server
 from jesse_mcp.trading.paper import PaperService
+from shared.config import stage_history
 from shared.config.models import StrategyConfig, TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy.guard import CallRecord, decide
+from shared.state import trading_state
 from tests.mcp_helpers import accept, all_servers, payload, respond, text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices, configure, store_backtest, store_stress
 
@@ -180,9 +182,9 @@ async def test_a_promotion_without_evidence_is_refused_listing_every_gate_and_wr
     for threshold in thresholds:
         assert f"(needs {threshold})" in text, threshold
     assert deps.config.path.read_bytes() == before
-    assert deps.store.stage_history() == []
+    assert stage_history.history(deps.store) == []
     row = deps.store.journal_query(tool="request_stage_promotion")[0]
-    assert (row["decision"], row["outcome"], row["rule"]) == ("deny", "denied", "promotion_gates")
+    assert (row.decision, row.outcome, row.rule) == ("deny", "denied", "promotion_gates")
 
 
 HP = BUILTIN[TF].resolve_hyperparameters(None)
@@ -230,7 +232,7 @@ async def test_evidence_missing_one_gate_is_refused_on_exactly_that_gate(deps, p
     assert set(by_name) == set(BACKTEST_GATES), "every gate is measured on the stored backtest"
     assert result.isError and "promotion_gates" in text_of(result) and "1 of 11 gates failed" in text_of(result)
     assert f"[FAIL] {failing}:" in text_of(result)
-    assert deps.config.load().strategies[TF].stage == "exploration" and deps.store.stage_history() == []
+    assert deps.config.load().strategies[TF].stage == "exploration" and stage_history.history(deps.store) == []
 
 
 def test_evidence_exactly_at_every_threshold_passes_every_gate(deps, prices, clock):
@@ -312,7 +314,7 @@ async def test_promotion_tools_take_no_evidence_arguments(deps, prices, clock, t
     assert set(listed[tool].inputSchema["properties"]) <= {"strategy", "to_stage", "reason"}
     assert result.isError
     assert "unknown argument 'backtest_id'" in text_of(result) and "unknown argument 'sharpe'" in text_of(result)
-    assert deps.config.path.read_bytes() == before and deps.store.stage_history() == []
+    assert deps.config.path.read_bytes() == before and stage_history.history(deps.store) == []
 
 
 @pytest.mark.parametrize(
@@ -419,9 +421,9 @@ async def test_live_promotion_with_passing_evidence_is_refused_without_the_perso
     async with connect(server, elicitation_callback=callback) as client:
         result = await client.call_tool("request_stage_promotion", {"strategy": TF, "to_stage": "live"})
     assert result.isError and "promotion_needs_confirmation" in text_of(result) and says in text_of(result)
-    assert deps.config.load().strategies[TF].stage == "paper" and deps.store.stage_history() == []
+    assert deps.config.load().strategies[TF].stage == "paper" and stage_history.history(deps.store) == []
     row = deps.store.journal_query(tool="request_stage_promotion")[0]
-    assert (row["decision"], row["rule"]) == ("deny", "promotion_needs_confirmation")
+    assert (row.decision, row.rule) == ("deny", "promotion_needs_confirmation")
 
 
 async def test_live_promotion_with_passing_evidence_and_the_persons_confirmation_is_applied(deps, home, prices, clock):
@@ -439,8 +441,8 @@ async def test_live_promotion_with_passing_evidence_and_the_persons_confirmation
     assert report["effective_stage"] == "paper" and "global stage is paper" in report["notes"][0]
     assert deps.config.load().strategies[TF].stage == "live"
     assert "Promote 'trend_following' from paper to live" in callback.calls[0] and "paper_sharpe" in callback.calls[0]
-    change = deps.store.stage_history(TF)[0]
-    assert (change["from_stage"], change["to_stage"]) == ("paper", "live") and "paper_track_record" in change["reason"]
+    change = stage_history.history(deps.store, TF)[0]
+    assert (change.from_stage, change.to_stage) == ("paper", "live") and "paper_track_record" in change.reason
 
 
 async def test_a_promotion_that_skips_a_stage_is_refused(deps, prices, clock):
@@ -448,7 +450,7 @@ async def test_a_promotion_that_skips_a_stage_is_refused(deps, prices, clock):
     async with connect(jesse(deps, prices, clock), elicitation_callback=accept(True)) as client:
         result = await client.call_tool("request_stage_promotion", {"strategy": TF, "to_stage": "live"})
     assert result.isError and "promotion_one_step" in text_of(result) and "ask for paper" in text_of(result)
-    assert deps.config.load().strategies[TF].stage == "exploration" and deps.store.stage_history() == []
+    assert deps.config.load().strategies[TF].stage == "exploration" and stage_history.history(deps.store) == []
 
 
 # --- the global stage ---------------------------------------------------------------------------------------------
@@ -465,7 +467,7 @@ async def test_raising_the_global_stage_is_refused_without_the_persons_confirmat
     async with connect(jesse(deps, prices, clock), elicitation_callback=callback) as client:
         result = await client.call_tool("request_stage_promotion", {"strategy": None, "to_stage": "paper"})
     assert result.isError and "promotion_needs_confirmation" in text_of(result) and says in text_of(result)
-    assert deps.config.load().stage == "exploration" and deps.store.stage_history() == []
+    assert deps.config.load().stage == "exploration" and stage_history.history(deps.store) == []
 
 
 async def test_raising_the_global_stage_with_the_persons_confirmation_is_applied(deps, prices, clock):
@@ -475,8 +477,8 @@ async def test_raising_the_global_stage_with_the_persons_confirmation_is_applied
     assert report["promoted"] is True and report["effective_stage"] == "paper"
     assert "Promote the global stage from exploration to paper?" in callback.calls[0]
     assert deps.config.load().stage == "paper"
-    change = deps.store.stage_history()[0]
-    assert (change["strategy"], change["from_stage"], change["to_stage"]) == (None, "exploration", "paper")
+    change = stage_history.history(deps.store)[0]
+    assert (change.strategy, change.from_stage, change.to_stage) == (None, "exploration", "paper")
 
 
 # --- demotion and history -----------------------------------------------------------------------------------------
@@ -484,7 +486,7 @@ async def test_raising_the_global_stage_with_the_persons_confirmation_is_applied
 
 async def test_demotion_needs_no_evidence_and_works_while_trading_is_halted(deps, home, prices, clock):
     configure(home, **PAPER_STAGES)
-    deps.store.set_trading_state("HALTED", "kill switch (emergency_stop): test")
+    trading_state.write(deps.store, "HALTED", "kill switch (emergency_stop): test")
     async with connect(jesse(deps, prices, clock)) as client:
         own = payload(await client.call_tool("demote_stage", {"strategy": TF, "reason": "losing"}))
         glob = payload(await client.call_tool("demote_stage", {"strategy": None, "reason": "pause"}))
@@ -494,7 +496,7 @@ async def test_demotion_needs_no_evidence_and_works_while_trading_is_halted(deps
     cfg = deps.config.load()
     assert cfg.stage == "exploration" and cfg.strategies[TF].stage == "exploration"
     assert again.isError and "already_lowest_stage" in text_of(again)
-    assert deps.store.trading_state()["state"] == "HALTED"
+    assert trading_state.read(deps.store).state == "HALTED"
 
 
 def test_a_stage_change_whose_file_write_fails_leaves_no_history_row(deps, home, prices, clock, monkeypatch):
@@ -508,7 +510,7 @@ def test_a_stage_change_whose_file_write_fails_leaves_no_history_row(deps, home,
     monkeypatch.setattr(shared.config.store, "atomic_write_text", disk_full)
     with pytest.raises(OSError, match="No space left"):
         promotion.demote(deps.config, deps.store, TF, None, "tidy up")
-    assert deps.store.stage_history() == [] and deps.config.load().strategies[TF].stage == "paper"
+    assert stage_history.history(deps.store) == [] and deps.config.load().strategies[TF].stage == "paper"
 
 
 async def test_stage_history_lists_every_change_with_its_reason_newest_first(deps, home, prices, clock):
@@ -575,8 +577,8 @@ async def test_equity_falling_past_the_emergency_stop_halts_trading_and_cancels_
     halt = [e for e in portfolio["events"] if e["kind"] == "kill_switch"]
     assert len(halt) == 1 and order in halt[0]["detail"]
     row = deps.store.journal_query(tool="kill_switch")[0]
-    assert (row["decision"], row["outcome"], row["rule"]) == ("system", "halted", "emergency_stop")
-    assert order in row["reason"]
+    assert (row.decision, row.outcome, row.rule) == ("system", "halted", "emergency_stop")
+    assert order in row.reason
 
 
 @pytest.mark.parametrize("emergency_stop", [0.1, 0.25])
@@ -609,7 +611,7 @@ async def test_the_daily_loss_limit_halts_trading(deps, home, prices, clock):
         portfolio = payload(await client.call_tool("get_paper_portfolio", {}))
     assert portfolio["trading_state"] == "HALTED" and "daily_loss_limit" in portfolio["trading_state_reason"]
     assert portfolio["open_orders"] == []
-    assert deps.store.journal_query(tool="kill_switch")[0]["rule"] == "daily_loss_limit"
+    assert deps.store.journal_query(tool="kill_switch")[0].rule == "daily_loss_limit"
 
 
 async def test_while_halted_orders_closes_cancels_and_promotions_are_refused(deps, home, prices, clock):
@@ -625,7 +627,7 @@ async def test_while_halted_orders_closes_cancels_and_promotions_are_refused(dep
             result = await client.call_tool(tool, args)
             assert result.isError and "trading_halted" in text_of(result), tool
             row = deps.store.journal_query(tool=tool)[0]
-            assert (row["decision"], row["rule"]) == ("deny", "trading_halted"), tool
+            assert (row.decision, row.rule) == ("deny", "trading_halted"), tool
         portfolio = payload(await client.call_tool("get_paper_portfolio", {}))
     assert [p["id"] for p in portfolio["positions"]] == [position]
     assert deps.config.load().strategies[TF].stage == "paper"
@@ -655,7 +657,7 @@ async def test_resetting_the_kill_switch_is_refused_without_the_persons_confirma
     async with connect(server, elicitation_callback=callback) as client:
         result = await client.call_tool("reset_kill_switch", {"reason": "looked at it"})
     assert result.isError and "kill_switch_reset_needs_confirmation" in text_of(result) and says in text_of(result)
-    assert deps.store.trading_state()["state"] == "HALTED"
+    assert trading_state.read(deps.store).state == "HALTED"
 
 
 async def test_resetting_the_kill_switch_with_confirmation_resumes_trading_from_the_current_equity(
@@ -669,7 +671,7 @@ async def test_resetting_the_kill_switch_with_confirmation_resumes_trading_from_
     assert (reset["trading_state"], reset["equity"], reset["new_peak_equity"]) == ("ACTIVE", 8_950.0, 8_950.0)
     assert "emergency_stop" in reset["was"] and "Trading is halted" in callback.calls[0]
     assert portfolio["trading_state"] == "ACTIVE" and portfolio["account"]["peak_equity"] == 8_950.0
-    assert portfolio["account"]["drawdown"] == 0.0 and deps.store.journal_query(tool="kill_switch")[0]["id"]
+    assert portfolio["account"]["drawdown"] == 0.0 and deps.store.journal_query(tool="kill_switch")[0].id
     assert len(deps.store.journal_query(tool="kill_switch")) == 1  # no second halt after the reset
 
 
@@ -686,14 +688,14 @@ async def test_a_reset_confirmed_for_one_halt_does_not_clear_a_new_halt_that_beg
     async with connect(server, elicitation_callback=halt_again_while_asking) as client:
         result = await client.call_tool("reset_kill_switch", {"reason": "reviewed the first halt"})
     assert result.isError and "The halt changed while the person was asked" in text_of(result)
-    assert deps.store.trading_state()["state"] == "HALTED" and "a new halt" in deps.store.trading_state()["reason"]
+    assert trading_state.read(deps.store).state == "HALTED" and "a new halt" in trading_state.read(deps.store).reason
 
 
 async def test_resetting_the_kill_switch_when_not_halted_is_a_clear_error(deps, prices, clock):
     async with connect(jesse(deps, prices, clock), elicitation_callback=accept(True)) as client:
         result = await client.call_tool("reset_kill_switch", {})
     assert result.isError and "not halted" in text_of(result) and "nothing to reset" in text_of(result)
-    assert deps.store.trading_state()["state"] == "ACTIVE"
+    assert trading_state.read(deps.store).state == "ACTIVE"
 
 
 # --- the reserved live capability ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from mcp.shared.exceptions import McpError
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from shared.server.registry import GuardedTool, ToolRegistry
+from shared.state import trading_state
 from tests.mcp_helpers import accept, all_servers, payload, text_of
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +46,8 @@ async def test_an_unknown_argument_key_is_refused_with_the_valid_keys_and_journa
                 message = text_of(result)
                 assert "unknown argument 'bogus_key'" in message and "Valid arguments:" in message
                 row = deps.store.journal_query(limit=1)[0]
-                assert (row["tool"], row["decision"], row["outcome"]) == (tool.name, "invalid", "invalid_arguments")
-                assert row["arguments"] == {"bogus_key": 1}
+                assert (row.tool, row.decision, row.outcome) == (tool.name, "invalid", "invalid_arguments")
+                assert row.arguments == {"bogus_key": 1}
 
 
 @pytest.mark.parametrize("bad", ["7", True, 7.5])
@@ -55,7 +56,7 @@ async def test_a_wrongly_typed_argument_is_refused_not_coerced(deps, bad):
         result = await client.call_tool("get_journal", {"limit": bad})
     assert result.isError
     assert "'limit': Input should be a valid integer" in text_of(result)
-    assert deps.store.journal_query(limit=1)[0]["outcome"] == "invalid_arguments"
+    assert deps.store.journal_query(limit=1)[0].outcome == "invalid_arguments"
 
 
 async def test_an_unknown_tool_is_refused_with_the_list_and_journaled(deps):
@@ -64,7 +65,7 @@ async def test_an_unknown_tool_is_refused_with_the_list_and_journaled(deps):
             await client.call_tool("place_live_order", {"size": 1})
     assert "Unknown tool 'place_live_order'" in err.value.error.message and "get_policy" in err.value.error.message
     row = deps.store.journal_query(limit=1)[0]
-    assert (row["tool"], row["outcome"]) == ("place_live_order", "unknown_tool")
+    assert (row.tool, row.outcome) == ("place_live_order", "unknown_tool")
 
 
 async def test_a_guard_denial_says_rule_and_remedy_and_is_journaled(deps):
@@ -75,17 +76,17 @@ async def test_a_guard_denial_says_rule_and_remedy_and_is_journaled(deps):
         """Research."""
         return strategy
 
-    deps.store.set_trading_state("HALTED", "emergency stop in test")
+    trading_state.write(deps.store, "HALTED", "emergency stop in test")
     async with connect(tools.build(instructions="t")) as client:
         result = await client.call_tool("research_something", {"strategy": "trend_following"})
     assert result.isError and "Denied (trading_halted)" in text_of(result) and "Remedy:" in text_of(result)
     row = deps.store.journal_query(tool="research_something")[0]
-    assert (row["decision"], row["rule"], row["outcome"]) == ("deny", "trading_halted", "denied")
-    assert row["arguments"] == {"strategy": "trend_following"}
+    assert (row.decision, row.rule, row.outcome) == ("deny", "trading_halted", "denied")
+    assert row.arguments == {"strategy": "trend_following"}
 
 
 async def test_while_halted_reads_tightening_and_demotion_work_but_loosening_does_not(deps):
-    deps.store.set_trading_state("HALTED", "emergency stop in test")
+    trading_state.write(deps.store, "HALTED", "emergency stop in test")
     async with connect(all_servers(deps)["jesse-mcp"], elicitation_callback=accept(True)) as client:
         assert not (await client.call_tool("get_policy", {})).isError
         tighten = await client.call_tool(
@@ -112,7 +113,7 @@ async def test_an_unexpected_error_is_logged_with_traceback_and_the_client_gets_
     assert result.isError and "Internal error in explode (journal #" in text_of(result)
     assert "hunter2" not in text_of(result) and "internal/path" not in text_of(result)
     assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
-    assert deps.store.journal_query(limit=1)[0]["outcome"] == "internal_error"
+    assert deps.store.journal_query(limit=1)[0].outcome == "internal_error"
 
 
 async def test_get_policy_reports_effective_stage_profile_and_allowed_capabilities(deps):
@@ -146,7 +147,7 @@ async def test_secrets_never_reach_the_journal_or_get_config(deps, monkeypatch):
     async with connect(all_servers(deps)["jesse-mcp"]) as client:
         await client.call_tool("get_journal", {"tool": "sk-test-very-secret-123"})
         config_text = text_of(await client.call_tool("get_config", {}))
-    assert deps.store.journal_query(tool="get_journal")[0]["arguments"] == {"tool": "[redacted]"}
+    assert deps.store.journal_query(tool="get_journal")[0].arguments == {"tool": "[redacted]"}
     assert "sk-test-very-secret-123" not in config_text
     assert json.loads(config_text)["environment"]["ZHIPUAI_API_KEY"] == "set"
 
@@ -155,7 +156,7 @@ async def test_an_expected_error_reaches_the_model_as_a_clear_message(deps):
     async with connect(all_servers(deps)["jesse-mcp"]) as client:
         result = await client.call_tool("get_stage", {"strategy": "nope"})
     assert result.isError and "Unknown strategy 'nope'. Configured: mean_reversion, trend_following." in text_of(result)
-    assert deps.store.journal_query(limit=1)[0]["outcome"] == "error"
+    assert deps.store.journal_query(limit=1)[0].outcome == "error"
 
 
 async def test_a_broken_configuration_file_denies_every_call_with_the_problem(deps):
@@ -193,7 +194,7 @@ async def test_every_argument_of_every_tool_refuses_a_wrongly_typed_value(deps):
                     assert f"'{name}" in text_of(result) and "Valid arguments:" in text_of(result)
                     checked += 1
     assert checked >= 20
-    assert deps.store.journal_query(decision="invalid", limit=500)[0]["outcome"] == "invalid_arguments"
+    assert deps.store.journal_query(decision="invalid", limit=500)[0].outcome == "invalid_arguments"
 
 
 async def test_a_secret_inside_a_bad_argument_is_redacted_from_the_error_and_journal(deps, monkeypatch):
@@ -202,4 +203,4 @@ async def test_a_secret_inside_a_bad_argument_is_redacted_from_the_error_and_jou
         result = await client.call_tool("get_journal", {"limit": "sk-test-very-secret-456"})
     assert result.isError and "sk-test-very-secret-456" not in text_of(result)
     row = deps.store.journal_query(limit=1)[0]
-    assert "sk-test-very-secret-456" not in json.dumps(row)
+    assert "sk-test-very-secret-456" not in row.model_dump_json()

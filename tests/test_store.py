@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from shared.errors import StoreError
-from shared.state.store import SCHEMA_VERSION, JournalEntry, Store, window_keys
+from shared.state import counters, trading_state
+from shared.state.store import SCHEMA_VERSION, JournalEntry, Store
 
 
 def _increment_many(db_path: str, start, n: int, limit: int, results) -> None:
     store = Store(Path(db_path))
     start.wait()
-    wins = sum(store.check_and_increment([("trades:day", limit)]).allowed for _ in range(n))
+    wins = sum(counters.check_and_increment(store, [("trades:day", limit)]).allowed for _ in range(n))
     results.put(wins)
     store.close()
 
@@ -32,26 +33,26 @@ def test_two_processes_incrementing_one_counter_never_exceed_the_limit(tmp_path:
     for p in procs:
         p.join(timeout=60)
     assert sum(wins) == 20
-    assert Store(db).counter_value("trades:day") == 20
+    assert counters.value(Store(db), "trades:day") == 20
 
 
 def test_check_and_increment_is_all_or_nothing_across_keys(tmp_path: Path):
     store = Store(tmp_path / "state.db")
-    keys = window_keys("trades", datetime(2026, 11, 20, tzinfo=UTC))
+    keys = counters.window_keys("trades", datetime(2026, 11, 20, tzinfo=UTC))
     assert keys == {"day": "trades:day:2026-11-20", "week": "trades:week:2026-W47", "month": "trades:month:2026-11"}
     limits = [(keys["day"], 5), (keys["week"], 2), (keys["month"], 10)]
-    assert store.check_and_increment(limits).allowed
-    assert store.check_and_increment(limits).allowed
-    third = store.check_and_increment(limits)
+    assert counters.check_and_increment(store, limits).allowed
+    assert counters.check_and_increment(store, limits).allowed
+    third = counters.check_and_increment(store, limits)
     assert not third.allowed and third.blocked_by == keys["week"]
-    assert store.counter_value(keys["day"]) == 2 and store.counter_value(keys["month"]) == 2
+    assert counters.value(store, keys["day"]) == 2 and counters.value(store, keys["month"]) == 2
 
 
 def test_the_database_is_in_wal_mode_and_migrated_on_open(tmp_path: Path):
     store = Store(tmp_path / "state.db")
     assert store.schema_version == SCHEMA_VERSION
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.trading_state()["state"] == "ACTIVE"
+    assert trading_state.read(store).state == "ACTIVE"
     store.close()
     assert Store(tmp_path / "state.db").schema_version == SCHEMA_VERSION  # reopening is a no-op
 
@@ -70,17 +71,17 @@ def test_journal_rows_can_be_filtered_by_tool_decision_and_time(tmp_path: Path):
     store.journal_insert(JournalEntry("a", "get_policy", "read", None, {"x": 1}, "allow", "ok"))
     store.journal_insert(JournalEntry("a", "update_config", "admin", None, {}, "deny", "denied", rule="r"))
     store.journal_insert(JournalEntry("b", "get_policy", "read", "s", {}, "invalid", "invalid_arguments"))
-    assert [r["tool"] for r in store.journal_query(tool="get_policy")] == ["get_policy", "get_policy"]
-    assert [r["outcome"] for r in store.journal_query(decision="deny")] == ["denied"]
-    assert [r["server"] for r in store.journal_query(server="b")] == ["b"]
+    assert [r.tool for r in store.journal_query(tool="get_policy")] == ["get_policy", "get_policy"]
+    assert [r.outcome for r in store.journal_query(decision="deny")] == ["denied"]
+    assert [r.server for r in store.journal_query(server="b")] == ["b"]
     assert store.journal_query(since_ms=10**15) == []
-    assert store.journal_query(limit=1)[0]["decision"] == "invalid"  # newest first
-    assert store.journal_query(tool="get_policy")[1]["arguments"] == {"x": 1}
+    assert store.journal_query(limit=1)[0].decision == "invalid"  # newest first
+    assert store.journal_query(tool="get_policy")[1].arguments == {"x": 1}
 
 
 def test_a_failed_transaction_changes_nothing(tmp_path: Path):
     store = Store(tmp_path / "state.db")
     with pytest.raises(RuntimeError), store.transaction() as db:
-        store.set_trading_state("HALTED", "test", db)
+        trading_state.set_in(db, "HALTED", "test")
         raise RuntimeError("boom")
-    assert store.trading_state()["state"] == "ACTIVE"
+    assert trading_state.read(store).state == "ACTIVE"

@@ -31,7 +31,7 @@ async def test_loosening_is_refused_when_the_person_does_not_confirm(deps, callb
     assert result.isError and "loosening_needs_confirmation" in text_of(result)
     assert deps.config.path.read_bytes() == before
     row = deps.store.journal_query(tool="update_config")[0]
-    assert (row["decision"], row["rule"]) == ("deny", "loosening_needs_confirmation")
+    assert (row.decision, row.rule) == ("deny", "loosening_needs_confirmation")
 
 
 async def test_loosening_is_refused_for_a_client_without_elicitation(deps):

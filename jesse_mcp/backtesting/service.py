@@ -45,6 +45,8 @@ from shared.config.models import TradingConfig
 from shared.config.resolve import EffectiveRisk
 from shared.errors import InvalidArgumentsError, TradingMcpError
 from shared.market.candles import MINUTE_MS, CandleStore
+from shared.state import results as result_store
+from shared.state.results import NewResult
 from shared.state.store import Store
 
 
@@ -287,8 +289,12 @@ class BacktestService:
 
     def save(self, *runs: tuple[BacktestResult, list[Any]]) -> None:
         """Store backtest results with their trades, all in one transaction."""
-        self.store.results_save(
-            [(r.id, r.kind, r.request.strategy, summary_of(r), r.model_dump(mode="json"), t) for r, t in runs]
+        result_store.save(
+            self.store,
+            *(
+                NewResult(r.id, r.kind, r.request.strategy, summary_of(r), r.model_dump(mode="json"), t)
+                for r, t in runs
+            ),
         )
 
     async def execute_all(
@@ -334,17 +340,17 @@ class BacktestService:
 
     # reading
     def get(self, result_id: str) -> dict[str, Any]:
-        record, _ = self.store.result_get(result_id)
-        return record
+        return result_store.get(self.store, result_id).record
 
     def trades(self, result_id: str, offset: int, limit: int) -> tuple[list[Trade], int]:
-        record, trades = self.store.result_get(result_id, with_trades=True)
-        rows = trades or []
+        stored = result_store.get(self.store, result_id, with_trades=True)
+        record, rows = stored.record, stored.trades or []
         balance = record.get("request", {}).get("starting_balance", DEFAULT_BALANCE)
         return trade_models(rows, balance)[offset : offset + limit], len(rows)
 
     def load_backtest(self, result_id: str) -> tuple[BacktestResult, list[Any]]:
-        record, trades = self.store.result_get(result_id, with_trades=True)
+        stored = result_store.get(self.store, result_id, with_trades=True)
+        record, trades = stored.record, stored.trades
         if record.get("kind") != "backtest":
             raise InvalidArgumentsError(
                 f"{result_id} is a {record.get('kind')} result; this needs the id of a backtest (list_backtests)."

@@ -21,6 +21,7 @@ from jesse_mcp.research.stress import SCENARIOS, StressReport
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.market.candles import iso_ms
+from shared.state import results as result_store
 from shared.state.store import Store
 
 DAY_S = 86_400.0
@@ -88,8 +89,8 @@ def expected_of(cfg: TradingConfig, strategy: str, code: CurrentCode) -> Expecte
 def judge_backtests(cfg: TradingConfig, store: Store, strategy: str, code: CurrentCode, now_s: float):
     """The newest recent backtest that ran the current settings, judged on every gate (with its stress test)."""
     want = expected_of(cfg, strategy, code)
-    summaries, _ = store.result_list("backtest", strategy, limit=500)
-    dated = [(s["id"], age) for s in summaries if (age := _age_days(s, now_s)) is not None]
+    summaries, _ = result_store.listed(store, "backtest", strategy, limit=500)
+    dated = [(s.id, age) for s in summaries if (age := _age_days(s.created_at, now_s)) is not None]
     recent = [(rid, age) for rid, age in dated if age <= cfg.promotion.backtest_max_age_days]
     if not recent:
         if not dated:
@@ -128,15 +129,15 @@ def judge_backtests(cfg: TradingConfig, store: Store, strategy: str, code: Curre
 
 def _load(store: Store, result_id: str) -> BacktestResult | None:
     try:
-        return BacktestResult.model_validate(store.result_get(result_id)[0])
+        return BacktestResult.model_validate(result_store.get(store, result_id).record)
     except ValidationError:
         return None
 
 
-def _age_days(summary: dict[str, Any], now_s: float) -> float | None:
+def _age_days(created_at: str, now_s: float) -> float | None:
     try:
-        return (now_s - iso_ms(summary["created_at"]) / 1000) / DAY_S
-    except (KeyError, ValueError):
+        return (now_s - iso_ms(created_at) / 1000) / DAY_S
+    except ValueError:
         return None
 
 
@@ -337,13 +338,13 @@ def _performance_gates(cfg: TradingConfig, bt: BacktestResult, want: Expected) -
 
 
 def _stress_gate(store: Store, strategy: str, backtest_id: str) -> tuple[Gate, str | None]:
-    stresses, _ = store.result_list("stress_test", strategy, limit=500)
-    newest = next((s["id"] for s in stresses if s.get("backtest_id") == backtest_id), None)
+    stresses, _ = result_store.listed(store, "stress_test", strategy, limit=500)
+    newest = next((s.id for s in stresses if s.summary.get("backtest_id") == backtest_id), None)
     if newest is None:
         why = f"no stored stress test of {backtest_id}; run stress_test with backtest_id '{backtest_id}'"
         return gate("stress_test_passed", False, None, STRESS_THRESHOLD, why), None
     try:
-        st = StressReport.model_validate(store.result_get(newest)[0])
+        st = StressReport.model_validate(result_store.get(store, newest).record)
     except ValidationError:
         return gate("stress_test_passed", False, newest, STRESS_THRESHOLD, f"stress test {newest} is malformed"), None
     problems = []

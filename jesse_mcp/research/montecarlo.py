@@ -13,6 +13,8 @@ from jesse_mcp.backtesting.plans import BacktestError, Progress, new_id
 from jesse_mcp.backtesting.results import T_PNL, BacktestResult, num
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.backtesting.workers import WorkerError
+from shared.state import results as result_store
+from shared.state.results import NewResult
 from shared.state.store import utc_now_iso
 
 MonteCarloMethod = Literal["trade_order", "trade_bootstrap", "candles"]
@@ -134,12 +136,9 @@ async def monte_carlo(
         parts=parts,
         notes=notes,
     )
-    service.store.result_save(
-        report.id,
-        report.kind,
-        report.strategy,
-        {"backtest_id": backtest_id, "methods": [p.method for p in parts], "synthetic": report.synthetic},
-        report.model_dump(mode="json"),
+    summary = {"backtest_id": backtest_id, "methods": [p.method for p in parts], "synthetic": report.synthetic}
+    result_store.save(
+        service.store, NewResult(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
     )
     return report
 

@@ -10,6 +10,8 @@ from jesse_mcp.backtesting.plans import BacktestError, Progress, RunPlan, new_id
 from jesse_mcp.backtesting.results import BacktestResult, fmt
 from jesse_mcp.backtesting.service import BacktestService
 from shared.market.candles import MINUTE_MS, iso
+from shared.state import results as result_store
+from shared.state.results import NewResult
 from shared.state.store import utc_now_iso
 
 Scenario = Literal["flash_crash", "volatility_x3", "gap_down", "crash_2020"]
@@ -201,5 +203,7 @@ async def stress_test(
         notes=notes,
     )
     summary = {"backtest_id": backtest_id, "verdict": verdict, "synthetic": report.synthetic}
-    service.store.result_save(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
+    result_store.save(
+        service.store, NewResult(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
+    )
     return report

@@ -17,6 +17,8 @@ from jesse_mcp.backtesting.results import fmt, num, performance
 from jesse_mcp.backtesting.service import BacktestService
 from shared.errors import InvalidArgumentsError
 from shared.market.candles import MINUTE_MS, iso
+from shared.state import results as result_store
+from shared.state.results import NewResult
 from shared.state.store import utc_now_iso
 
 
@@ -289,7 +291,9 @@ async def validate(
         notes=notes,
     )
     summary = {"backtest_id": backtest_id, "verdict": verdict, "synthetic": report.synthetic}
-    service.store.result_save(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
+    result_store.save(
+        service.store, NewResult(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
+    )
     return report
 
 

@@ -17,6 +17,7 @@ from jesse_mcp.candles import ops as candle_ops
 from jesse_mcp.research import montecarlo, stress, walkforward
 from shared.config.profiles import PROFILE_NAMES
 from shared.server.registry import GuardedServer, ToolRegistry
+from shared.state import results as result_store
 
 Profile = Literal["conservative", "moderate", "aggressive"]
 Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "45m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1D"]
@@ -251,8 +252,8 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
         """Stored results, newest first, with a one-line summary each (net profit %, max drawdown %, Sharpe,
         trades, synthetic or real data)."""
         kinds = kind or ("backtest", "stress_test", "monte_carlo", "validation")  # not other servers' results
-        rows, total = service.store.result_list(kinds, strategy, limit, offset)
-        return ResultPage(results=rows, total=total, offset=offset)
+        rows, total = result_store.listed(service.store, kinds, strategy, limit, offset)
+        return ResultPage(results=[r.listing() for r in rows], total=total, offset=offset)
 
 
 def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> None:

@@ -19,10 +19,12 @@ from jesse_mcp.promotion.evidence import CurrentCode
 from jesse_mcp.tools.research import with_image
 from jesse_mcp.trading.models import CancelResult, CloseResult, OrderResult, Performance, Portfolio, ResetResult
 from jesse_mcp.trading.paper import OrderRequest, PaperService
+from shared.config import stage_history
 from shared.errors import InvalidArgumentsError, TradingMcpError
 from shared.market.candles import iso_ms
 from shared.server.confirm import require_confirmation
 from shared.server.registry import ToolRegistry
+from shared.state import trading_state
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +322,9 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         limit: Annotated[int, Field(description="Newest first, at most this many.", ge=1, le=1000)] = 50,
     ) -> HistoryView:
         """Every stage change (promotions with their evidence, demotions) with time and reason, newest first."""
-        return HistoryView(strategy=strategy, changes=deps.store.stage_history(strategy, limit))
+        return HistoryView(
+            strategy=strategy, changes=[c.as_dict() for c in stage_history.history(deps.store, strategy, limit)]
+        )
 
     @tools.tool(
         capability="admin",
@@ -335,15 +339,15 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
     async def reset_kill_switch(reason: Reason = "", ctx: Context | None = None) -> ResetResult:
         """Resume trading after the kill switch halted it. The person must confirm through elicitation; the
         drawdown and the day's loss are measured from the current equity afterwards."""
-        state = deps.store.trading_state()
-        if state["state"] == "ACTIVE":
+        state = trading_state.read(deps.store)
+        if state.active:
             return paper.reset_kill_switch("not asked", reason)  # raises: nothing to reset
         portfolio = await paper.portfolio()
         acct = portfolio.account
         question = (
-            f"Trading is halted: {state['reason']} Equity {acct.equity:,.2f} USD, peak {acct.peak_equity:,.2f} USD, "
+            f"Trading is halted: {state.reason} Equity {acct.equity:,.2f} USD, peak {acct.peak_equity:,.2f} USD, "
             f"{len(portfolio.positions)} open position(s). Resume trading? Reason given: {reason or 'none'}. "
             "Confirm only if you, the person, want this."
         )
         confirmation = await require_confirmation(ctx, "kill_switch_reset_needs_confirmation", question)
-        return paper.reset_kill_switch(confirmation, reason, seen_since=state["since"])
+        return paper.reset_kill_switch(confirmation, reason, seen_since=state.since)

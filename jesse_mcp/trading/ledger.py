@@ -19,6 +19,7 @@ from jesse_mcp.trading.models import Event, Fill, Order, Position
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy import checks as policy
+from shared.state import trading_state
 from shared.state.store import JournalEntry, Store, utc_now_iso
 
 if TYPE_CHECKING:
@@ -241,13 +242,13 @@ def kill_switch(
     now: int,
 ) -> Event | None:
     """Halt when equity fell `emergency_stop` from its peak or the day's loss reached the daily limit."""
-    if store.trading_state_in(db)["state"] != "ACTIVE":
+    if not trading_state.read_in(db).active:
         return None
     tripped = _tripped(cfg, account, equity)
     if tripped is None:
         return None
     reason = f"kill switch ({tripped.rule}): {tripped.reason}"
-    store.set_trading_state("HALTED", reason, db)
+    trading_state.set_in(db, "HALTED", reason)
     cancelled = [o["id"] for o in open_orders(db)]
     db.execute(
         "UPDATE paper_orders SET status = 'cancelled', reason = 'kill switch', updated_ms = ? WHERE status = 'open'",

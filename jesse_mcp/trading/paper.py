@@ -46,8 +46,9 @@ from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.errors import ConfigError, InvalidArgumentsError, PolicyDenied, TradingMcpError
 from shared.policy.guard import CallRecord, decide
+from shared.state import counters, trading_state
 from shared.state.callscope import current_call
-from shared.state.store import JournalEntry, Store, utc_now_iso, window_keys
+from shared.state.store import JournalEntry, Store, utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,7 @@ class PaperService:
             with self.store.transaction() as db:
                 account = ledger.load_account(db, cfg, now)
                 ledger.roll_day(db, account, now)  # at the old marks: a move over midnight counts for the new day
-                state = self.store.trading_state_in(db)["state"]
-                if state == "ACTIVE":
+                if trading_state.read_in(db).active:
                     events += paper_reconcile.cancel_orphans(db, cfg, now)
                     events += paper_reconcile.fill_limits(db, cfg, quotes, now, asked_ms)
                 events += paper_reconcile.apply_marks(db, cfg, quotes, now, asked_ms)
@@ -262,8 +262,8 @@ class PaperService:
         marketable, price = ledger.entry_price(req, quote.price, cfg.paper.slippage_bps)
         qty = req.quantity if req.quantity is not None else req.notional_usd / price  # type: ignore[operator]
         notional = req.notional_usd if req.notional_usd is not None else qty * price  # no float drift past a limit
-        keys = window_keys("paper_trades", datetime.fromtimestamp(now / 1000, UTC))
-        counts = self.store.counters_read(db, list(keys.values()))
+        keys = counters.window_keys("paper_trades", datetime.fromtimestamp(now / 1000, UTC))
+        counts = counters.read_in(db, list(keys.values()))
         inputs = CheckInputs(
             strategy=req.strategy,
             symbol=req.symbol,
@@ -281,12 +281,11 @@ class PaperService:
             correlations=correlations,
         )
         checks, violations = pre_trade_checks(inputs, risk, cfg.portfolio_limits)
-        state = self.store.trading_state_in(db)["state"]
-        decision = decide(record, cfg, state, violations)
+        decision = decide(record, cfg, trading_state.read_in(db).state, violations)
         if not decision.allowed:
             raise PolicyDenied(decision.rule, decision.reason, decision.remedy)
         oid = ledger.insert_order(db, req, qty, risk, now)
-        self.store.counters_add(db, list(keys.values()))
+        counters.add_in(db, list(keys.values()))
         order = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE id = ?", (oid,)))[0]
         return self._fill_or_rest(db, cfg, req, order, quote, price, marketable, checks, now)
 
@@ -432,12 +431,12 @@ class PaperService:
         scope = current_call("reset_kill_switch", self.server, {"reason": reason})
         now = self.now_ms()
         with self.store.transaction() as db:
-            state = self.store.trading_state_in(db)
-            if state["state"] == "ACTIVE":
+            state = trading_state.read_in(db)
+            if state.active:
                 raise PaperError("Trading is not halted (state ACTIVE); there is nothing to reset.")
-            if seen_since is not None and state["since"] != seen_since:
+            if seen_since is not None and state.since != seen_since:
                 raise PaperError(
-                    f"The halt changed while the person was asked (now: {state['reason']}, since {state['since']}); "
+                    f"The halt changed while the person was asked (now: {state.reason}, since {state.since}); "
                     "nothing was reset. Call reset_kill_switch again so the person sees the current halt."
                 )
             account = ledger.load_account(db, cfg, now)
@@ -446,11 +445,11 @@ class PaperService:
                 "UPDATE paper_account SET peak_equity = ?, day = ?, day_start_equity = ? WHERE id = 1",
                 (equity, ledger.utc_day(now), equity),
             )
-            self.store.set_trading_state("ACTIVE", f"reset by an admin, {confirmation}: {reason or '-'}", db)
+            trading_state.set_in(db, "ACTIVE", f"reset by an admin, {confirmation}: {reason or '-'}")
             scope.journal(self.store, db)
         return ResetResult(
             trading_state="ACTIVE",
-            was=state["reason"],
+            was=state.reason,
             confirmation=confirmation,
             equity=round(equity, 2),
             new_peak_equity=round(equity, 2),

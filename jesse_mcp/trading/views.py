@@ -11,6 +11,7 @@ from jesse_mcp.trading.models import Account, Event, OrderResult, Portfolio
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy import checks as policy
+from shared.state import trading_state
 from shared.state.store import Store
 
 
@@ -29,7 +30,7 @@ def portfolio_of(
         "SELECT COALESCE(SUM(realised_pnl), 0) FROM paper_positions WHERE status = 'closed'"
     ).fetchone()[0]
     fees = db.execute("SELECT COALESCE(SUM(fee), 0) FROM paper_fills").fetchone()[0]
-    state = store.trading_state_in(db)
+    state = trading_state.read_in(db)
     fills = ledger.rows_of(db.execute("SELECT * FROM paper_fills ORDER BY id DESC LIMIT 20"))
     settings = resolve_risk(cfg, None, mode="backtest").settings
     return Portfolio(
@@ -49,8 +50,8 @@ def portfolio_of(
             emergency_stop=settings.emergency_stop,
             daily_loss_limit=cfg.paper.daily_loss_limit,
         ),
-        trading_state=state["state"],
-        trading_state_reason=state["reason"],
+        trading_state=state.state,
+        trading_state_reason=state.reason,
         positions=[ledger.position_model(p, cfg) for p in positions],
         open_orders=[ledger.order_model(o) for o in ledger.open_orders(db)],
         recent_fills=[ledger.fill_model(f) for f in fills],

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.config import stage_history
 from shared.config.changes import (
     apply_changes,
     keyed,
@@ -22,6 +23,7 @@ from shared.config.resolve import effective_stage
 from shared.config.store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied
 from shared.redact import redact, redact_text
+from shared.state import trading_state
 from shared.state.store import Store
 
 ENV_VARS = (
@@ -114,7 +116,11 @@ def stage_view(cfg: TradingConfig, store: Store, strategy: str | None) -> StageV
         )
         for n in names
     ]
-    return StageView(global_stage=cfg.stage, strategies=rows, history=store.stage_history(strategy, limit=20))
+    return StageView(
+        global_stage=cfg.stage,
+        strategies=rows,
+        history=[c.as_dict() for c in stage_history.history(store, strategy, limit=20)],
+    )
 
 
 Confirm = Callable[[str, str], Awaitable[str]]
@@ -131,7 +137,7 @@ def write_stage(
     no row; only a crash in the instant between the file's rename and the COMMIT could leave a change without one."""
     with store.transaction() as db:
         for strategy, before, after, why in changes:
-            store.record_stage_change(strategy, before, after, why, db)
+            stage_history.record_in(db, strategy, before, after, why)
         _, new = config.update(write)
     return new
 
@@ -154,7 +160,7 @@ async def update_config(
         )
     loosened = loosenings(old, new)
     confirmation = "not needed"
-    if loosened and store.trading_state()["state"] != "ACTIVE":
+    if loosened and not trading_state.read(store).active:
         raise PolicyDenied(
             "trading_halted",
             "trading is halted; while halted the configuration may only be tightened or stages demoted, and this "
@@ -171,7 +177,7 @@ async def update_config(
         confirmation = await confirm("loosening_needs_confirmation", question)
 
     def write(current: dict[str, Any]) -> dict[str, Any]:
-        if loosened and store.trading_state()["state"] != "ACTIVE":
+        if loosened and not trading_state.read(store).active:
             raise PolicyDenied(
                 "trading_halted",
                 "trading was halted while this change waited for confirmation.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +11,8 @@ from shared.config.models import TradingConfig
 from shared.config.resolve import effective_stage, resolve_risk
 from shared.policy.checks import CAPABILITIES
 from shared.policy.guard import CallRecord, decide
+from shared.state import trading_state
+from shared.state.journal import JournalRow
 from shared.state.store import Store
 
 Decision = Literal["allow", "deny", "invalid", "system"]
@@ -36,11 +38,9 @@ class PolicyView(BaseModel):
 
 def policy_view(cfg: TradingConfig, store: Store, strategy: str | None) -> PolicyView:
     risk = resolve_risk(cfg, strategy, mode="backtest")
-    state = store.trading_state()
+    state = trading_state.read(store)
     allowed = [
-        cap
-        for cap in CAPABILITIES
-        if decide(CallRecord("policy", "probe", cap, strategy), cfg, state["state"]).allowed  # type: ignore[arg-type]
+        cap for cap in CAPABILITIES if decide(CallRecord("policy", "probe", cap, strategy), cfg, state.state).allowed
     ]
     own = cfg.strategies.get(strategy, None)
     return PolicyView(
@@ -50,9 +50,9 @@ def policy_view(cfg: TradingConfig, store: Store, strategy: str | None) -> Polic
         strategy_stage=(own.stage if own else ("exploration" if strategy else None)),
         effective_stage=effective_stage(cfg, strategy),
         enabled=own.enabled if own else True,
-        trading_state=state["state"],
-        trading_state_reason=state["reason"],
-        trading_state_since=state["since"],
+        trading_state=state.state,
+        trading_state_reason=state.reason,
+        trading_state_since=state.since,
         risk_profile=risk.risk_profile,
         risk_settings=risk.settings.model_dump(),
         risk_sources=risk.sources,
@@ -60,26 +60,6 @@ def policy_view(cfg: TradingConfig, store: Store, strategy: str | None) -> Polic
         allowed_capabilities=allowed,
         configured_strategies=sorted(cfg.strategies),
     )
-
-
-class JournalRow(BaseModel):
-    id: int
-    ts: str = Field(description="UTC ISO-8601 time the call was journaled.")
-    server: str
-    tool: str
-    capability: str | None
-    strategy: str | None
-    arguments: Any = Field(description="Arguments as received, secrets redacted, long strings cut.")
-    decision: str = Field(description="allow, deny (guard refused) or invalid (bad arguments or unknown tool).")
-    rule: str | None
-    reason: str | None
-    outcome: str = Field(
-        description="ok, error, denied, invalid_arguments, unknown_tool, internal_error, "
-        "cancelled, or started (still running or interrupted)."
-    )
-    error: str | None
-    duration_ms: float | None
-    result_digest: str | None = Field(description="sha256 prefix of the structured result.")
 
 
 class JournalPage(BaseModel):
@@ -101,4 +81,4 @@ def journal_page(
         aware = since if since.tzinfo else since.replace(tzinfo=UTC)
         since_ms = int(aware.timestamp() * 1000)
     rows = store.journal_query(limit=limit, tool=tool, decision=decision, since_ms=since_ms, server=server)
-    return JournalPage(entries=[JournalRow(**r) for r in rows], count=len(rows))
+    return JournalPage(entries=rows, count=len(rows))

@@ -35,9 +35,9 @@ from shared.server.http_edge import http_policy, secure
 from shared.server.limits import arguments_problem
 from shared.server.protocol import MAX_NAME, RESOURCE_NOT_FOUND, install_gates, protocol_error
 from shared.server.schema import SCHEMA_DIALECT, compact_schema, describe_errors, digest, strict_model_for
-from shared.state import callscope
+from shared.state import callscope, trading_state
 from shared.state.callscope import CallScope
-from shared.state.store import JournalEntry, Store
+from shared.state.store import JournalEntry, JournalOutcome, Store
 
 log = logging.getLogger("trading_mcp.tooling")
 
@@ -97,8 +97,8 @@ class GuardedTool(Tool):
         if not decision.allowed:
             reason = decision.reason
             if decision.rule == "trading_halted":  # say why it halted, and how it ends
-                state = deps.store.trading_state()
-                reason += f" Halted since {state['since']}: {state['reason']}"
+                state = trading_state.read(deps.store)
+                reason += f" Halted since {state.since}: {state.reason}"
             message = f"Denied ({decision.rule}): {reason} Remedy: {decision.remedy}"
             self._journal(record, args_for_journal, "deny", "denied", decision, message, started)
             raise ToolError(message)
@@ -165,7 +165,7 @@ class GuardedTool(Tool):
         deps: ServerDeps = self.deps
         try:
             cfg = deps.config.load()
-            state = deps.store.trading_state()["state"]
+            state = trading_state.read(deps.store).state
         except ConfigError as e:
             return Decision(False, "config_invalid", str(e), f"fix the file {deps.config.path} as listed.")
         except Exception as e:  # fail closed: no policy, no call
@@ -220,7 +220,7 @@ class GuardedTool(Tool):
         store: Store = self.deps.store
         decision = "deny" if denied_by else "allow"
         if row_id is not None:
-            store.journal_finish(row_id, outcome, error, duration, result_digest, decision, denied_by)
+            store.journal_finish(row_id, JournalOutcome(outcome, error, duration, result_digest, decision, denied_by))
             return row_id
         return store.journal_insert(
             JournalEntry(
