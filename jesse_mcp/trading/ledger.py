@@ -13,16 +13,13 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from jesse_mcp.trading.models import Event, Fill, Order, Position
+from jesse_mcp.trading.models import Event, Fill, Order, OrderRequest, Position
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy import checks as policy
 from shared.state.store import JournalEntry, Store, utc_now_iso
-
-if TYPE_CHECKING:
-    from jesse_mcp.trading.paper import OrderRequest
 
 MINUTE_MS = 60_000
 EPS = 1e-9

@@ -13,13 +13,10 @@ server processes together never pass a limit.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +32,7 @@ from jesse_mcp.trading.models import (
     Check,
     CloseResult,
     Event,
+    OrderRequest,
     OrderResult,
     Performance,
     Portfolio,
@@ -54,25 +52,6 @@ log = logging.getLogger(__name__)
 
 class PaperError(TradingMcpError):
     """A paper call that cannot be done as asked (unknown order, closed position, reused client order id...)."""
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    strategy: str
-    symbol: str
-    side: str
-    type: str = "market"
-    quantity: float | None = None
-    notional_usd: float | None = None
-    limit_price: float | None = None
-    leverage: float = 1.0
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    client_order_id: str | None = None
-
-    def digest(self) -> str:
-        fields = {k: v for k, v in self.__dict__.items() if k != "client_order_id"}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class PaperService:
