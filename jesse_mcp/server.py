@@ -18,7 +18,8 @@ from jesse_mcp.candles import ops as candle_ops
 from jesse_mcp.candles.binance import ImportReport
 from jesse_mcp.tools.prompts import add_prompts
 from jesse_mcp.tools.research import add_backtest_resources, register_analysis_tools, register_backtest_tools
-from jesse_mcp.tools.trading import PaperMonitor, register_paper_tools
+from jesse_mcp.tools.trading import register_paper_tools
+from jesse_mcp.trading.monitor import PaperMonitor
 from jesse_mcp.trading.paper import PaperService
 from jesse_mcp.trading.prices import ConfiguredPrices
 from shared.config import updates as config_ops
@@ -122,7 +123,7 @@ def build_server(
         server=deps.server_name,
     )
     deps.extras["paper"] = paper
-    register_paper_tools(tools, paper)
+    register_paper_tools(tools, paper, service)
     monitor = PaperMonitor(paper)
     deps.extras["paper_monitor"] = monitor
     deps.extras.setdefault("background", []).append(monitor.session_loop)  # HTTP: also with no session open
