@@ -76,6 +76,7 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
         return await candle_ops.import_from_exchange(store, symbol, start_ms, end_ms, progress=progress)
 
     _register_local_candle_tools(tools, store, readable)
+    _register_gap_tools(tools, store)
 
 
 def _register_local_candle_tools(
@@ -127,6 +128,8 @@ def _register_local_candle_tools(
         Malformed rows are reported with their line number."""
         return candle_ops.import_csv(store, readable(), path, exchange, symbol)
 
+
+def _register_gap_tools(tools: ToolRegistry, store: CandleStore) -> None:
     @tools.tool(
         capability="research",
         read_only=False,

@@ -55,6 +55,7 @@ def _symbol(text: str) -> str:
 def register_paper_tools(tools: ToolRegistry, paper: PaperService, backtests: BacktestService) -> None:
     """The paper venue's order tools, its track record, stage transitions and the kill switch reset."""
     _register_order_tools(tools, paper)
+    _register_cancel_tools(tools, paper)
     _register_position_tools(tools, paper)
     _register_performance_tools(tools, paper)
     _register_promotion_tools(tools, paper, backtests)
@@ -119,6 +120,8 @@ def _register_order_tools(tools: ToolRegistry, venue: Venue) -> None:
         )
         return await venue.place_order(req)
 
+
+def _register_cancel_tools(tools: ToolRegistry, venue: Venue) -> None:
     @tools.tool(
         capability="paper",
         read_only=False,
