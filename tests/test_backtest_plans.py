@@ -136,7 +136,7 @@ def test_risk_adherence_finds_oversized_trades_large_losses_and_drawdown_breache
 
 
 def test_configured_hyperparameters_are_the_default_and_call_arguments_override_them(tmp_path):
-    from jesse_mcp.backtesting.plans import build_plan
+    from jesse_mcp.backtesting.plans import PlanRequest, build_plan
     from jesse_mcp.candles.ops import generate_synthetic
     from shared.config.models import StrategyConfig, TradingConfig
 
@@ -145,18 +145,8 @@ def test_configured_hyperparameters_are_the_default_and_call_arguments_override_
     cfg = TradingConfig(strategies={"trend_following": StrategyConfig(custom_params={"fast_period": 12})})
 
     def plan(hyperparameters):
-        args = dict.fromkeys(
-            ("symbol", "exchange", "start", "end", "days", "risk_profile", "fee", "leverage", "starting_balance")
-        )
-        return build_plan(
-            cfg=cfg,
-            candles=store,
-            strategy=BUILTIN["trend_following"],
-            timeframe="1h",
-            hyperparameters=hyperparameters,
-            warmup_candles=None,
-            **args,
-        ).request.hyperparameters
+        req = PlanRequest(timeframe="1h", hyperparameters=hyperparameters)
+        return build_plan(cfg=cfg, candles=store, strategy=BUILTIN["trend_following"], req=req).request.hyperparameters
 
     assert plan(None)["fast_period"] == 12 and plan(None)["slow_period"] == 50
     assert plan({"fast_period": 15})["fast_period"] == 15

@@ -9,7 +9,7 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 
 from jesse_mcp.backtesting.catalog import BUILTIN
 from jesse_mcp.backtesting.engine import jesse_inputs
-from jesse_mcp.backtesting.plans import build_plan
+from jesse_mcp.backtesting.plans import PlanRequest, build_plan
 from jesse_mcp.candles.csv_import import synthetic_candles
 from jesse_mcp.candles.ops import generate_synthetic
 from jesse_mcp.server import build_server
@@ -65,16 +65,11 @@ def test_an_invalid_store_name_gives_an_exchange_example_for_an_exchange(tmp_pat
 
 
 def _plan(store: CandleStore, exchange: str):
-    args = dict.fromkeys(("symbol", "start", "end", "days", "risk_profile", "fee", "leverage", "starting_balance"))
     return build_plan(
         cfg=TradingConfig(),
         candles=store,
         strategy=BUILTIN["trend_following"],
-        exchange=exchange,
-        timeframe="1h",
-        hyperparameters=None,
-        warmup_candles=None,
-        **args,
+        req=PlanRequest(exchange=exchange, timeframe="1h"),
     )
 
 

@@ -238,7 +238,9 @@ async def test_evidence_missing_one_gate_is_refused_on_exactly_that_gate(deps, p
 def test_evidence_exactly_at_every_threshold_passes_every_gate(deps, prices, clock):
     store_evidence(deps, clock, days_old=30.0, sharpe=1.0, trades=30, max_drawdown_pct=15.0, intraday_pct=15.0)
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), code_now()
+    )
     assert [(g.name, g.passed) for g in report.gates] == [(name, True) for name in BACKTEST_GATES]
     by_name = {g.name: g for g in report.gates}
     assert (by_name["backtest_recent"].value, by_name["backtest_sharpe"].value) == (30.0, 1.0)
@@ -249,7 +251,9 @@ def test_the_newest_backtest_of_the_current_settings_is_judged_not_the_best_of_s
     store_evidence(deps, clock, days_old=5.0)
     store_evidence(deps, clock, days_old=1.0, sharpe=0.4, result_id="bt_newer_worse")
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), code_now()
+    )
     failed = [g.name for g in report.gates if not g.passed]
     assert failed == ["backtest_sharpe"] and report.evidence["backtest"] == "bt_newer_worse"
     assert "0 of 1 other recent backtest(s) with the same code and settings missed a performance gate." in report.notes
@@ -259,7 +263,9 @@ def test_a_newer_backtest_with_other_settings_does_not_hide_the_newest_qualifyin
     good = store_evidence(deps, clock, days_old=5.0)
     store_evidence(deps, clock, days_old=1.0, request={"fee_rate": 0.0}, result_id="bt_free_fees")
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), code_now()
+    )
     assert all(g.passed for g in report.gates) and report.evidence == {"backtest": good, "stress_test": "st_good"}
     assert report.candidates_considered == 2 and any("1 newer one(s) ran other settings" in n for n in report.notes)
 
@@ -269,7 +275,9 @@ def test_older_runs_that_missed_a_gate_are_reported_next_to_the_judged_one(deps,
     store_evidence(deps, clock, days_old=5.0, trades=3, stress=False, result_id="bt_bad_2")
     store_evidence(deps, clock, days_old=1.0)
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code_now())
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), code_now()
+    )
     assert all(g.passed for g in report.gates)
     assert any("2 of 2 other recent backtest(s)" in n and "lucky draw" in n for n in report.notes)
 
@@ -278,7 +286,9 @@ def test_no_backtest_counts_when_the_strategy_code_cannot_be_read(deps, prices, 
     store_evidence(deps, clock)
     paper = PaperService(deps.store, deps.config.load, prices, clock)
     unreadable = CurrentCode(None, None, "strategy file missing")
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), unreadable)
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), unreadable
+    )
     failed = {g.name: g.detail for g in report.gates if not g.passed}
     assert set(failed) == {"backtest_code", "backtest_hyperparameters"}
     assert "strategy file missing" in failed["backtest_code"]
@@ -295,7 +305,9 @@ def test_configured_hyperparameters_are_what_a_backtest_must_have_run(deps, pric
     spec = BUILTIN[TF]
     code = CurrentCode(fingerprint(spec), spec.resolve_hyperparameters({"fast_period": 12}))
     paper = PaperService(deps.store, deps.config.load, prices, clock)
-    report = promotion.evaluate(deps.config.load(), deps.store, paper, TF, "paper", clock(), code)
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), code
+    )
     failed = {g.name: g.detail for g in report.gates if not g.passed}
     assert list(failed) == ["backtest_hyperparameters"] and "fast_period 20 vs 12" in failed["backtest_hyperparameters"]
 
@@ -395,12 +407,12 @@ async def test_fills_priced_by_replay_of_stored_candles_do_not_make_a_track_reco
 
 
 def test_days_without_an_equity_record_count_as_flat_days_in_the_paper_sharpe():
-    from jesse_mcp.trading.stats import performance_of
+    from jesse_mcp.trading.stats import TrackRecord, performance_of
 
     day = 86_400_000
     first = 20_000 * day
     curve = [(first + 1, 10_100.0), (first + 3 * day + 1, 10_000.0), (first + 4 * day + 1, 10_300.0)]
-    perf = performance_of(TF, 10_000.0, curve, [], 0, first, 0.0, first + 4 * day + 2)
+    perf = performance_of(TF, TrackRecord(10_000.0, curve, [], 0, first, 0.0), first + 4 * day + 2)
     closes = [10_000.0, 10_100.0, 10_100.0, 10_100.0, 10_000.0, 10_300.0]  # days 1 and 2 keep day 0's equity
     returns = [b / a - 1 for a, b in itertools.pairwise(closes)]
     assert perf.sharpe == pytest.approx(statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(365), abs=1e-4)

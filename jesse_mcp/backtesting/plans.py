@@ -168,46 +168,39 @@ def quote_of(symbol: str) -> str:
     return symbol.split("-", 1)[1] if "-" in symbol else "quote"
 
 
-def build_plan(
-    *,
-    cfg: TradingConfig,
-    candles: CandleStore,
-    strategy: StrategySpec,
-    symbol: str | None,
-    exchange: str | None,
-    timeframe: str,
-    start: candle_ops.When | None,
-    end: candle_ops.When | None,
-    days: int | None,
-    risk_profile: str | None,
-    hyperparameters: dict[str, Any] | None,
-    fee: float | None,
-    leverage: float | None,
-    starting_balance: float | None,
-    warmup_candles: int | None,
-    label: str = "backtest",
-) -> RunPlan:
+@dataclass(frozen=True)
+class PlanRequest:
+    """A backtest as asked for; None means the default (stored data, configured profile and hyperparameters)."""
+
+    symbol: str | None = None
+    exchange: str | None = None
+    timeframe: str = "1h"
+    start: candle_ops.When | None = None
+    end: candle_ops.When | None = None
+    days: int | None = None
+    risk_profile: str | None = None
+    hyperparameters: dict[str, Any] | None = None
+    fee: float | None = None
+    leverage: float | None = None
+    starting_balance: float | None = None
+    warmup_candles: int | None = None
+    label: str = "backtest"
+
+
+def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySpec, req: PlanRequest) -> RunPlan:
+    timeframe = req.timeframe
     if timeframe not in TIMEFRAME_MINUTES:
         raise BacktestError(f"Unknown timeframe {timeframe!r}; valid: {', '.join(TIMEFRAMES)}.")
     configured = cfg.strategies[strategy.name].custom_params if strategy.name in cfg.strategies else {}
-    hp = strategy.resolve_hyperparameters({**configured, **(hyperparameters or {})})
+    hp = strategy.resolve_hyperparameters({**configured, **(req.hyperparameters or {})})
     risk = resolve_risk(
-        cfg, strategy.name if strategy.name in cfg.strategies else None, risk_profile=risk_profile, mode="backtest"
+        cfg, strategy.name if strategy.name in cfg.strategies else None, risk_profile=req.risk_profile, mode="backtest"
     )
     settings = risk.settings.model_dump()
-    max_lev = settings["max_leverage"]
-    if leverage is not None and leverage > max_lev:
-        raise InvalidArgumentsError(
-            f"leverage {leverage:g} is above the {risk.risk_profile} profile's max_leverage {max_lev:g}; use at most "
-            f"{max_lev:g}, or the aggressive profile for more."
-        )
-    lev = float(leverage if leverage is not None else max_lev)
-    warm = warmup_candles if warmup_candles is not None else strategy.warmup_candles(hp)
-    market = pick_market(candles, exchange, symbol)
-    lo, hi, notes = plan_range(market, timeframe, warm, start, end, days)
-    tf_ms = TIMEFRAME_MINUTES[timeframe] * MINUTE_MS
-    fee_rate = DEFAULT_FEE if fee is None else fee
-    balance = DEFAULT_BALANCE if starting_balance is None else starting_balance
+    lev = _leverage(req.leverage, risk)
+    warm = req.warmup_candles if req.warmup_candles is not None else strategy.warmup_candles(hp)
+    market = pick_market(candles, req.exchange, req.symbol)
+    lo, hi, notes = plan_range(market, timeframe, warm, req.start, req.end, req.days)
     request = RunRequest(
         strategy=strategy.name,
         exchange=market.exchange,
@@ -219,9 +212,9 @@ def build_plan(
         end_ms=hi,
         risk_profile=risk.risk_profile,
         hyperparameters=hp,
-        fee_rate=fee_rate,
+        fee_rate=DEFAULT_FEE if req.fee is None else req.fee,
         leverage=lev,
-        starting_balance=balance,
+        starting_balance=DEFAULT_BALANCE if req.starting_balance is None else req.starting_balance,
         quote_currency=quote_of(market.symbol),
         warmup_candles=warm,
         strategy_sha256=fingerprint(strategy),
@@ -233,14 +226,20 @@ def build_plan(
             f"{strategy.name} sizes its own positions (it does not subclass RiskManagedStrategy): the risk profile "
             "is reported against, not enforced."
         )
-    return RunPlan(
-        spec=spec_of(candles.root, request, strategy, settings if strategy.risk_managed else None, label, tf_ms),
-        request=request,
-        risk=risk,
-        market=market,
-        strategy=strategy,
-        notes=notes,
-    )
+    tf_ms = TIMEFRAME_MINUTES[timeframe] * MINUTE_MS
+    spec = spec_of(candles.root, request, strategy, settings if strategy.risk_managed else None, req.label, tf_ms)
+    return RunPlan(spec=spec, request=request, risk=risk, market=market, strategy=strategy, notes=notes)
+
+
+def _leverage(asked: float | None, risk: EffectiveRisk) -> float:
+    """The asked leverage, at most the profile's max_leverage (its default)."""
+    max_lev = risk.settings.model_dump()["max_leverage"]
+    if asked is not None and asked > max_lev:
+        raise InvalidArgumentsError(
+            f"leverage {asked:g} is above the {risk.risk_profile} profile's max_leverage {max_lev:g}; use at most "
+            f"{max_lev:g}, or the aggressive profile for more."
+        )
+    return float(asked if asked is not None else max_lev)
 
 
 def spec_of(

@@ -24,6 +24,7 @@ from jesse_mcp.backtesting.catalog import (
 from jesse_mcp.backtesting.plans import (
     DEFAULT_BALANCE,
     BacktestError,
+    PlanRequest,
     Progress,
     RunPlan,
     build_plan,
@@ -265,9 +266,9 @@ class BacktestService:
         except* TradingMcpError as group:
             raise group.exceptions[0] from None
 
-    async def plan(self, strategy: str, **kwargs: Any) -> RunPlan:
+    async def plan(self, strategy: str, req: PlanRequest) -> RunPlan:
         spec = await self.strategy(strategy)
-        return build_plan(cfg=self.config_load(), candles=self.candles, strategy=spec, **kwargs)
+        return build_plan(cfg=self.config_load(), candles=self.candles, strategy=spec, req=req)
 
     async def backtest(
         self, plan: RunPlan, *, png: bool = False, progress: Progress | None = None

@@ -10,16 +10,20 @@ scenario at its default placement with no emergency stop reached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from jesse_mcp.backtesting.catalog import fingerprint
 from jesse_mcp.backtesting.plans import DEFAULT_FEE
 from jesse_mcp.backtesting.results import BacktestResult
+from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.research.stress import SCENARIOS, StressReport
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
+from shared.errors import TradingMcpError
 from shared.market.candles import iso_ms
 from shared.state import results as result_store
 from shared.state.store import Store
@@ -62,6 +66,20 @@ class CurrentCode:
     sha256: str | None
     hyperparameters: dict[str, float] | None
     problem: str | None = None
+
+
+async def current_code(
+    backtests: BacktestService, config: Callable[[], TradingConfig], strategy: str | None, to_stage: str
+) -> CurrentCode | None:
+    """The strategy's code and configured hyperparameters now: what a backtest must have run to count."""
+    if strategy is None or to_stage != "paper":
+        return None
+    try:
+        spec = await backtests.strategy(strategy)
+        configured = config().strategies[strategy].custom_params
+        return CurrentCode(fingerprint(spec), spec.resolve_hyperparameters(configured))
+    except (TradingMcpError, KeyError, OSError) as e:
+        return CurrentCode(None, None, str(e))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -35,6 +36,30 @@ class PromotionReport(BaseModel):
     confirmation: str = Field(description="'not needed', or how the person confirmed.")
     effective_stage: str | None = Field(None, description="The strategy's effective stage after the change.")
     notes: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PromotionAsk:
+    """A promotion asked for: of a strategy (None: the global stage) to `to_stage`, and why."""
+
+    strategy: str | None
+    to_stage: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PromotionDeps:
+    """Where a promotion reads its evidence and writes the stage. `code_of` reads the strategy's current code and
+    configured hyperparameters (again after the person answers, so a file edited meanwhile is judged as it is now)."""
+
+    config: ConfigStore
+    store: Store
+    paper: PaperService
+    now: Callable[[], float] = time.time
+    code_of: Callable[[], Awaitable[CurrentCode | None]] | None = None
+
+    async def code(self) -> CurrentCode | None:
+        return await self.code_of() if self.code_of is not None else None
 
 
 class StageChange(BaseModel):
@@ -136,13 +161,13 @@ def evaluate(
     cfg: TradingConfig,
     store: Store,
     paper: PaperService,
-    strategy: str | None,
-    to_stage: str,
+    ask: PromotionAsk,
     now_s: float,
     code: CurrentCode | None = None,
 ) -> PromotionReport:
     """Every gate of a promotion, measured on the store. Changes nothing. `code`: the strategy as it would trade
     now (needed for exploration -> paper; without it no backtest counts)."""
+    strategy, to_stage = ask.strategy, ask.to_stage
     current = _target(cfg, strategy, to_stage)
     notes: list[str] = []
     considered = 0
@@ -192,79 +217,81 @@ def evaluate(
     )
 
 
-async def request_promotion(
-    config: ConfigStore,
-    store: Store,
-    paper: PaperService,
-    strategy: str | None,
-    to_stage: str,
-    reason: str,
-    confirm: Confirm,
-    now: Callable[[], float] = time.time,
-    code_of: Callable[[], Awaitable[CurrentCode | None]] | None = None,
-) -> PromotionReport:
-    """`code_of` reads the strategy's current code and configured hyperparameters (again after the person answers,
-    so a file edited meanwhile is judged as it is now)."""
-
-    async def code() -> CurrentCode | None:
-        return await code_of() if code_of is not None else None
-
-    cfg = config.load()
-    if strategy is not None and to_stage == "live":
-        await paper.reconcile()  # the track record at today's prices, not at the monitor's last marks
-    report = evaluate(cfg, store, paper, strategy, to_stage, now(), await code())
+async def request_promotion(deps: PromotionDeps, ask: PromotionAsk, confirm: Confirm) -> PromotionReport:
+    """Promote on the evidence the gates measure, with the person's confirmation where a gate asks for it."""
+    cfg = deps.config.load()
+    if ask.strategy is not None and ask.to_stage == "live":
+        await deps.paper.reconcile()  # the track record at today's prices, not at the monitor's last marks
+    report = evaluate(cfg, deps.store, deps.paper, ask, deps.now(), await deps.code())
     evidence_gates = [g for g in report.gates if g.name != "person_confirmation"]
     failed = [g for g in evidence_gates if not g.passed]
-    who = f"'{strategy}'" if strategy else "the global stage"
     if failed:
         raise PolicyDenied(
             "promotion_gates",
-            f"promotion of {who} {report.from_stage} -> {to_stage} refused: {len(failed)} of "
+            f"promotion of {_who(ask)} {report.from_stage} -> {ask.to_stage} refused: {len(failed)} of "
             f"{len(evidence_gates)} gates failed. " + gates_text(report.gates),
             "produce the missing evidence (stored backtests and stress tests for paper, a paper track record for "
             "live); tool arguments cannot stand in for it.",
         )
     confirmation = "not needed"
-    needs_person = any(g.name == "person_confirmation" for g in report.gates)
-    if needs_person:
-        asked = next(g for g in report.gates if g.name == "person_confirmation")
-        question = (
-            f"Promote {who} from {report.from_stage} to {to_stage}? "
-            + (f"Evidence: {gates_text(evidence_gates)} " if evidence_gates else f"Note: {asked.detail}. ")
-            + f"Reason given: {reason or 'none'}. Confirm only if you, the person, want this."
+    if any(g.name == "person_confirmation" for g in report.gates):
+        report, confirmation = await _confirmed(deps, ask, report, confirm)
+    return _promote(deps, ask, report, confirmation)
+
+
+def _who(ask: PromotionAsk) -> str:
+    return f"'{ask.strategy}'" if ask.strategy else "the global stage"
+
+
+async def _confirmed(
+    deps: PromotionDeps, ask: PromotionAsk, report: PromotionReport, confirm: Confirm
+) -> tuple[PromotionReport, str]:
+    """Ask the person; then measure the gates again (time passed) and mark the confirmation gate passed."""
+    evidence_gates = [g for g in report.gates if g.name != "person_confirmation"]
+    asked = next(g for g in report.gates if g.name == "person_confirmation")
+    question = (
+        f"Promote {_who(ask)} from {report.from_stage} to {ask.to_stage}? "
+        + (f"Evidence: {gates_text(evidence_gates)} " if evidence_gates else f"Note: {asked.detail}. ")
+        + f"Reason given: {ask.reason or 'none'}. Confirm only if you, the person, want this."
+    )
+    try:
+        confirmation = await confirm("promotion_needs_confirmation", question)
+    except ConfirmationRequired as e:
+        raise ConfirmationRequired(e.rule, f"{e.reason} Gates: {gates_text(report.gates)}", e.remedy) from None
+    cfg = deps.config.load()
+    report = evaluate(cfg, deps.store, deps.paper, ask, deps.now(), await deps.code())  # again: time passed
+    if any(not g.passed for g in report.gates if g.name != "person_confirmation"):
+        raise PolicyDenied(
+            "promotion_gates",
+            "the evidence changed while the person was asked; nothing was changed. " + gates_text(report.gates),
+            "ask again.",
         )
-        try:
-            confirmation = await confirm("promotion_needs_confirmation", question)
-        except ConfirmationRequired as e:
-            raise ConfirmationRequired(e.rule, f"{e.reason} Gates: {gates_text(report.gates)}", e.remedy) from None
-        cfg = config.load()
-        report = evaluate(cfg, store, paper, strategy, to_stage, now(), await code())  # again: time passed
-        if any(not g.passed for g in report.gates if g.name != "person_confirmation"):
-            raise PolicyDenied(
-                "promotion_gates",
-                "the evidence changed while the person was asked; nothing was changed. " + gates_text(report.gates),
-                "ask again.",
-            )
-        report.gates = [
-            g if g.name != "person_confirmation" else g.model_copy(update={"passed": True, "value": True})
-            for g in report.gates
-        ]
+    report.gates = [
+        g if g.name != "person_confirmation" else g.model_copy(update={"passed": True, "value": True})
+        for g in report.gates
+    ]
+    return report, confirmation
+
+
+def _promote(deps: PromotionDeps, ask: PromotionAsk, report: PromotionReport, confirmation: str) -> PromotionReport:
+    """Write the new stage, unless it changed since the gates were measured."""
+    strategy, to_stage = ask.strategy, ask.to_stage
 
     def write(data: dict[str, Any]) -> dict[str, Any]:
         node = _node(data, strategy)
         if node.get("stage") != report.from_stage:
             raise ConfigError(
-                f"the stage of {who} changed while this promotion was checked (now {node.get('stage')}); nothing was "
-                "written. Ask again."
+                f"the stage of {_who(ask)} changed while this promotion was checked (now {node.get('stage')}); "
+                "nothing was written. Ask again."
             )
         node["stage"] = to_stage
         return data
 
     why = (
         f"promoted by request_stage_promotion; evidence {report.evidence or '-'}; {confirmation}; reason: "
-        f"{reason or '-'}"
+        f"{ask.reason or '-'}"
     )
-    new = write_stage(config, store, write, [(strategy, report.from_stage, to_stage, why)])
+    new = write_stage(deps.config, deps.store, write, [(strategy, report.from_stage, to_stage, why)])
     return report.model_copy(
         update={
             "promoted": True,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from mcp.server.fastmcp import Context
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
-from jesse_mcp.backtesting.plans import DEFAULT_BALANCE, DEFAULT_FEE
+from jesse_mcp.backtesting.plans import DEFAULT_BALANCE, DEFAULT_FEE, PlanRequest
 from jesse_mcp.backtesting.results import BacktestResult, Trade
 from jesse_mcp.backtesting.service import BacktestService, ProfileComparison, StrategyList, view_of
 from jesse_mcp.candles import ops as candle_ops
@@ -112,6 +113,13 @@ def progress_reporter(ctx: Context | None):
 
 
 def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> None:
+    """Strategies, backtests, profile comparisons and stored results."""
+    _register_run_tools(tools, service)
+    _register_comparison_tools(tools, service)
+    _register_result_tools(tools, service)
+
+
+def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Strategies"
     )
@@ -156,8 +164,7 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
         profile; no new entries after max_drawdown. Returns metrics with units, risk adherence checked from the
         trades, data provenance (synthetic data is flagged) and a result id (get_backtest, stress_test,
         monte_carlo, validate_strategy)."""
-        plan = await service.plan(
-            strategy,
+        req = PlanRequest(
             symbol=symbol,
             exchange=exchange,
             timeframe=timeframe,
@@ -171,9 +178,12 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
             starting_balance=starting_balance,
             warmup_candles=warmup_candles,
         )
+        plan = await service.plan(strategy, req)
         result, png = await service.backtest(plan, png=equity_image, progress=progress_reporter(ctx))
         return with_image(result, png)
 
+
+def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="research",
         read_only=False,
@@ -199,27 +209,26 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
     ) -> ProfileComparison:
         """The same backtest under the conservative, moderate and aggressive profiles, run in parallel, with a
         side-by-side table (return, drawdown, Sharpe, position sizes, limit breaches). Each run is stored."""
+        base = PlanRequest(
+            symbol=symbol,
+            exchange=exchange,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            days=days,
+            hyperparameters=hyperparameters,
+            fee=fee,
+            starting_balance=starting_balance,
+            warmup_candles=warmup_candles,
+        )
         plans = [
-            await service.plan(
-                strategy,
-                symbol=symbol,
-                exchange=exchange,
-                timeframe=timeframe,
-                start=start,
-                end=end,
-                days=days,
-                risk_profile=profile,
-                hyperparameters=hyperparameters,
-                fee=fee,
-                leverage=None,
-                starting_balance=starting_balance,
-                warmup_candles=warmup_candles,
-                label=f"{strategy} {profile}",
-            )
+            await service.plan(strategy, replace(base, risk_profile=profile, label=f"{strategy} {profile}"))
             for profile in PROFILE_NAMES
         ]
         return await service.compare(plans, progress=progress_reporter(ctx))
 
+
+def _register_result_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored result"
     )
@@ -257,6 +266,12 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
 
 
 def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> None:
+    """Stress tests, Monte Carlo and walk-forward validation of stored backtests."""
+    _register_resampling_tools(tools, service)
+    _register_validation_tools(tools, service)
+
+
+def _register_resampling_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="research",
         read_only=False,
@@ -315,6 +330,8 @@ def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> No
             service, backtest_id, chosen, trade_simulations, candle_simulations, seed, progress_reporter(ctx)
         )
 
+
+def _register_validation_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="research",
         read_only=False,

@@ -1,9 +1,8 @@
-"""The MCP surface of paper trading, stage transitions and the kill switch (thin: the work is in paper.py and
-promotion.py), and the background monitor that checks stops, limit orders, timeouts and losses."""
+"""The MCP surface of paper trading, stage transitions and the kill switch reset (thin: the work is in
+jesse_mcp/trading/ and jesse_mcp/promotion/). The order tools speak to a `Venue`; paper is the one venue so far."""
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import Annotated, Literal
 
@@ -13,63 +12,33 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from asset_price_mcp.library import UnknownSymbol, parse_symbol
-from jesse_mcp.backtesting.catalog import fingerprint
+from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.promotion import gates as promotion
-from jesse_mcp.promotion.evidence import CurrentCode
+from jesse_mcp.promotion import kill_switch
+from jesse_mcp.promotion.evidence import current_code
 from jesse_mcp.tools.research import with_image
-from jesse_mcp.trading.models import CancelResult, CloseResult, OrderResult, Performance, Portfolio, ResetResult
-from jesse_mcp.trading.paper import OrderRequest, PaperService
+from jesse_mcp.trading.models import (
+    CancelResult,
+    CloseResult,
+    OrderRequest,
+    OrderResult,
+    Performance,
+    Portfolio,
+    ResetResult,
+)
+from jesse_mcp.trading.paper import PaperService
+from jesse_mcp.trading.venue import Venue
 from shared.config import stage_history
-from shared.errors import InvalidArgumentsError, TradingMcpError
+from shared.errors import InvalidArgumentsError
 from shared.market.candles import iso_ms
 from shared.server.confirm import require_confirmation
 from shared.server.registry import ToolRegistry
-from shared.state import trading_state
-
-log = logging.getLogger(__name__)
 
 StrategyName = Annotated[str, Field(description="The strategy the order belongs to.", min_length=1, max_length=64)]
 OptionalStrategy = Annotated[
     str | None, Field(description="A strategy name; omit for the whole account / the global stage.", max_length=64)
 ]
 Reason = Annotated[str, Field(description="Why, recorded in the stage history and the journal.", max_length=500)]
-
-
-class PaperMonitor:
-    """Reconciles the paper ledger every `paper.monitor_interval_s` while the server runs.
-
-    Over stdio the session's lifespan runs `session_loop`; over HTTP the server also runs it as a process-wide
-    background job (deps.extras['background']), so stops fire with no client connected. Of all running loops one
-    at a time, the leader, does the work; another takes over when the leader's loop ends.
-    """
-
-    def __init__(self, paper: PaperService):
-        self.paper = paper
-        self._leader: object | None = None
-        self.runs = 0
-
-    async def session_loop(self) -> None:
-        me = object()
-        try:
-            while True:
-                try:
-                    interval = self.paper.last_good_config().paper.monitor_interval_s
-                except Exception:  # no valid configuration yet: try again soon
-                    interval = 15.0
-                await anyio.sleep(interval)
-                if self._leader is None:
-                    self._leader = me
-                if self._leader is not me:
-                    continue
-                try:
-                    await self.paper.reconcile()
-                    await anyio.to_thread.run_sync(self.paper.store.checkpoint)
-                    self.runs += 1
-                except Exception:  # the monitor must outlive a bad price, a locked database or a broken config
-                    log.exception("paper monitor: reconciliation failed; trying again next interval")
-        finally:
-            if self._leader is me:
-                self._leader = None
 
 
 class HistoryView(BaseModel):
@@ -84,20 +53,17 @@ def _symbol(text: str) -> str:
         raise InvalidArgumentsError(str(e)) from None
 
 
-def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
-    deps = tools.deps
+def register_paper_tools(tools: ToolRegistry, paper: PaperService, backtests: BacktestService) -> None:
+    """The paper venue's order tools, its track record, stage transitions and the kill switch reset."""
+    _register_order_tools(tools, paper)
+    _register_cancel_tools(tools, paper)
+    _register_position_tools(tools, paper)
+    _register_performance_tools(tools, paper)
+    _register_promotion_tools(tools, paper, backtests)
+    _register_stage_tools(tools, paper)
 
-    async def current_code(strategy: str | None, to_stage: str) -> CurrentCode | None:
-        """The strategy's code and configured hyperparameters now: what a backtest must have run to count."""
-        if strategy is None or to_stage != "paper":
-            return None
-        try:
-            spec = await deps.extras["backtests"].strategy(strategy)
-            configured = deps.config.load().strategies[strategy].custom_params
-            return CurrentCode(fingerprint(spec), spec.resolve_hyperparameters(configured))
-        except (TradingMcpError, KeyError, OSError) as e:
-            return CurrentCode(None, None, str(e))
 
+def _register_order_tools(tools: ToolRegistry, venue: Venue) -> None:
     @tools.tool(
         capability="paper",
         read_only=False,
@@ -159,8 +125,10 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
             take_profit=take_profit,
             client_order_id=client_order_id,
         )
-        return await paper.place_order(req)
+        return await venue.place_order(req)
 
+
+def _register_cancel_tools(tools: ToolRegistry, venue: Venue) -> None:
     @tools.tool(
         capability="paper",
         read_only=False,
@@ -176,8 +144,10 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
     ) -> CancelResult:
         """Cancel a resting paper limit order. Works for a demoted strategy too (it only reduces risk); refused
         while trading is halted (the kill switch already cancelled every open order)."""
-        return await paper.cancel_order(order_id)
+        return await venue.cancel_order(order_id)
 
+
+def _register_position_tools(tools: ToolRegistry, venue: Venue) -> None:
     @tools.tool(
         capability="paper",
         read_only=False,
@@ -193,7 +163,7 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
     ) -> CloseResult:
         """Close an open paper position at the consensus price (with slippage and fee) and report its net P&L.
         Works for a demoted strategy too (it only reduces risk)."""
-        return await paper.close_position(position_id)
+        return await venue.close_position(position_id)
 
     @tools.tool(
         capability="read",
@@ -207,8 +177,10 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         """The paper account: cash, equity, margin, realised and unrealised P&L, drawdown against the emergency
         stop and the day's loss against its limit, trading state, open positions with their stops, open orders,
         recent fills, and what reconciliation did just now (stops, limit fills, timeouts, halts)."""
-        return await paper.portfolio()
+        return await venue.portfolio()
 
+
+def _register_performance_tools(tools: ToolRegistry, paper: PaperService) -> None:
     @tools.tool(
         capability="read",
         read_only=True,
@@ -235,6 +207,14 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
             perf = perf.model_copy(update={"image": "attached" if png else None})
         return with_image(perf, png)
 
+
+def _register_promotion_tools(tools: ToolRegistry, paper: PaperService, backtests: BacktestService) -> None:
+    deps = tools.deps
+
+    def promotion_deps(ask: promotion.PromotionAsk) -> promotion.PromotionDeps:
+        code_of = partial(current_code, backtests, deps.config.load, ask.strategy, ask.to_stage)
+        return promotion.PromotionDeps(deps.config, deps.store, paper, paper.clock, code_of)
+
     @tools.tool(
         capability="read",
         read_only=True,
@@ -251,8 +231,9 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         """Measure every gate of a promotion on the stored evidence, without changing anything: what
         request_stage_promotion would find now (the paper record at the last checked prices; the promotion itself
         reconciles first)."""
-        code = await current_code(strategy, to_stage)
-        return promotion.evaluate(deps.config.load(), deps.store, paper, strategy, to_stage, paper.clock(), code)
+        ask = promotion.PromotionAsk(strategy, to_stage)
+        code = await promotion_deps(ask).code()
+        return promotion.evaluate(deps.config.load(), deps.store, paper, ask, paper.clock(), code)
 
     @tools.tool(
         capability="admin",
@@ -274,18 +255,12 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
         and trades, plus a passed stress test of it; paper -> live needs a paper track record (days, trades,
         Sharpe, drawdown) and the person's confirmation through elicitation. Raising the global stage (no
         strategy) needs the person's confirmation. Every gate is reported with its value and threshold."""
-        confirm = partial(require_confirmation, ctx)
-        return await promotion.request_promotion(
-            deps.config,
-            deps.store,
-            paper,
-            strategy,
-            to_stage,
-            reason,
-            confirm,
-            paper.clock,
-            partial(current_code, strategy, to_stage),
-        )
+        ask = promotion.PromotionAsk(strategy, to_stage, reason)
+        return await promotion.request_promotion(promotion_deps(ask), ask, partial(require_confirmation, ctx))
+
+
+def _register_stage_tools(tools: ToolRegistry, paper: PaperService) -> None:
+    deps = tools.deps
 
     @tools.tool(
         capability="admin",
@@ -339,15 +314,4 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService) -> None:
     async def reset_kill_switch(reason: Reason = "", ctx: Context | None = None) -> ResetResult:
         """Resume trading after the kill switch halted it. The person must confirm through elicitation; the
         drawdown and the day's loss are measured from the current equity afterwards."""
-        state = trading_state.read(deps.store)
-        if state.active:
-            return paper.reset_kill_switch("not asked", reason)  # raises: nothing to reset
-        portfolio = await paper.portfolio()
-        acct = portfolio.account
-        question = (
-            f"Trading is halted: {state.reason} Equity {acct.equity:,.2f} USD, peak {acct.peak_equity:,.2f} USD, "
-            f"{len(portfolio.positions)} open position(s). Resume trading? Reason given: {reason or 'none'}. "
-            "Confirm only if you, the person, want this."
-        )
-        confirmation = await require_confirmation(ctx, "kill_switch_reset_needs_confirmation", question)
-        return paper.reset_kill_switch(confirmation, reason, seen_since=state.since)
+        return await kill_switch.reset_kill_switch(paper, reason, partial(require_confirmation, ctx))

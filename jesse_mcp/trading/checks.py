@@ -1,19 +1,20 @@
-"""The pre-trade checks of a paper order: every limit is evaluated and reported as a `Check`, with its violation (or
-None) for the guard to decide on. Pure: the caller reads the ledger and passes plain values."""
+"""The pre-trade checks of an order: every limit is evaluated and reported as a `Check`, with its violation (or None)
+for the guard to decide on. Pure: the venue hands over its `Book` (trading/venue.py), whatever venue it is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from jesse_mcp.trading.models import Check
+from jesse_mcp.trading.models import Check, Position
+from jesse_mcp.trading.venue import Book
 from shared.config.models import PortfolioLimits
 from shared.policy import checks as policy
 
 
 @dataclass(frozen=True)
 class CheckInputs:
-    """The order and the book it meets, all read inside the order's transaction."""
+    """The order and the book it meets (for paper: read inside the order's transaction)."""
 
     strategy: str
     symbol: str
@@ -21,12 +22,7 @@ class CheckInputs:
     leverage: float
     notional: float  # USD at the expected fill price
     fee_bps: float
-    cash: float
-    peak_equity: float
-    equity: float  # with the order's symbol marked at its quote
-    margin_used: float  # by the open positions
-    positions: list[dict[str, Any]]  # open position rows
-    orders: list[dict[str, Any]]  # resting order rows
+    book: Book
     trade_counts: dict[str, int]  # paper trades so far this "day", "week" and "month" (UTC), across processes
     correlations: dict[str, float | str]  # per held symbol: the return correlation, or why it was not measured
 
@@ -59,9 +55,9 @@ def _order_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
     out.add(
         "max_position_size",
         x.notional,
-        risk.max_position_size * x.equity,
-        f"notional {x.notional:,.2f} USD of equity {x.equity:,.2f} USD",
-        policy.check_position_size(x.notional, x.equity, risk.max_position_size),
+        risk.max_position_size * x.book.equity,
+        f"notional {x.notional:,.2f} USD of equity {x.book.equity:,.2f} USD",
+        policy.check_position_size(x.notional, x.book.equity, risk.max_position_size),
     )
     out.add(
         "max_leverage",
@@ -73,18 +69,17 @@ def _order_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
     out.add(
         "max_portfolio_risk",
         x.notional * risk.stop_loss,
-        risk.max_portfolio_risk * x.equity,
+        risk.max_portfolio_risk * x.book.equity,
         f"notional x stop {risk.stop_loss * 100:.2f}% = {x.notional * risk.stop_loss:,.2f} USD at risk",
-        policy.check_risk_per_trade(x.notional, risk.stop_loss, x.equity, risk.max_portfolio_risk),
+        policy.check_risk_per_trade(x.notional, risk.stop_loss, x.book.equity, risk.max_portfolio_risk),
     )
 
 
 def _count_checks(out: _Checks, x: CheckInputs, limits: PortfolioLimits) -> None:
     """Open positions (resting orders count) of the strategy and in all, and trades per day, week and month."""
-    mine = sum(1 for p in x.positions if p["strategy"] == x.strategy) + sum(
-        1 for o in x.orders if o["strategy"] == x.strategy
-    )
-    total = len(x.positions) + len(x.orders)
+    positions, orders = x.book.positions, x.book.orders
+    mine = sum(1 for p in positions if p.strategy == x.strategy) + sum(1 for o in orders if o.strategy == x.strategy)
+    total = len(positions) + len(orders)
     out.add(
         "max_open_positions",
         mine,
@@ -125,11 +120,12 @@ def _count_checks(out: _Checks, x: CheckInputs, limits: PortfolioLimits) -> None
 
 def _account_checks(out: _Checks, x: CheckInputs, risk: Any, limits: PortfolioLimits) -> None:
     """Cash left, margin in use and drawdown, counting what the resting orders will take when they fill."""
+    book = x.book
     margin = x.notional / x.leverage
     fee = x.notional * x.fee_bps / 10_000
-    resting_margin = sum(o["qty"] * (o["limit_price"] or 0) / o["leverage"] for o in x.orders)
-    resting_fees = sum(o["qty"] * (o["limit_price"] or 0) for o in x.orders) * x.fee_bps / 10_000
-    cash_after = x.cash - resting_margin - resting_fees - margin - fee  # resting orders will take theirs
+    resting_margin = sum(o.qty * (o.limit_price or 0) / o.leverage for o in book.orders)
+    resting_fees = sum(o.qty * (o.limit_price or 0) for o in book.orders) * x.fee_bps / 10_000
+    cash_after = book.cash - resting_margin - resting_fees - margin - fee  # resting orders will take theirs
     out.add(
         "min_account_balance",
         cash_after,
@@ -141,34 +137,31 @@ def _account_checks(out: _Checks, x: CheckInputs, risk: Any, limits: PortfolioLi
     )
     out.add(
         "max_account_usage",
-        x.margin_used + resting_margin + margin,
-        limits.max_account_usage * x.equity,
-        f"margin in use with this order {x.margin_used + resting_margin + margin:,.2f} USD",
+        book.margin_used + resting_margin + margin,
+        limits.max_account_usage * book.equity,
+        f"margin in use with this order {book.margin_used + resting_margin + margin:,.2f} USD",
         policy.check_account_usage(
-            x.margin_used + resting_margin, margin, x.equity, limits.max_account_usage, "margin in use"
+            book.margin_used + resting_margin, margin, book.equity, limits.max_account_usage, "margin in use"
         ),
     )
     out.add(
         "max_drawdown",
-        policy.drawdown(x.equity, x.peak_equity),
+        policy.drawdown(book.equity, book.peak_equity),
         risk.max_drawdown,
-        f"drawdown {policy.drawdown(x.equity, x.peak_equity) * 100:.2f}% from the peak",
-        policy.check_drawdown(x.equity, x.peak_equity, risk.max_drawdown),
+        f"drawdown {policy.drawdown(book.equity, book.peak_equity) * 100:.2f}% from the peak",
+        policy.check_drawdown(book.equity, book.peak_equity, risk.max_drawdown),
     )
 
 
 def _correlation_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
     """Direction-adjusted return correlation with everything held; an unmeasured one is a violation."""
     sign = 1.0 if x.long else -1.0
-    for p in x.positions + x.orders:  # a resting order is a position to be: it counts too
-        held = (
-            f"the open {p['side']} position in {p['symbol']}"
-            if "entry_price" in p
-            else (f"the resting {p['side']} order in {p['symbol']}")
-        )
-        measured = 1.0 if p["symbol"] == x.symbol else x.correlations.get(p["symbol"])
+    for p in [*x.book.positions, *x.book.orders]:  # a resting order is a position to be: it counts too
+        what = "open" if isinstance(p, Position) else "resting"
+        held = f"the {what} {p.side} {'position' if what == 'open' else 'order'} in {p.symbol}"
+        measured = 1.0 if p.symbol == x.symbol else x.correlations.get(p.symbol)
         if measured is None:
-            measured = f"{p['symbol']} was opened while this order was being checked; place the order again"
+            measured = f"{p.symbol} was opened while this order was being checked; place the order again"
         if isinstance(measured, str):
             out.add(
                 "max_correlation",
@@ -186,7 +179,7 @@ def _correlation_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
                 ),
             )
             continue
-        effective = measured * sign * (1.0 if p["side"] == "long" else -1.0)
+        effective = measured * sign * (1.0 if p.side == "long" else -1.0)
         out.add(
             "max_correlation",
             effective,

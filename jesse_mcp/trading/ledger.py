@@ -1,5 +1,5 @@
-"""The paper ledger on an open sqlite3 connection: account, open positions and orders, fills, the equity history and
-the kill switch. Writes run inside the caller's transaction.
+"""The paper ledger on an open sqlite3 connection: account, open positions and orders, fills and the equity
+history (the kill switch is in kill_switch.py). Writes run inside the caller's transaction.
 
 Costs: a market fill is `slippage_bps` worse than the consensus price (buying higher, selling lower); every fill
 pays `fee_bps` of its notional. A position sets aside margin = entry notional / leverage; equity = cash + margin +
@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from jesse_mcp.trading.models import Event, Fill, Order, Position
+from jesse_mcp.trading.models import Fill, Order, OrderRequest, Position
+from jesse_mcp.trading.prices import PaperQuote
 from shared.config.models import TradingConfig
-from shared.config.resolve import resolve_risk
-from shared.policy import checks as policy
-from shared.state import trading_state
-from shared.state.store import JournalEntry, Store, utc_now_iso
-
-if TYPE_CHECKING:
-    from jesse_mcp.trading.paper import OrderRequest
+from shared.state.store import utc_now_iso
 
 MINUTE_MS = 60_000
 EPS = 1e-9
@@ -93,57 +89,52 @@ def equity_of(
 
 
 # --- writes (inside an open transaction) ----------------------------------------------------------------------------
-def insert_fill(
-    db: sqlite3.Connection,
-    now: int,
-    order_id: str | None,
-    pid: str,
-    src: dict[str, Any],
-    action: str,
-    qty: float,
-    price: float,
-    ref: float,
-    fee: float,
-    reason: str,
-    source: str,
-    pnl: float | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FillRow:
+    """One paper_fills row, in the table's column order."""
+
+    ts_ms: int
+    order_id: str | None
+    position_id: str
+    strategy: str
+    symbol: str
+    action: str
+    side: str
+    qty: float
+    price: float
+    reference_price: float
+    fee: float
+    reason: str
+    price_source: str
+    realised_pnl: float | None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a fill is priced: `price` paid, `ref` the consensus price it came from, that price's `source`, and
+    `reason` (market, limit, manual, stop_loss, ...)."""
+
+    ref: float
+    price: float
+    source: str
+    reason: str
+
+
+def insert_fill(db: sqlite3.Connection, row: FillRow) -> dict[str, Any]:
     cur = db.execute(
         "INSERT INTO paper_fills (ts_ms, order_id, position_id, strategy, symbol, action, side, qty, price, "
         "reference_price, fee, reason, price_source, realised_pnl) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            now,
-            order_id,
-            pid,
-            src["strategy"],
-            src["symbol"],
-            action,
-            src["side"],
-            qty,
-            price,
-            ref,
-            fee,
-            reason,
-            source,
-            pnl,
-        ),
+        astuple(row),
     )
     return rows_of(db.execute("SELECT * FROM paper_fills WHERE id = ?", (cur.lastrowid,)))[0]
 
 
 def open_position(
-    db: sqlite3.Connection,
-    cfg: TradingConfig,
-    order: dict[str, Any],
-    ref: float,
-    price: float,
-    source: str,
-    reason: str,
-    now: int,
+    db: sqlite3.Connection, cfg: TradingConfig, order: dict[str, Any], at: Execution, now: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fill `order` at `price` (`ref` the consensus price): the position, its margin and fee, the order marked
-    filled. Returns the position and fill rows."""
-    qty, side, lev = order["qty"], order["side"], order["leverage"]
+    """Fill `order` at `at.price`: the position, its margin and fee, the order marked filled. Returns the position
+    and fill rows."""
+    qty, side, lev, price = order["qty"], order["side"], order["leverage"], at.price
     notional = qty * price
     fee = notional * cfg.paper.fee_bps / 10_000
     margin = notional / lev
@@ -154,28 +145,41 @@ def open_position(
         "INSERT INTO paper_positions (id, strategy, symbol, side, qty, entry_price, leverage, margin, "
         "stop_loss_price, take_profit_price, opened_ms, mark_price, mark_ms, status, fees) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'open',?)",
-        (pid, order["strategy"], order["symbol"], side, qty, price, lev, margin, sl, tp, now, ref, now, fee),
+        (pid, order["strategy"], order["symbol"], side, qty, price, lev, margin, sl, tp, now, at.ref, now, fee),
     )
     db.execute("UPDATE paper_account SET cash = cash - ? WHERE id = 1", (margin + fee,))
     db.execute(
         "UPDATE paper_orders SET status = 'filled', reason = ?, position_id = ?, updated_ms = ? WHERE id = ?",
-        (reason, pid, now, order["id"]),
+        (at.reason, pid, now, order["id"]),
     )
-    fill = insert_fill(db, now, order["id"], pid, order, "open", qty, price, ref, fee, reason, source, None)
+    fill = insert_fill(
+        db,
+        FillRow(
+            ts_ms=now,
+            order_id=order["id"],
+            position_id=pid,
+            strategy=order["strategy"],
+            symbol=order["symbol"],
+            action="open",
+            side=side,
+            qty=qty,
+            price=price,
+            reference_price=at.ref,
+            fee=fee,
+            reason=at.reason,
+            price_source=at.source,
+            realised_pnl=None,
+        ),
+    )
     position = rows_of(db.execute("SELECT * FROM paper_positions WHERE id = ?", (pid,)))[0]
     return position, fill
 
 
 def close_position(
-    db: sqlite3.Connection,
-    cfg: TradingConfig,
-    pos: dict[str, Any],
-    ref: float,
-    source: str,
-    reason: str,
-    now: int,
+    db: sqlite3.Connection, cfg: TradingConfig, pos: dict[str, Any], quote: PaperQuote, reason: str, now: int
 ) -> dict[str, Any]:
-    """Close `pos` at the slipped `ref`, release its margin with the P&L. Returns the fill row."""
+    """Close `pos` at the slipped quote, release its margin with the P&L. Returns the fill row."""
+    ref = quote.price
     price = slipped(ref, buying=pos["side"] == "short", bps=cfg.paper.slippage_bps)
     qty = pos["qty"]
     fee = qty * price * cfg.paper.fee_bps / 10_000
@@ -187,7 +191,25 @@ def close_position(
         (now, price, reason, fee, net, ref, now, pos["id"]),
     )
     db.execute("UPDATE paper_account SET cash = cash + ? WHERE id = 1", (pos["margin"] + gross - fee,))
-    return insert_fill(db, now, None, pos["id"], pos, "close", qty, price, ref, fee, reason, source, net)
+    return insert_fill(
+        db,
+        FillRow(
+            ts_ms=now,
+            order_id=None,
+            position_id=pos["id"],
+            strategy=pos["strategy"],
+            symbol=pos["symbol"],
+            action="close",
+            side=pos["side"],
+            qty=qty,
+            price=price,
+            reference_price=ref,
+            fee=fee,
+            reason=reason,
+            price_source=quote.source,
+            realised_pnl=net,
+        ),
+    )
 
 
 def roll_day(db: sqlite3.Connection, account: dict[str, Any], now: int) -> None:
@@ -230,64 +252,6 @@ def snapshot(db: sqlite3.Connection, cfg: TradingConfig, account: dict[str, Any]
         db.execute("UPDATE paper_account SET peak_equity = ? WHERE id = 1", (equity,))
         account["peak_equity"] = equity
     return equity
-
-
-def kill_switch(
-    db: sqlite3.Connection,
-    store: Store,
-    server: str,
-    cfg: TradingConfig,
-    account: dict[str, Any],
-    equity: float,
-    now: int,
-) -> Event | None:
-    """Halt when equity fell `emergency_stop` from its peak or the day's loss reached the daily limit."""
-    if not trading_state.read_in(db).active:
-        return None
-    tripped = _tripped(cfg, account, equity)
-    if tripped is None:
-        return None
-    reason = f"kill switch ({tripped.rule}): {tripped.reason}"
-    trading_state.set_in(db, "HALTED", reason)
-    cancelled = [o["id"] for o in open_orders(db)]
-    db.execute(
-        "UPDATE paper_orders SET status = 'cancelled', reason = 'kill switch', updated_ms = ? WHERE status = 'open'",
-        (now,),
-    )
-    detail = reason + (f" Cancelled open orders: {', '.join(cancelled)}." if cancelled else "")
-    store.journal_insert(
-        JournalEntry(
-            server,
-            "kill_switch",
-            None,
-            None,
-            {"equity": round(equity, 2)},
-            "system",
-            "halted",
-            rule=tripped.rule,
-            reason=detail,
-        ),
-        db,
-    )
-    return Event(ts=utc_now_iso(now), kind="kill_switch", detail=detail)
-
-
-def _tripped(cfg: TradingConfig, account: dict[str, Any], equity: float) -> policy.Violation | None:
-    """The emergency stop, else the daily loss limit, if `equity` reached either."""
-    emergency = resolve_risk(cfg, None, mode="backtest").settings.emergency_stop
-    tripped = policy.check_emergency_stop(equity, account["peak_equity"], emergency)
-    day_loss = 1 - equity / account["day_start_equity"] if account["day_start_equity"] > 0 else 0.0
-    if tripped is None and day_loss >= cfg.paper.daily_loss_limit - EPS:
-        tripped = policy.Violation(
-            "daily_loss_limit",
-            f"equity {equity:,.2f} USD is {day_loss * 100:.2f}% below the day's start "
-            f"{account['day_start_equity']:,.2f} USD ({account['day']} UTC), at or past the daily loss limit "
-            f"{cfg.paper.daily_loss_limit * 100:.2f}%: trading halts.",
-            "review the losses; an admin reset with a person's confirmation resumes trading.",
-            day_loss,
-            cfg.paper.daily_loss_limit,
-        )
-    return tripped
 
 
 # --- orders -----------------------------------------------------------------------------------------------------------

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 Side = Literal["long", "short"]
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A paper order as asked for, before any check: what every venue receives."""
+
+    strategy: str
+    symbol: str
+    side: str
+    type: str = "market"
+    quantity: float | None = None
+    notional_usd: float | None = None
+    limit_price: float | None = None
+    leverage: float = 1.0
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    client_order_id: str | None = None
+
+    def digest(self) -> str:
+        fields = {k: v for k, v in self.__dict__.items() if k != "client_order_id"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Check(BaseModel):

@@ -1,7 +1,7 @@
-"""Paper trading: the service that reconciles the ledger with prices, places, cancels and closes paper orders, and
-reports the portfolio and performance. The ledger itself is in paper_ledger.py, the steps of a reconciliation in
-paper_reconcile.py, the read-side results in paper_views.py, the pre-trade checks in paper_checks.py and the
-statistics in paper_stats.py.
+"""Paper trading, one venue (trading/venue.py): the service that reconciles the ledger with prices, places, cancels
+and closes paper orders, and reports the portfolio and performance. The ledger itself is in ledger.py, an order's
+transaction in orders.py, the steps of a reconciliation in reconcile.py, the kill switch in kill_switch.py, the
+read-side results in views.py, the pre-trade checks in checks.py and the statistics in stats.py.
 
 Stops, take profits, limit orders, timeouts and the kill switch are applied by `reconcile()`, which the server's
 monitor runs on an interval and every paper call runs first.
@@ -13,70 +13,45 @@ server processes together never pass a limit.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import numpy as np
 
-from jesse_mcp.trading import ledger
+from jesse_mcp.trading import ledger, orders
 from jesse_mcp.trading import reconcile as paper_reconcile
 from jesse_mcp.trading import views as paper_views
-from jesse_mcp.trading.checks import CheckInputs, pre_trade_checks
+from jesse_mcp.trading.kill_switch import snapshot_and_trip
 from jesse_mcp.trading.models import (
     CancelResult,
-    Check,
     CloseResult,
     Event,
+    OrderRequest,
     OrderResult,
     Performance,
     Portfolio,
     ResetResult,
 )
+from jesse_mcp.trading.orders import PaperError
 from jesse_mcp.trading.prices import NoPrice, PaperQuote, PriceSource
 from jesse_mcp.trading.stats import correlations_with, performance_of
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
-from shared.errors import ConfigError, InvalidArgumentsError, PolicyDenied, TradingMcpError
-from shared.policy.guard import CallRecord, decide
-from shared.state import counters, trading_state
+from shared.errors import ConfigError
+from shared.policy.guard import CallRecord
+from shared.state import trading_state
 from shared.state.callscope import current_call
 from shared.state.store import JournalEntry, Store, utc_now_iso
 
 log = logging.getLogger(__name__)
 
 
-class PaperError(TradingMcpError):
-    """A paper call that cannot be done as asked (unknown order, closed position, reused client order id...)."""
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    strategy: str
-    symbol: str
-    side: str
-    type: str = "market"
-    quantity: float | None = None
-    notional_usd: float | None = None
-    limit_price: float | None = None
-    leverage: float = 1.0
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    client_order_id: str | None = None
-
-    def digest(self) -> str:
-        fields = {k: v for k, v in self.__dict__.items() if k != "client_order_id"}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
 class PaperService:
+    """The paper venue: a simulated account on the shared SQLite ledger, priced by the price library."""
+
     def __init__(
         self,
         store: Store,
@@ -91,6 +66,7 @@ class PaperService:
         self.clock = clock
         self.server = server
         self._reconcile_lock = anyio.Lock()
+        self._orders = orders.PaperOrders(store, server)
 
     def last_good_config(self) -> TradingConfig:
         """The configuration; while the file is broken, the last valid one, so stops and the kill switch keep
@@ -147,9 +123,7 @@ class PaperService:
                     events += paper_reconcile.cancel_orphans(db, cfg, now)
                     events += paper_reconcile.fill_limits(db, cfg, quotes, now, asked_ms)
                 events += paper_reconcile.apply_marks(db, cfg, quotes, now, asked_ms)
-                account = ledger.load_account(db, cfg, now)
-                equity = ledger.snapshot(db, cfg, account, now)
-                halt = ledger.kill_switch(db, self.store, self.server, cfg, account, equity, now)
+                _, halt = snapshot_and_trip(db, self.store, self.server, cfg, now)
                 if halt is not None:
                     events.append(halt)
                 events += paper_reconcile.unpriced_timeouts(db, cfg, missing, now)
@@ -169,42 +143,18 @@ class PaperService:
             return events, missing
 
     # --- orders ----------------------------------------------------------------------------------------------------
-    def _existing(self, db: sqlite3.Connection, req: OrderRequest) -> dict[str, Any] | None:
-        if req.client_order_id is None:
-            return None
-        rows = ledger.rows_of(
-            db.execute("SELECT * FROM paper_orders WHERE client_order_id = ?", (req.client_order_id,))
-        )
-        if not rows:
-            return None
-        if rows[0]["request_hash"] != req.digest():
-            raise PaperError(
-                f"client_order_id {req.client_order_id!r} was already used for a different order ({rows[0]['id']}: "
-                f"{rows[0]['side']} {rows[0]['qty']:g} {rows[0]['symbol']}, {rows[0]['status']}). A client order id "
-                "names one order: use a new id for a new order."
-            )
-        return rows[0]
-
     def _duplicate_result(self, row: dict[str, Any], cfg: TradingConfig, events: list[Event]) -> OrderResult:
         return self._read(lambda db: paper_views.duplicate_result(db, cfg, row, self.now_ms(), events))
 
-    def _validate(self, req: OrderRequest) -> None:
-        if (req.quantity is None) == (req.notional_usd is None):
-            raise InvalidArgumentsError("Give exactly one of quantity (units of the asset) or notional_usd (USD).")
-        if req.type == "limit" and req.limit_price is None:
-            raise InvalidArgumentsError("A limit order needs limit_price (the worst price you accept).")
-        if req.type == "market" and req.limit_price is not None:
-            raise InvalidArgumentsError("limit_price applies to limit orders only: set type='limit' or drop it.")
-
     async def place_order(self, req: OrderRequest) -> OrderResult:
         """Check every limit inside the guard, then record the order (and its fill, for a market order) whole."""
-        self._validate(req)
+        orders.validate(req)
         cfg = self.config()
         scope = current_call("place_paper_order", self.server, {"request": req.__dict__})
         # Tighten-only: a call may narrow the profile's stop or take profit, never widen them.
         per_call = {"stop_loss": req.stop_loss, "take_profit": req.take_profit}
         risk = resolve_risk(cfg, req.strategy, per_call=per_call, mode="paper").settings
-        existing = self._read(lambda db: self._existing(db, req))
+        existing = self._read(lambda db: orders.existing(db, req))
         if existing is not None:
             return self._duplicate_result(existing, cfg, [])
         events, _ = await self.reconcile()
@@ -215,10 +165,11 @@ class PaperService:
         record = CallRecord(scope.server, scope.tool, "paper", req.strategy)
         cfg = self.config()  # again: a demotion or a tightening while prices were fetched counts
         risk = resolve_risk(cfg, req.strategy, per_call=per_call, mode="paper").settings
+        placement = orders.Placement(req, cfg, risk, quote, correlations, record, now)
         with self.store.transaction() as db:
-            existing = self._existing(db, req)
+            existing = orders.existing(db, req)
             if existing is None:
-                outcome = self._place_in(db, cfg, req, risk, quote, correlations, record, now)
+                outcome = self._orders.place_in(db, placement)
                 scope.journal(self.store, db)
         if existing is not None:  # another process placed it while we fetched prices
             return self._duplicate_result(existing, cfg, events)
@@ -243,95 +194,6 @@ class PaperService:
             for s in {req.symbol, *others}:
                 tg.start_soon(load, s)
         return correlations_with(req.symbol, others, series)
-
-    def _place_in(
-        self,
-        db: sqlite3.Connection,
-        cfg: TradingConfig,
-        req: OrderRequest,
-        risk: Any,
-        quote: PaperQuote,
-        correlations: dict[str, float | str],
-        record: CallRecord,
-        now: int,
-    ) -> OrderResult:
-        """Inside the order's transaction: every pre-trade check, the guard's decision, then the order written."""
-        account = ledger.load_account(db, cfg, now)
-        positions, orders = ledger.open_positions(db), ledger.open_orders(db)
-        equity, margin_used, _ = ledger.equity_of(account, positions, {req.symbol: quote.price})
-        marketable, price = ledger.entry_price(req, quote.price, cfg.paper.slippage_bps)
-        qty = req.quantity if req.quantity is not None else req.notional_usd / price  # type: ignore[operator]
-        notional = req.notional_usd if req.notional_usd is not None else qty * price  # no float drift past a limit
-        keys = counters.window_keys("paper_trades", datetime.fromtimestamp(now / 1000, UTC))
-        counts = counters.read_in(db, list(keys.values()))
-        inputs = CheckInputs(
-            strategy=req.strategy,
-            symbol=req.symbol,
-            long=req.side == "long",
-            leverage=req.leverage,
-            notional=notional,
-            fee_bps=cfg.paper.fee_bps,
-            cash=account["cash"],
-            peak_equity=account["peak_equity"],
-            equity=equity,
-            margin_used=margin_used,
-            positions=positions,
-            orders=orders,
-            trade_counts={period: counts[keys[period]] for period in ("day", "week", "month")},
-            correlations=correlations,
-        )
-        checks, violations = pre_trade_checks(inputs, risk, cfg.portfolio_limits)
-        decision = decide(record, cfg, trading_state.read_in(db).state, violations)
-        if not decision.allowed:
-            raise PolicyDenied(decision.rule, decision.reason, decision.remedy)
-        oid = ledger.insert_order(db, req, qty, risk, now)
-        counters.add_in(db, list(keys.values()))
-        order = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE id = ?", (oid,)))[0]
-        return self._fill_or_rest(db, cfg, req, order, quote, price, marketable, checks, now)
-
-    def _fill_or_rest(
-        self,
-        db: sqlite3.Connection,
-        cfg: TradingConfig,
-        req: OrderRequest,
-        order: dict[str, Any],
-        quote: PaperQuote,
-        price: float,
-        marketable: bool,
-        checks: list[Check],
-        now: int,
-    ) -> OrderResult:
-        """Fill the just written order now if it is marketable (else it rests), then snapshot and the kill switch."""
-        position = fill = None
-        notes = []
-        if marketable:
-            position, fill = ledger.open_position(db, cfg, order, quote.price, price, quote.source, req.type, now)
-            order = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE id = ?", (order["id"],)))[0]
-        else:
-            notes.append(
-                f"resting limit order: fills when a price check finds {req.symbol} at or "
-                f"{'below' if req.side == 'long' else 'above'} {req.limit_price:g} (now {quote.price:g}); it holds a "
-                "position slot and its margin until then, and counts as a trade now."
-            )
-        if "replay" in quote.source:
-            notes.append("priced from stored candles (replay), not a live market.")
-        account = ledger.load_account(db, cfg, now)
-        equity = ledger.snapshot(db, cfg, account, now)
-        events = []
-        halt = ledger.kill_switch(db, self.store, self.server, cfg, account, equity, now)
-        if halt is not None:
-            events.append(halt)
-        return OrderResult(
-            order=ledger.order_model(order),
-            position=ledger.position_model(position, cfg) if position else None,
-            fill=ledger.fill_model(fill) if fill else None,
-            duplicate=False,
-            checks=checks,
-            equity=round(equity, 2),
-            cash=round(ledger.load_account(db, cfg, now)["cash"], 2),
-            events=events,
-            notes=notes,
-        )
 
     async def cancel_order(self, order_id: str) -> CancelResult:
         events, _ = await self.reconcile()
@@ -385,10 +247,8 @@ class PaperService:
                     f"Position {position_id} was closed while this call fetched its price (a stop or "
                     "another call); nothing more to do."
                 )
-            fill = ledger.close_position(db, cfg, rows[0], quote.price, quote.source, "manual", now)
-            account = ledger.load_account(db, cfg, now)
-            equity = ledger.snapshot(db, cfg, account, now)
-            halt = ledger.kill_switch(db, self.store, self.server, cfg, account, equity, now)
+            fill = ledger.close_position(db, cfg, rows[0], quote, "manual", now)
+            equity, halt = snapshot_and_trip(db, self.store, self.server, cfg, now)
             scope.journal(self.store, db)
             closed = ledger.rows_of(db.execute("SELECT * FROM paper_positions WHERE id = ?", (position_id,)))[0]
             cash = ledger.load_account(db, cfg, now)["cash"]
@@ -411,18 +271,8 @@ class PaperService:
     def performance(self, strategy: str | None = None, max_points: int = 500) -> Performance:
         cfg = self.config()
         now = self.now_ms()
-
-        account, curve, closed, opened, first, fees, sizes, replay = self._read(
-            lambda db: paper_views.performance_rows(db, cfg, strategy, now)
-        )
-        perf = performance_of(
-            strategy, account["starting_balance"], curve, closed, opened, first, fees, now, max_points
-        )
-        start = account["starting_balance"]
-        median = float(np.median(sizes)) / start * 100 if sizes else None
-        return perf.model_copy(
-            update={"median_position_pct": round(median, 4) if median is not None else None, "replay_fills": replay}
-        )
+        record = self._read(lambda db: paper_views.track_record(db, cfg, strategy, now))
+        return performance_of(strategy, record, now, max_points)
 
     def reset_kill_switch(self, confirmation: str, reason: str, seen_since: str | None = None) -> ResetResult:
         """Clear a halt (the caller got the person's confirmation). The peak and the day restart at today's equity.

@@ -54,7 +54,7 @@ def fill_limits(
         crossed = q.price <= o["limit_price"] if o["side"] == "long" else q.price >= o["limit_price"]
         if not crossed:
             continue
-        pos, _ = ledger.open_position(db, cfg, o, q.price, o["limit_price"], q.source, "limit", now)
+        pos, _ = ledger.open_position(db, cfg, o, ledger.Execution(q.price, o["limit_price"], q.source, "limit"), now)
         events.append(
             Event(
                 ts=utc_now_iso(now),
@@ -91,7 +91,7 @@ def apply_marks(
             reason = "timeout"
         if reason is None:
             continue
-        fill = ledger.close_position(db, cfg, p, price, q.source, reason, now)
+        fill = ledger.close_position(db, cfg, p, q, reason, now)
         what = {
             "liquidation": "the loss used up the position's margin",
             "stop_loss": f"price {price:g} crossed the stop {p['stop_loss_price']:g}",

@@ -4,6 +4,7 @@ directional correlation of two daily close series. Pure."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,18 +55,24 @@ def correlations_with(
     return out
 
 
-def performance_of(
-    strategy: str | None,
-    start: float,
-    curve: list[tuple[int, float]],
-    closed: list[dict[str, Any]],
-    open_count: int,
-    first_ms: int | None,
-    fees: float,
-    now: int,
-    max_points: int = 500,
-) -> Performance:
+@dataclass(frozen=True)
+class TrackRecord:
+    """A paper track record as read from the ledger, of one strategy or the whole account."""
+
+    starting_balance: float
+    curve: list[tuple[int, float]]  # (ms, equity), oldest first
+    closed: list[dict[str, Any]]  # closed position rows, oldest first
+    open_count: int
+    first_ms: int | None  # the first fill
+    fees: float
+    sizes: list[float] = field(default_factory=list)  # entry notional of every position
+    replay_fills: int = 0  # fills priced by the replay provider
+
+
+def performance_of(strategy: str | None, record: TrackRecord, now: int, max_points: int = 500) -> Performance:
     """Performance from an equity curve and closed positions. Pure."""
+    start, curve, closed, first_ms = record.starting_balance, record.curve, record.closed, record.first_ms
+    median = float(np.median(record.sizes)) / start * 100 if record.sizes else None
     values = np.array([e for _, e in curve], dtype=float) if curve else np.array([start])
     equity = float(values[-1])
     peak = np.maximum.accumulate(np.concatenate([[start], values]))
@@ -84,10 +91,12 @@ def performance_of(
         sharpe=round(sharpe, 4) if sharpe is not None else None,
         max_drawdown=round(dd, 6),
         trades=len(closed),
-        open_positions=open_count,
+        open_positions=record.open_count,
         win_rate=round(len(wins) / len(closed), 4) if closed else None,
         profit_factor=round(sum(wins) / -sum(losses), 4) if losses and sum(losses) < 0 else None,
-        fees_paid=round(fees, 2),
+        fees_paid=round(record.fees, 2),
+        median_position_pct=round(median, 4) if median is not None else None,
+        replay_fills=record.replay_fills,
         equity_curve=[[utc_now_iso(ts), round(e, 2)] for ts, e in _thinned(curve, max_points)],
         recent_trades=[_paper_trade(p) for p in closed[-20:][::-1]],
     )

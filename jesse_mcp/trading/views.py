@@ -8,6 +8,7 @@ from typing import Any
 
 from jesse_mcp.trading import ledger
 from jesse_mcp.trading.models import Account, Event, OrderResult, Portfolio
+from jesse_mcp.trading.stats import TrackRecord
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy import checks as policy
@@ -85,9 +86,8 @@ def duplicate_result(
     )
 
 
-def performance_rows(db: sqlite3.Connection, cfg: TradingConfig, strategy: str | None, now: int) -> tuple[Any, ...]:
-    """(account, equity curve, closed positions, open count, first fill ms, fees, entry notionals of every position,
-    fills priced by replay) of `strategy` or the account."""
+def track_record(db: sqlite3.Connection, cfg: TradingConfig, strategy: str | None, now: int) -> TrackRecord:
+    """The track record of `strategy`, or of the whole account."""
     account = ledger.load_account(db, cfg, now, create=False)
     curve = db.execute(
         "SELECT ts_ms, equity FROM paper_equity WHERE strategy = ? ORDER BY ts_ms",
@@ -109,4 +109,4 @@ def performance_rows(db: sqlite3.Connection, cfg: TradingConfig, strategy: str |
     replay = db.execute(
         f"SELECT COUNT(*) FROM paper_fills {where} {'AND' if where else 'WHERE'} price_source LIKE 'replay%'", params
     ).fetchone()[0]
-    return account, curve, closed, opened, first, fees, sizes, replay
+    return TrackRecord(account["starting_balance"], curve, closed, opened, first, fees, sizes, replay)
