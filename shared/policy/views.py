@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from shared.config.models import TradingConfig
 from shared.config.resolve import effective_stage, resolve_risk
-from shared.policy.checks import CAPABILITIES
+from shared.policy.checks import CAPABILITIES, TradingStateName
 from shared.policy.guard import CallRecord, decide
 from shared.state.store import Store
 
@@ -37,12 +37,11 @@ class PolicyView(BaseModel):
 def policy_view(cfg: TradingConfig, store: Store, strategy: str | None) -> PolicyView:
     risk = resolve_risk(cfg, strategy, mode="backtest")
     state = store.trading_state()
-    allowed = [
-        cap
-        for cap in CAPABILITIES
-        if decide(CallRecord("policy", "probe", cap, strategy), cfg, state["state"]).allowed  # type: ignore[arg-type]
+    trading: TradingStateName = cast(TradingStateName, state["state"])
+    allowed: list[str] = [
+        cap for cap in CAPABILITIES if decide(CallRecord("policy", "probe", cap, strategy), cfg, trading).allowed
     ]
-    own = cfg.strategies.get(strategy, None)
+    own = cfg.strategies.get(strategy) if strategy is not None else None
     return PolicyView(
         strategy=strategy,
         configured=risk.configured,

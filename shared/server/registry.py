@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from mcp.server.fastmcp import FastMCP
@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 
 from shared.config.store import ConfigStore
 from shared.errors import ConfigError, PolicyDenied, TradingMcpError
-from shared.policy.checks import CAPABILITIES
+from shared.policy.checks import CAPABILITIES, TradingStateName
 from shared.policy.guard import CallRecord, Decision, decide
 from shared.redact import redact, redact_text
 from shared.server.http_edge import http_policy, secure
@@ -165,7 +165,7 @@ class GuardedTool(Tool):
         deps: ServerDeps = self.deps
         try:
             cfg = deps.config.load()
-            state = deps.store.trading_state()["state"]
+            state = cast(TradingStateName, deps.store.trading_state()["state"])
         except ConfigError as e:
             return Decision(False, "config_invalid", str(e), f"fix the file {deps.config.path} as listed.")
         except Exception as e:  # fail closed: no policy, no call

@@ -343,9 +343,8 @@ class Store:
         decision: str = "allow",
         rule: str | None = None,
     ) -> None:
-        outcome, error, decision, rule = (
-            None if v is None else redact_text(v) for v in (outcome, error, decision, rule)
-        )
+        outcome, decision = redact_text(outcome), redact_text(decision)
+        error, rule = (None if v is None else redact_text(v) for v in (error, rule))
         with self._lock:
             self._db.execute(
                 "UPDATE journal SET outcome = ?, error = ?, duration_ms = ?, result_digest = ?, decision = ?,"
@@ -362,7 +361,8 @@ class Store:
         since_ms: int | None = None,
         server: str | None = None,
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         for column, value in (("tool", tool), ("decision", decision), ("server", server)):
             if value is not None:
                 clauses.append(f"{column} = ?")
