@@ -111,14 +111,14 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         cfg = deps.config.load()
     except ConfigError:  # every call reports the broken file; the server still starts
         cfg = TradingConfig()
-    quotes: QuoteService = build_quote_service(cfg, deps.extras["home"], deps.extras.get("price_transport"))
+    quotes: QuoteService = build_quote_service(cfg, deps.extras.home, deps.extras.price_transport)
     candles = OhlcvService(quotes.net, cfg.price_config.candle_ttl_s)
-    deps.extras["quotes"] = quotes
+    deps.extras.quotes = quotes
 
     def result(asked: str, inst: Instrument, answer: PriceAnswer) -> PriceResult:
         return PriceResult(**answer.model_dump(), asked=asked, kind=inst.kind)
 
-    @tools.tool(capability="read", read_only=True, destructive=False, idempotent=True, open_world=True, title="Price")
+    @tools.read(title="Price", open_world=True)
     async def get_price(symbol: SymbolArg) -> PriceResult:
         """The price of one symbol: the median of the fresh answers of every provider that has it, with the spread
         (basis points), each source's price and age, outliers excluded and named, and failures. When every
@@ -135,7 +135,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
                 raise PriceError(f"{e} Did you mean: {', '.join(hints)}?") from None
             raise
 
-    @tools.tool(capability="read", read_only=True, destructive=False, idempotent=True, open_world=True, title="Prices")
+    @tools.read(title="Prices", open_world=True)
     async def get_prices(
         symbols: Annotated[
             list[str], Field(description="Up to 100 symbols, any usual spelling.", min_length=1, max_length=100)
@@ -160,7 +160,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
             out.append(a if isinstance(a, PriceFailure) else result(text, inst, a))
         return PricesResult(prices=out, count=len(out), failed=sum(isinstance(a, PriceFailure) for a in out))
 
-    @tools.tool(capability="read", read_only=True, destructive=False, idempotent=True, open_world=True, title="Candles")
+    @tools.read(title="Candles", open_world=True)
     async def get_ohlcv(
         symbol: SymbolArg,
         interval: Annotated[
@@ -180,9 +180,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         start_ms, end_ms = time_range(start, end, days, hours, time.time())
         return await candles.ohlcv(inst.symbol, interval_of(interval), start_ms, end_ms, not include_open_bar)
 
-    @tools.tool(
-        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Price providers"
-    )
+    @tools.read(title="Price providers")
     def list_providers() -> ProvidersResult:
         """Each enabled provider's health: circuit-breaker state, successes, errors by kind, last error, latency."""
         return ProvidersResult(providers=quotes.health())

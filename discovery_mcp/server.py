@@ -42,14 +42,14 @@ def build_server(deps: ServerDeps) -> GuardedServer:
     service = DiscoveryService(
         deps.store,
         deps.config,
-        deps.extras["home"],
-        news_transport=deps.extras.get("news_transport"),
-        price_transport=deps.extras.get("price_transport"),
-        clock=deps.extras.get("clock", time.time),  # tests and benchmarks replay recorded feeds at their time
+        deps.extras.home,
+        news_transport=deps.extras.news_transport,
+        price_transport=deps.extras.price_transport,
+        clock=deps.extras.clock or time.time,  # tests and benchmarks replay recorded feeds at their time
     )
-    deps.extras["discovery"] = service
+    deps.extras.discovery = service
 
-    @tools.tool(capability="read", read_only=True, destructive=False, idempotent=True, open_world=True, title="News")
+    @tools.read(title="News", open_world=True)
     async def fetch_news(
         symbols: SymbolsArg = None,
         sources: Annotated[
@@ -66,9 +66,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         sentiment score. Titles and summaries are third-party text in untrusted_* fields."""
         return await service.fetch_news(symbols, sources, since_hours, limit, refresh)
 
-    @tools.tool(
-        capability="research", read_only=True, destructive=False, idempotent=True, open_world=True, title="Sentiment"
-    )
+    @tools.research(title="Sentiment", read_only=True, idempotent=True, open_world=True)
     async def score_sentiment(
         texts: Annotated[
             list[Annotated[str, Field(max_length=2000)]],
@@ -83,9 +81,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         the method that produced it (a GLM failure falls back to the offline model and says why)."""
         return await service.score_texts(texts, method)
 
-    @tools.tool(
-        capability="research", read_only=True, destructive=False, idempotent=False, open_world=True, title="Ideas"
-    )
+    @tools.research(title="Ideas", read_only=True, open_world=True)
     async def discover_opportunities(
         symbols: SymbolsArg = None,
         top_k: Annotated[int, Field(description="How many opportunities at most.", ge=1, le=20)] = 5,
@@ -97,17 +93,13 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         stories; picked as a diversified top-k (correlated bets penalised). Ideas to research, not orders."""
         return await service.discover(symbols, top_k, horizon_hours, refresh)
 
-    @tools.tool(
-        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="News sources"
-    )
+    @tools.read(title="News sources")
     def list_sources() -> SourcesResult:
         """Configured news sources by priority: weight, connector, speed, and health (last fetch, status,
         latency, items stored, failures), plus the sentiment method in use."""
         return service.sources()
 
-    @tools.tool(
-        capability="admin", read_only=False, destructive=False, idempotent=True, open_world=False, title="Source"
-    )
+    @tools.admin(title="Source", idempotent=True)
     async def update_source_priority(
         source: Annotated[SourceName, Field(description="Source name, e.g. coindesk; a new name adds a source.")],
         priority: Annotated[int | None, Field(description="1 = most trusted.", ge=1, le=100)] = None,

@@ -6,14 +6,13 @@ Loading, atomic saving and caching live in `shared.config.store`; resolution of 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    create_model,
     field_serializer,
     field_validator,
 )
@@ -44,7 +43,7 @@ _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_
 
 # One definition of each risk field: bounds, the riskier direction and the description, shared by RiskSettings and
 # RiskOverrides. Risk fields are compared after resolution (global -> profile -> overrides, shared.config.resolve).
-_RISK_FIELDS: dict[str, tuple[dict[str, float], Riskier, str]] = {
+_RISK_FIELDS: dict[str, tuple[dict[str, Any], Riskier, str]] = {
     "max_portfolio_risk": (
         {"gt": 0, "le": 0.5},
         "higher",
@@ -64,17 +63,41 @@ RISK_FIELD_NAMES: tuple[str, ...] = tuple(_RISK_FIELDS)
 RISK_LOOSER_DIRECTION: dict[str, int] = {f: +1 if r == "higher" else -1 for f, (_, r, _) in _RISK_FIELDS.items()}
 
 
-def _risk_model(name: str, optional: bool) -> type[BaseModel]:
-    fields: dict[str, Any] = {}
-    for field, (bounds, riskier, description) in _RISK_FIELDS.items():
-        default = None if optional else ...
-        kind = float | None if optional else float
-        fields[field] = (kind, knob(default, riskier, description, compare="resolved", **bounds))
-    return create_model(name, __config__=_STRICT, **fields)
+def _risk(field: str, optional: bool = False) -> Any:
+    """The pydantic Field of one risk setting, from its one definition in _RISK_FIELDS."""
+    bounds, riskier, description = _RISK_FIELDS[field]
+    return knob(None if optional else ..., riskier, description, compare="resolved", **bounds)
 
 
-RiskSettings = _risk_model("RiskSettings", optional=False)
-RiskOverrides = _risk_model("RiskOverrides", optional=True)
+# No docstrings on the two risk models: the schema carries no model description (as before).
+class RiskSettings(BaseModel):  # every risk setting, each required (the global settings, the profiles)
+    model_config = _STRICT
+    max_portfolio_risk: float = _risk("max_portfolio_risk")
+    max_position_size: float = _risk("max_position_size")
+    max_leverage: float = _risk("max_leverage")
+    max_drawdown: float = _risk("max_drawdown")
+    stop_loss: float = _risk("stop_loss")
+    take_profit: float = _risk("take_profit")
+    var_confidence: float = _risk("var_confidence")
+    max_correlation: float = _risk("max_correlation")
+    emergency_stop: float = _risk("emergency_stop")
+
+
+class RiskOverrides(BaseModel):  # a strategy's own values of some risk settings; None = the profile's
+    model_config = _STRICT
+    max_portfolio_risk: float | None = _risk("max_portfolio_risk", optional=True)
+    max_position_size: float | None = _risk("max_position_size", optional=True)
+    max_leverage: float | None = _risk("max_leverage", optional=True)
+    max_drawdown: float | None = _risk("max_drawdown", optional=True)
+    stop_loss: float | None = _risk("stop_loss", optional=True)
+    take_profit: float | None = _risk("take_profit", optional=True)
+    var_confidence: float | None = _risk("var_confidence", optional=True)
+    max_correlation: float | None = _risk("max_correlation", optional=True)
+    emergency_stop: float | None = _risk("emergency_stop", optional=True)
+
+
+for _model in (RiskSettings, RiskOverrides):  # the classes name each field of the table, no more, no less
+    assert tuple(_model.model_fields) == RISK_FIELD_NAMES, _model
 
 GLOBAL_RISK_DEFAULTS: dict[str, float] = {
     **PROFILE_TEMPLATES["moderate"],
@@ -186,7 +209,7 @@ class StrategyConfig(BaseModel):
     enabled: bool = knob(
         True, "on", "A disabled strategy gets no paper or live orders; switching it on needs the person."
     )
-    risk_overrides: RiskOverrides = Field(default_factory=RiskOverrides)  # type: ignore[valid-type]
+    risk_overrides: RiskOverrides = Field(default_factory=RiskOverrides)
     custom_params: dict[str, float | int | bool | str] = knob(
         None,
         "neutral",
@@ -273,7 +296,8 @@ class BacktestConfig(BaseModel):
     )
 
 
-PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "kraken", "coingecko", "yahoo", "replay")
+PriceProvider = Literal["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
+PRICE_PROVIDERS: tuple[PriceProvider, ...] = get_args(PriceProvider)
 
 
 class PriceProviderConfig(BaseModel):
@@ -293,16 +317,14 @@ class PriceProviderConfig(BaseModel):
     )
 
 
-def _default_providers() -> dict[str, PriceProviderConfig]:
+def _default_providers() -> dict[PriceProvider, PriceProviderConfig]:
     # replay answers from stored candles: off while live providers are configured, labelled replay when used
     return {name: PriceProviderConfig(enabled=name != "replay") for name in PRICE_PROVIDERS}
 
 
 class PriceConfig(BaseModel):
     model_config = _STRICT
-    providers: dict[Literal[PRICE_PROVIDERS], PriceProviderConfig] = Field(  # type: ignore[valid-type]
-        default_factory=_default_providers
-    )
+    providers: dict[PriceProvider, PriceProviderConfig] = Field(default_factory=_default_providers)
     quote_ttl_s: float = knob(5.0, "higher", "How long a consensus quote is served from cache.", ge=0, le=3600)
     candle_ttl_s: float = knob(86_400.0, "higher", "How long closed candles are served from cache.", ge=0, le=10**8)
     max_age_s: float = knob(120.0, "higher", "A provider's quote older than this is stale, not used.", gt=0, le=10**6)
@@ -334,9 +356,7 @@ class ImportConfig(BaseModel):
 class TradingConfig(BaseModel):
     model_config = _STRICT
     global_risk_profile: ProfileName = knob("moderate", "higher", order=PROFILE_NAMES, compare="resolved")
-    global_risk_settings: RiskSettings = Field(  # type: ignore[valid-type]
-        default_factory=lambda: RiskSettings(**GLOBAL_RISK_DEFAULTS)
-    )
+    global_risk_settings: RiskSettings = Field(default_factory=lambda: RiskSettings(**GLOBAL_RISK_DEFAULTS))
     news_priorities: dict[SourceName, NewsSource] = Field(
         default_factory=default_news,
         description="The news sources, a list of {source, priority, weight, enabled} plus optional url/type/speed.",

@@ -27,7 +27,7 @@ class EffectiveRisk(BaseModel):
     strategy: str | None = Field(description="Strategy name, or None for the global settings.")
     configured: bool = Field(description="False when the strategy is not in the configuration.")
     risk_profile: ProfileName
-    settings: RiskSettings  # type: ignore[valid-type]
+    settings: RiskSettings
     sources: dict[str, str] = Field(
         description="Which layer set each field: global, profile:<name>, override, per-call."
     )
@@ -65,8 +65,9 @@ def resolve_risk(
     `risk_profile` and `per_call` are what a tool caller asked for. In a backtest anything goes (it is hypothetical);
     in paper or live, a request that loosens any field beyond the configured effective value raises PolicyDenied.
     """
-    configured = strategy is not None and strategy in cfg.strategies
-    base_profile = cfg.strategies[strategy].risk_profile if configured else cfg.global_risk_profile
+    own = cfg.strategies.get(strategy) if strategy is not None else None
+    configured = own is not None
+    base_profile = own.risk_profile if own is not None else cfg.global_risk_profile
     base_values, base_sources = _layers(cfg, strategy, base_profile)
     profile = risk_profile or base_profile
     values, sources = _layers(cfg, strategy, profile) if profile != base_profile else (base_values, base_sources)

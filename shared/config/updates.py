@@ -142,14 +142,7 @@ def write_stage(
     return new
 
 
-async def update_config(
-    config: ConfigStore, store: Store, changes: dict[str, Any], reason: str, confirm: Confirm
-) -> ConfigUpdateResult:
-    """Validate the change, refuse stage raises, ask `confirm` for any loosening, then write atomically."""
-    old = config.load()
-    seen = old.model_dump(mode="json")
-    new = validate_config_data(apply_changes(seen, changes), "configuration change")
-    raises, demotions = stage_moves(old, new)
+def _refuse_stage_raises(raises: list[Any]) -> None:
     if raises:
         moved = "; ".join(f"{c.path} {c.old} -> {c.new}" for c in raises)
         raise PolicyDenied(
@@ -158,8 +151,9 @@ async def update_config(
             "promotion goes through the evidence-gated request_stage_promotion tool (recorded backtest, stress-test "
             "and paper evidence; get_promotion_gates shows what is missing).",
         )
-    loosened = loosenings(old, new)
-    confirmation = "not needed"
+
+
+def _refuse_loosening_while_halted(store: Store, loosened: list[str]) -> None:
     if loosened and not trading_state.read(store).active:
         raise PolicyDenied(
             "trading_halted",
@@ -167,6 +161,20 @@ async def update_config(
             "change loosens: " + "; ".join(loosened) + ".",
             "tighten or demote only, or reset the halt first (with a person's confirmation).",
         )
+
+
+async def update_config(
+    config: ConfigStore, store: Store, changes: dict[str, Any], reason: str, confirm: Confirm
+) -> ConfigUpdateResult:
+    """Validate the change, refuse stage raises, ask `confirm` for any loosening, then write atomically."""
+    old = config.load()
+    seen = old.model_dump(mode="json")
+    new = validate_config_data(apply_changes(seen, changes), "configuration change")
+    raises, demotions = stage_moves(old, new)
+    _refuse_stage_raises(raises)
+    loosened = loosenings(old, new)
+    confirmation = "not needed"
+    _refuse_loosening_while_halted(store, loosened)
     if loosened:
         question = (
             "Apply these changes that loosen risk or need your approval? "

@@ -90,7 +90,7 @@ def address_kind(ip: IPAddress) -> str:
 async def system_resolver(host: str) -> list[str]:
     """The addresses getaddrinfo gives for a host, looked up in a worker thread (never on the event loop)."""
     lookup = functools.partial(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in await anyio.to_thread.run_sync(lookup)]
+    return [str(info[4][0]) for info in await anyio.to_thread.run_sync(lookup)]
 
 
 async def host_kinds(host: str, resolver: Resolver) -> dict[str, str]:

@@ -41,26 +41,10 @@ def _deny(rule: str, reason: str, remedy: str, stage: str | None = None) -> Deci
     return Decision(False, rule, reason, remedy, stage)
 
 
-def _decide(
-    call: CallRecord, cfg: TradingConfig, trading_state: TradingStateName, checks: Sequence[Violation | None]
-) -> Decision:
-    if call.capability not in CAPABILITIES:
-        return _deny(
-            "unknown_capability",
-            f"tool '{call.tool}' declares capability {call.capability!r}, which the policy does not know.",
-            "this is a server bug; report it. The call was not run.",
-        )
-    strategy = call.strategy
-    stage = effective_stage(cfg, strategy)
-    if trading_state != "ACTIVE" and call.capability != "read" and not call.halt_exempt:
-        return _deny(
-            "trading_halted",
-            f"trading state is {trading_state}; only reads, tightening and stage demotions work until it is reset.",
-            "review what triggered the halt (get_paper_portfolio, get_journal); tightening and demotions still "
-            "work, and resuming needs reset_kill_switch, confirmed by a person.",
-            stage,
-        )
+def _stage_denial(call: CallRecord, cfg: TradingConfig, stage: str) -> Decision | None:
+    """Paper and live are granted per strategy, from its effective stage; None when the stage allows the call."""
     needed = CAPABILITY_MIN_STAGE[call.capability]
+    strategy = call.strategy
     if needed is not None and not call.reduces_risk:
         if strategy is None:
             return _deny(
@@ -94,6 +78,31 @@ def _decide(
                 "stage must be raised too if it is the lower one.",
                 stage,
             )
+    return None
+
+
+def _decide(
+    call: CallRecord, cfg: TradingConfig, trading_state: TradingStateName, checks: Sequence[Violation | None]
+) -> Decision:
+    if call.capability not in CAPABILITIES:
+        return _deny(
+            "unknown_capability",
+            f"tool '{call.tool}' declares capability {call.capability!r}, which the policy does not know.",
+            "this is a server bug; report it. The call was not run.",
+        )
+    strategy = call.strategy
+    stage = effective_stage(cfg, strategy)
+    if trading_state != "ACTIVE" and call.capability != "read" and not call.halt_exempt:
+        return _deny(
+            "trading_halted",
+            f"trading state is {trading_state}; only reads, tightening and stage demotions work until it is reset.",
+            "review what triggered the halt (get_paper_portfolio, get_journal); tightening and demotions still "
+            "work, and resuming needs reset_kill_switch, confirmed by a person.",
+            stage,
+        )
+    denial = _stage_denial(call, cfg, stage)
+    if denial is not None:
+        return denial
     failed = tuple(v for v in checks if v is not None)
     if len(failed) == 1:
         v = failed[0]

@@ -39,10 +39,10 @@ class PolicyView(BaseModel):
 def policy_view(cfg: TradingConfig, store: Store, strategy: str | None) -> PolicyView:
     risk = resolve_risk(cfg, strategy, mode="backtest")
     state = trading_state.read(store)
-    allowed = [
+    allowed: list[str] = [
         cap for cap in CAPABILITIES if decide(CallRecord("policy", "probe", cap, strategy), cfg, state.state).allowed
     ]
-    own = cfg.strategies.get(strategy, None)
+    own = cfg.strategies.get(strategy) if strategy is not None else None
     return PolicyView(
         strategy=strategy,
         configured=risk.configured,

@@ -19,7 +19,7 @@ from shared.errors import ConfigError, TradingMcpError
 from shared.policy.views import Decision, JournalPage, PolicyView, journal_page, policy_view
 from shared.redact import redact_text
 from shared.server.http_edge import TOKEN_ENV, HttpSecurityError, http_policy
-from shared.server.registry import GuardedServer, ServerDeps, ToolRegistry
+from shared.server.registry import GuardedServer, ServerDeps, ServerExtras, ToolRegistry
 from shared.state.store import Store
 
 StrategyArg = Annotated[
@@ -33,7 +33,7 @@ def make_deps(server_name: str, home: Path | None = None) -> ServerDeps:
     root = Path(home) if home is not None else trading_home()
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = config_path() if home is None else root / "config.json"
-    deps = ServerDeps(server_name, ConfigStore(cfg_path), Store(root / "state.db"), {"home": root})
+    deps = ServerDeps(server_name, ConfigStore(cfg_path), Store(root / "state.db"), ServerExtras(home=root))
     try:
         deps.config.load()  # creates the defaults on first run
     except ConfigError as e:  # the server still starts; every call is denied with the problem (config_invalid)
@@ -44,28 +44,13 @@ def make_deps(server_name: str, home: Path | None = None) -> ServerDeps:
 def register_common_tools(tools: ToolRegistry) -> None:
     deps = tools.deps
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Effective policy",
-        strategy_arg="strategy",
-    )
+    @tools.read(title="Effective policy", strategy_arg="strategy")
     def get_policy(strategy: StrategyArg = None) -> PolicyView:
         """Effective risk profile and settings, portfolio limits, stage and trading state, for one strategy or
         the global policy; lists which capabilities (read, research, paper, live, admin) a call would get now."""
         return policy_view(deps.config.load(), deps.store, strategy)
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Audit journal",
-    )
+    @tools.read(title="Audit journal")
     def get_journal(
         limit: Annotated[int, Field(description="Most recent entries to return.", ge=1, le=500)] = 20,
         tool: Annotated[str | None, Field(description="Only calls of this tool.", max_length=64)] = None,
@@ -136,16 +121,17 @@ def run_server(
     port = args.port or getattr(mcp_config, f"{listen_key}_port")
     if args.transport == "streamable-http":
         try:  # before anything starts: a non-loopback bind without a good token never serves a request
-            deps.extras["http_policy"] = http_policy(prog, host, port)
+            deps.extras.http_policy = http_policy(prog, host, port)
         except HttpSecurityError as e:
             deps.store.close()
             print(f"{prog}: refusing to serve on {host}: {e}", file=sys.stderr)
             raise SystemExit(2) from None
-    deps.extras["http"] = (host, port)
+    deps.extras.http = (host, port)
     server = build(deps)
     if args.transport == "stdio":
         server.run("stdio")
         return
-    auth = "bearer token required" if deps.extras["http_policy"].token else f"no token ({TOKEN_ENV} not set)"
+    policy = deps.extras.http_policy
+    auth = "bearer token required" if policy and policy.token else f"no token ({TOKEN_ENV} not set)"
     logging.getLogger(prog).info("serving streamable HTTP on http://%s:%s/mcp, %s", host, port, auth)
     server.run("streamable-http")

@@ -40,13 +40,13 @@ class CallScope:
         only when that transaction commits."""
         row_id = store.journal_insert(
             JournalEntry(
-                self.server,
-                self.tool,
-                self.capability,
-                self.strategy,
-                self.arguments,
-                decision,
-                outcome,
+                server=self.server,
+                tool=self.tool,
+                capability=self.capability,
+                strategy=self.strategy,
+                arguments=self.arguments,
+                decision=decision,
+                outcome=outcome,
                 rule=rule,
                 reason=reason,
                 duration_ms=(time.perf_counter() - self.started) * 1000,

@@ -140,7 +140,8 @@ class JournalFilter:
 
 def query(db: sqlite3.Connection, where: JournalFilter) -> list[JournalRow]:
     """Rows newest first."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     for column, value in (("tool", where.tool), ("decision", where.decision), ("server", where.server)):
         if value is not None:
             clauses.append(f"{column} = ?")
