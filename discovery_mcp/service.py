@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 
 from asset_price_mcp.library import OhlcvService, build_quote_service
 from discovery_mcp.models import DiscoveryError, NewsItem, Sentiment
+from discovery_mcp.news.assets import ASSETS, normalise_symbol
 from discovery_mcp.news.cycle import CycleReport, NewsService
-from discovery_mcp.news.entities import ASSETS, normalise_symbol
 from discovery_mcp.news.store import NewsStore
 from discovery_mcp.opportunities.markets import load_markets
 from discovery_mcp.opportunities.ranking import Opportunity, rank

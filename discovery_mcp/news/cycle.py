@@ -19,7 +19,8 @@ import httpx
 from pydantic import BaseModel, Field
 
 from discovery_mcp.models import SUMMARY_MAX, TITLE_MAX, DiscoveryError, InjectionVerdict, NewsItem, Sentiment
-from discovery_mcp.news.entities import ASSETS, extract_symbols
+from discovery_mcp.news.assets import ASSETS
+from discovery_mcp.news.entities import extract_symbols
 from discovery_mcp.news.injection import detect
 from discovery_mcp.news.normalise import canonical_url, plain_text, similar_titles, title_words
 from discovery_mcp.news.sources import FetchResult, RawEntry, fetch_source

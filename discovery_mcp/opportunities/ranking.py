@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from discovery_mcp.models import Direction, NewsItem, OpportunityType
-from discovery_mcp.news.entities import ASSETS
+from discovery_mcp.news.assets import ASSETS
 from shared.config.models import DiscoveryConfig, NewsSource
 
 HOUR_MS = 3_600_000
