@@ -21,7 +21,7 @@ from discovery_mcp.news.assets import ASSETS, normalise_symbol
 from discovery_mcp.news.cycle import CycleReport, NewsService
 from discovery_mcp.news.store import NewsStore
 from discovery_mcp.opportunities.markets import load_markets
-from discovery_mcp.opportunities.ranking import Opportunity, rank
+from discovery_mcp.opportunities.ranking import Opportunity, RankQuery, rank
 from discovery_mcp.sentiment.scoring import Method, SentimentRouter
 from shared.config.models import TradingConfig
 from shared.config.store import ConfigStore
@@ -169,9 +169,7 @@ class DiscoveryService:
             cfg.news_priorities,
             cfg.discovery,
             markets,
-            horizon_h=horizon_hours,
-            top_k=top_k,
-            now_ms=now_ms,
+            RankQuery(horizon_h=horizon_hours, top_k=top_k, now_ms=now_ms),
         )
         skipped += [(s, "no stories in the lookback window") for s in wanted or () if s not in by_symbol]
         result = OpportunitiesResult(
