@@ -54,6 +54,17 @@ def find_bar_gaps(opens: list[int], step: int) -> list[BarGap]:
     return gaps
 
 
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """One candle request, its start aligned to the interval; also the cache key."""
+
+    symbol: str
+    interval: str
+    start_ms: int
+    end_ms: int
+    closed_only: bool
+
+
 @dataclass
 class _Cached:
     answer: OhlcvAnswer
@@ -64,7 +75,7 @@ class OhlcvService:
     def __init__(self, net: ProviderClient, candle_ttl_s: float = 86_400.0):
         self.net = net
         self.candle_ttl_s = candle_ttl_s
-        self._cache: dict[tuple, _Cached] = {}
+        self._cache: dict[_Query, _Cached] = {}
 
     def _able(self, symbol: str, interval: str) -> list[Provider]:
         return [p for p in self.net.providers if p.serves(symbol) and (interval in p.module.INTERVALS)]
@@ -105,7 +116,7 @@ class OhlcvService:
                 f"{(end_ms - start_ms) // step} bars of {interval} asked; at most {MAX_BARS} per call. Use a shorter "
                 "range or a larger interval."
             )
-        key = (symbol, interval, start_ms, end_ms, closed_only)
+        key = _Query(symbol, interval, start_ms, end_ms, closed_only)
         hit = self._cache.get(key)
         if hit is not None and self.net.clock() - hit.stored_at <= self.candle_ttl_s:
             return hit.answer.model_copy(update={"cached": True})
@@ -119,7 +130,7 @@ class OhlcvService:
             except ProviderError as e:
                 failures.append(SourceFailure(provider=p.name, kind=e.kind, message=e.message))
                 continue
-            answer = self._answer(p, symbol, interval, start_ms, end_ms, closed_only, bars, failures)
+            answer = self._answer(p, key, bars, failures)
             if not answer.open_bar_included and end_ms <= self.net.clock() * 1000:
                 self._cache[key] = _Cached(answer, self.net.clock())  # closed history does not change
             return answer
@@ -129,32 +140,23 @@ class OhlcvService:
         )
 
     @staticmethod
-    def _answer(
-        p: Provider,
-        symbol: str,
-        interval: str,
-        start_ms: int,
-        end_ms: int,
-        closed_only: bool,
-        bars: list[Candle],
-        failures: list[SourceFailure],
-    ) -> OhlcvAnswer:
+    def _answer(p: Provider, q: _Query, bars: list[Candle], failures: list[SourceFailure]) -> OhlcvAnswer:
         unique = {b.open_ms: b for b in bars}
-        kept = [unique[t] for t in sorted(unique) if not closed_only or unique[t].closed]
+        kept = [unique[t] for t in sorted(unique) if not q.closed_only or unique[t].closed]
         rows: list[list[str | float]] = [
             [_iso(b.open_ms), float(b.open), float(b.high), float(b.low), float(b.close), float(b.volume)] for b in kept
         ]
         return OhlcvAnswer(
-            symbol=symbol,
-            interval=interval,
+            symbol=q.symbol,
+            interval=q.interval,
             provider=p.name,
-            start=_iso(start_ms),
-            end=_iso(end_ms),
+            start=_iso(q.start_ms),
+            end=_iso(q.end_ms),
             candles=rows,
             count=len(rows),
-            closed_only=closed_only,
+            closed_only=q.closed_only,
             open_bar_included=bool(kept) and not kept[-1].closed,
-            gaps=find_bar_gaps([b.open_ms for b in kept], INTERVAL_MS[interval]),
+            gaps=find_bar_gaps([b.open_ms for b in kept], INTERVAL_MS[q.interval]),
             failures=failures,
             replay=p.name == "replay",
         )

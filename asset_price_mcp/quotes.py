@@ -116,6 +116,18 @@ def consensus(
 
 
 # --- the service -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QuoteSettings:
+    """How the consensus is reached and kept: cache life, outlier and staleness limits, retry backoff, and how many
+    symbols are asked one by one before switching to batches."""
+
+    quote_ttl_s: float = 5.0
+    outlier_bps: float = 100.0
+    max_age_s: float = 120.0
+    backoff_s: float = 0.2
+    single_request_limit: int = 10
+
+
 @dataclass
 class CacheEntry:
     answer: PriceAnswer
@@ -127,21 +139,17 @@ class QuoteService:
         self,
         providers: list[Provider],
         client: httpx.AsyncClient,
+        settings: QuoteSettings = QuoteSettings(),
         *,
         clock: Clock = time.time,
-        quote_ttl_s: float = 5.0,
-        outlier_bps: float = 100.0,
-        max_age_s: float = 120.0,
-        backoff_s: float = 0.2,
-        single_request_limit: int = 10,
     ):
         self.providers = providers
         self.clock = clock
-        self.quote_ttl_s = quote_ttl_s
-        self.outlier_bps = outlier_bps
-        self.max_age_s = max_age_s
-        self.single_request_limit = single_request_limit
-        self.net = ProviderClient(providers, client, clock, backoff_s)
+        self.quote_ttl_s = settings.quote_ttl_s  # plain attributes: a benchmark may lengthen the cache life
+        self.outlier_bps = settings.outlier_bps
+        self.max_age_s = settings.max_age_s
+        self.single_request_limit = settings.single_request_limit
+        self.net = ProviderClient(providers, client, clock, settings.backoff_s)
         self._cache: dict[str, CacheEntry] = {}
 
     def health(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from types import ModuleType
 import httpx
 
 from asset_price_mcp.providers import binance, coinbase, coingecko, kraken, replay, yahoo
-from asset_price_mcp.quotes import Provider, QuoteService
+from asset_price_mcp.quotes import Provider, QuoteService, QuoteSettings
 from shared.config.models import PriceConfig, TradingConfig
 from shared.net.http import make_client
 
@@ -56,9 +56,7 @@ def build_quote_service(
     return QuoteService(
         providers_from(prices, home),
         make_client(transport=transport),
-        quote_ttl_s=prices.quote_ttl_s,
-        outlier_bps=prices.outlier_bps,
-        max_age_s=prices.max_age_s,
+        QuoteSettings(quote_ttl_s=prices.quote_ttl_s, outlier_bps=prices.outlier_bps, max_age_s=prices.max_age_s),
     )
 
 

@@ -6,7 +6,7 @@
    cache, then RUNS runs of the installed console script (no `uv run`); the median is the total. Its parts, each
    measured alone (median of RUNS), in the order they happen:
      - client interpreter start            python -c pass
-     - client imports                      python -c "import trading_cli.__main__, trading_cli.ask.run" - start
+     - client imports                      python -c "import trading_cli.__main__, trading_cli.ask.command" - start
      - server interpreter start            python -c pass (the ask command spawns asset-price-mcp over stdio)
      - server imports                      python -c "import asset_price_mcp.server" - start
      - server build and MCP initialize     spawn to an answered initialize, over stdio - the two above
@@ -50,7 +50,7 @@ DEMO_TIMEOUT_S = 300
 TIME_LIMIT_S = 1200
 CLI = str(Path(sys.executable).parent / "trading-mcp")
 ASK = [CLI, "ask", "price of BTC"]
-CLIENT_IMPORTS = "import trading_cli.__main__, trading_cli.ask.run"
+CLIENT_IMPORTS = "import trading_cli.__main__, trading_cli.ask.command"
 SERVER_IMPORTS = "import asset_price_mcp.server"
 PROVIDERS = ("coinbase", "kraken")
 DEADLINE = time.monotonic() + TIME_LIMIT_S

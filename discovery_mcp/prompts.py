@@ -2,7 +2,7 @@
 
 Prompt texts write every tool as a call, `tool(argument=...)`; tests/test_prompts.py checks each call against the
 server's tools and their parameters. Symbols complete to the tickers and names of discovery's asset table
-(discovery_mcp.news.entities.ASSETS), the assets its news extraction and opportunities know.
+(discovery_mcp.news.assets.ASSETS), the assets its news extraction and opportunities know.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from discovery_mcp.news.entities import ASSETS
+from discovery_mcp.news.assets import ASSETS
 from shared.server.completion import Completions, list_of, one_of
 from shared.server.registry import GuardedServer
 

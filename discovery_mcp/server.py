@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from mcp.server.fastmcp import Context
 from pydantic import Field
 
-from discovery_mcp.models import DiscoveryError
 from discovery_mcp.prompts import add_prompts
 from discovery_mcp.service import (
     DiscoveryService,
@@ -48,7 +47,23 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         clock=deps.extras.clock or time.time,  # tests and benchmarks replay recorded feeds at their time
     )
     deps.extras.discovery = service
+    _add_news_tools(tools, service)
+    _add_source_tools(tools, service)
+    server = tools.build(instructions=INSTRUCTIONS)
+    add_policy_resource(server)
 
+    @server.resource(
+        "opportunities://latest", name="opportunities", title="Latest opportunities", mime_type="application/json"
+    )
+    def latest_opportunities() -> str:
+        """The most recent discover_opportunities result."""
+        return service.latest().model_dump_json(indent=2)
+
+    add_prompts(server)
+    return server
+
+
+def _add_news_tools(tools: ToolRegistry, service: DiscoveryService) -> None:
     @tools.read(title="News", open_world=True)
     async def fetch_news(
         symbols: SymbolsArg = None,
@@ -93,6 +108,8 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         stories; picked as a diversified top-k (correlated bets penalised). Ideas to research, not orders."""
         return await service.discover(symbols, top_k, horizon_hours, refresh)
 
+
+def _add_source_tools(tools: ToolRegistry, service: DiscoveryService) -> None:
     @tools.read(title="News sources")
     def list_sources() -> SourcesResult:
         """Configured news sources by priority: weight, connector, speed, and health (last fetch, status,
@@ -114,24 +131,7 @@ def build_server(deps: ServerDeps) -> GuardedServer:
         """Change a news source's priority, weight, connector or address in the configuration (validated and
         written atomically). A new or changed address needs the person's confirmation."""
         given = {"priority": priority, "weight": weight, "enabled": enabled, "url": url, "type": type, "speed": speed}
-        changes = {f"news_priorities.{source}.{k}": v for k, v in given.items() if v is not None}
-        if not changes:
-            raise DiscoveryError("Nothing to change: give priority, weight, enabled, url, type or speed.")
-        confirm = partial(require_confirmation, ctx)
-        return await config_ops.update_config(deps.config, deps.store, changes, reason, confirm)
-
-    server = tools.build(instructions=INSTRUCTIONS)
-    add_policy_resource(server)
-
-    @server.resource(
-        "opportunities://latest", name="opportunities", title="Latest opportunities", mime_type="application/json"
-    )
-    def latest_opportunities() -> str:
-        """The most recent discover_opportunities result."""
-        return service.latest().model_dump_json(indent=2)
-
-    add_prompts(server)
-    return server
+        return await service.update_source(source, given, reason, partial(require_confirmation, ctx))
 
 
 def main(argv: list[str] | None = None) -> None:

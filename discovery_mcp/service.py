@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ from pydantic import BaseModel, Field
 
 from asset_price_mcp.library import OhlcvService, build_quote_service
 from discovery_mcp.models import DiscoveryError, NewsItem, Sentiment
+from discovery_mcp.news.assets import ASSETS, normalise_symbol
 from discovery_mcp.news.cycle import CycleReport, NewsService
-from discovery_mcp.news.entities import ASSETS, normalise_symbol
 from discovery_mcp.news.store import NewsStore
 from discovery_mcp.opportunities.markets import load_markets
-from discovery_mcp.opportunities.ranking import Opportunity, rank
+from discovery_mcp.opportunities.ranking import Opportunity, RankQuery, rank
 from discovery_mcp.sentiment.scoring import Method, SentimentRouter
+from shared.config import updates as config_ops
 from shared.config.models import TradingConfig
 from shared.config.store import ConfigStore
 from shared.errors import ConfigError
@@ -171,9 +172,7 @@ class DiscoveryService:
             cfg.news_priorities,
             cfg.discovery,
             markets,
-            horizon_h=horizon_hours,
-            top_k=top_k,
-            now_ms=now_ms,
+            RankQuery(horizon_h=horizon_hours, top_k=top_k, now_ms=now_ms),
         )
         skipped += [(s, "no stories in the lookback window") for s in wanted or () if s not in by_symbol]
         result = OpportunitiesResult(
@@ -215,3 +214,13 @@ class DiscoveryService:
             for name, s in sorted(cfg.news_priorities.items(), key=lambda kv: (kv[1].priority, kv[0]))
         ]
         return SourcesResult(sources=views, sentiment_method=self.router.default_method)
+
+    async def update_source(
+        self, source: str, fields: Mapping[str, object], reason: str, confirm: config_ops.Confirm
+    ) -> config_ops.ConfigUpdateResult:
+        """Change the given settings of one news source (None: unchanged) through the shared configuration update:
+        validated, confirmed by the person when it loosens anything, written atomically."""
+        changes = {f"news_priorities.{source}.{k}": v for k, v in fields.items() if v is not None}
+        if not changes:
+            raise DiscoveryError("Nothing to change: give priority, weight, enabled, url, type or speed.")
+        return await config_ops.update_config(self.config_store, self.store, changes, reason, confirm)

@@ -17,7 +17,7 @@ from discovery_mcp.news.injection import _PATTERNS, RAW_MAX_CHARS, detect
 from discovery_mcp.news.normalise import title_words
 from discovery_mcp.news.sources import RawEntry
 from discovery_mcp.news.store import NewsStore, StoredItem
-from discovery_mcp.opportunities.ranking import rank
+from discovery_mcp.opportunities.ranking import RankQuery, rank
 from discovery_mcp.server import build_server
 from shared.config.models import DiscoveryConfig, NewsSource
 from tests.fake_news_server import FakeNews, Route, rss
@@ -182,9 +182,7 @@ def test_flagged_stories_count_toward_no_opportunity_and_the_explanation_says_wh
         sources,
         DiscoveryConfig(),
         {},
-        horizon_h=24,
-        top_k=5,
-        now_ms=NOW_MS,
+        RankQuery(horizon_h=24, top_k=5, now_ms=NOW_MS),
     )
     (btc,) = found
     assert (

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from discovery_mcp.news.normalise import canonical_url, plain_text, similar_titles, title_words
-from discovery_mcp.news.sources import Validators, fetch_source, parse_cryptopanic
+from discovery_mcp.news.sources import FetchOptions, Validators, fetch_source, parse_cryptopanic
 from shared.config.models import NewsSource
 from shared.net.http import USER_AGENT, make_client
 from tests.fake_news_server import FakeNews, Route, atom, rss
@@ -82,13 +82,13 @@ async def test_an_html_page_instead_of_a_feed_is_reported(client):
 
 async def test_an_answer_above_the_size_limit_is_refused(client):
     with FakeNews({"/big": Route(FEED * 50)}) as news:
-        result = await fetch_source(client, "big", src(news.url + "/big"), None, max_bytes=10_000)
+        result = await fetch_source(client, "big", src(news.url + "/big"), None, FetchOptions(max_bytes=10_000))
     assert result.status == "error" and "more than 10,000 bytes" in result.message
 
 
 async def test_a_slow_source_times_out_with_a_clear_message(client):
     with FakeNews({"/slow": Route(FEED, delay_s=1.0)}) as news:
-        result = await fetch_source(client, "slow", src(news.url + "/slow"), None, timeout_s=0.2)
+        result = await fetch_source(client, "slow", src(news.url + "/slow"), None, FetchOptions(timeout_s=0.2))
     assert result.status == "error" and "did not answer within 0.2 s" in result.message
 
 
@@ -122,15 +122,21 @@ async def test_cryptopanic_without_a_key_asks_for_one_and_with_a_key_is_queried_
         }
     ).encode()
     source = src("http://127.0.0.1:1/api/developer/v2/posts/", "cryptopanic")
-    missing = await fetch_source(client, "cryptopanic", source, None, env={})
+    missing = await fetch_source(client, "cryptopanic", source, None, FetchOptions(env={}))
     assert missing.status == "needs_key" and "CRYPTOPANIC_API_KEY" in missing.message
     with FakeNews({"/api/developer/v2/posts/": Route(body, "application/json")}) as news:
         source = src(news.url + "/api/developer/v2/posts/", "cryptopanic")
         result = await fetch_source(
-            client, "cryptopanic", source, None, crypto_symbols=["SOL"], env={"CRYPTOPANIC_API_KEY": "k-secret"}
+            client,
+            "cryptopanic",
+            source,
+            None,
+            FetchOptions(crypto_symbols=["SOL"], env={"CRYPTOPANIC_API_KEY": "k-secret"}),
         )
         news.routes["/api/developer/v2/posts/"].status = 401
-        refused = await fetch_source(client, "cryptopanic", source, None, env={"CRYPTOPANIC_API_KEY": "k-secret"})
+        refused = await fetch_source(
+            client, "cryptopanic", source, None, FetchOptions(env={"CRYPTOPANIC_API_KEY": "k-secret"})
+        )
     assert result.status == "ok" and result.entries[0].tags == ("SOL",)
     assert "auth_token=k-secret" in news.requests[0].query and "currencies=SOL" in news.requests[0].query
     assert refused.status == "error" and "refused the key" in refused.message
@@ -146,7 +152,7 @@ async def test_a_per_ticker_feed_waits_for_stock_symbols_and_then_asks_for_them(
     with FakeNews({"/rss/2.0/headline": Route(FEED)}) as news:
         source = src(news.url + "/rss/2.0/headline?s={symbols}&region=US")
         idle = await fetch_source(client, "yahoo_finance", source, None)
-        asked = await fetch_source(client, "yahoo_finance", source, None, stock_symbols=["AAPL", "NVDA"])
+        asked = await fetch_source(client, "yahoo_finance", source, None, FetchOptions(stock_symbols=["AAPL", "NVDA"]))
     assert idle.status == "idle" and asked.status == "ok"
     assert news.requests[0].query == "s=AAPL,NVDA&region=US"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from discovery_mcp.models import NewsItem, Sentiment
-from discovery_mcp.opportunities.ranking import Market, item_weight, rank, recency
+from discovery_mcp.opportunities.ranking import Market, RankQuery, item_weight, rank, recency
 from shared.config.models import DiscoveryConfig, NewsSource
 
 NOW = 1_765_580_000_000
@@ -46,7 +46,9 @@ def market(seed: int, daily_vol: float = 0.02, recent: float | None = 0.0, base:
 
 def test_expected_move_and_uncertainty_follow_the_documented_formula():
     m = market(1, recent=None)
-    (opp,), _ = rank({"BTC": [story("BTC", 0.5)]}, SOURCES, CFG, {"BTC": m}, horizon_h=24, top_k=3, now_ms=NOW)
+    (opp,), _ = rank(
+        {"BTC": [story("BTC", 0.5)]}, SOURCES, CFG, {"BTC": m}, RankQuery(horizon_h=24, top_k=3, now_ms=NOW)
+    )
     vol = float(np.std(m.returns, ddof=1) * math.sqrt(365))
     sigma = vol * math.sqrt(24 / 8760)
     assert opp.sigma_pct == pytest.approx(sigma * 100, rel=1e-3)
@@ -56,7 +58,9 @@ def test_expected_move_and_uncertainty_follow_the_documented_formula():
 
 
 def test_without_prices_a_stated_default_volatility_is_used_and_flagged():
-    (opp,), _ = rank({"ETH": [story("ETH", -0.6)]}, SOURCES, CFG, {"ETH": None}, horizon_h=24, top_k=3, now_ms=NOW)
+    (opp,), _ = rank(
+        {"ETH": [story("ETH", -0.6)]}, SOURCES, CFG, {"ETH": None}, RankQuery(horizon_h=24, top_k=3, now_ms=NOW)
+    )
     assert opp.direction == "short" and opp.mu_pct < 0 and opp.volatility_assumed
     assert opp.volatility_annual_pct == 60.0 and opp.regime == "unknown"
 
@@ -78,12 +82,12 @@ def test_corroboration_and_specificity_change_a_story_weight():
 def test_in_a_volatile_market_fast_sources_outweigh_slow_ones():
     items = [story("SOL", 0.6, "wire", n=1), story("SOL", -0.6, "weekly", n=2)]
     calm, volatile = market(2, daily_vol=0.01), market(3, daily_vol=0.08)
-    (c,), _ = rank({"SOL": items}, SOURCES, CFG, {"SOL": calm}, horizon_h=24, top_k=1, now_ms=NOW)
-    (v,), _ = rank({"SOL": items}, SOURCES, CFG, {"SOL": volatile}, horizon_h=24, top_k=1, now_ms=NOW)
+    (c,), _ = rank({"SOL": items}, SOURCES, CFG, {"SOL": calm}, RankQuery(horizon_h=24, top_k=1, now_ms=NOW))
+    (v,), _ = rank({"SOL": items}, SOURCES, CFG, {"SOL": volatile}, RankQuery(horizon_h=24, top_k=1, now_ms=NOW))
     assert c.regime == "calm" and c.direction == "short"  # the weekly source weighs 0.6 vs 0.25
     assert v.regime == "volatile" and v.direction == "long"  # 0.25 x 1.5 = 0.375 vs 0.6 x 0.5 = 0.3
     off = CFG.model_copy(update={"volatility_weighting": False})
-    (o,), _ = rank({"SOL": items}, SOURCES, off, {"SOL": volatile}, horizon_h=24, top_k=1, now_ms=NOW)
+    (o,), _ = rank({"SOL": items}, SOURCES, off, {"SOL": volatile}, RankQuery(horizon_h=24, top_k=1, now_ms=NOW))
     assert o.direction == "short"
 
 
@@ -91,13 +95,17 @@ def test_news_against_a_move_larger_than_sigma_is_a_reversal_and_price_agreement
     down = market(4, daily_vol=0.02, recent=-0.09)
     up = market(5, daily_vol=0.02, recent=0.01)
     (rev,), _ = rank(
-        {"BTC": [story("BTC", 0.5, age_h=10)]}, SOURCES, CFG, {"BTC": down}, horizon_h=24, top_k=1, now_ms=NOW
+        {"BTC": [story("BTC", 0.5, age_h=10)]},
+        SOURCES,
+        CFG,
+        {"BTC": down},
+        RankQuery(horizon_h=24, top_k=1, now_ms=NOW),
     )
     (mom,), _ = rank(
-        {"BTC": [story("BTC", 0.5, age_h=10)]}, SOURCES, CFG, {"BTC": up}, horizon_h=24, top_k=1, now_ms=NOW
+        {"BTC": [story("BTC", 0.5, age_h=10)]}, SOURCES, CFG, {"BTC": up}, RankQuery(horizon_h=24, top_k=1, now_ms=NOW)
     )
     (evt,), _ = rank(
-        {"BTC": [story("BTC", 0.9, age_h=1)]}, SOURCES, CFG, {"BTC": up}, horizon_h=24, top_k=1, now_ms=NOW
+        {"BTC": [story("BTC", 0.9, age_h=1)]}, SOURCES, CFG, {"BTC": up}, RankQuery(horizon_h=24, top_k=1, now_ms=NOW)
     )
     assert rev.opportunity_type == "reversal" and rev.price_confirmation == "contradicted"
     assert mom.opportunity_type == "momentum" and mom.price_confirmation == "confirmed"
@@ -112,11 +120,15 @@ def test_diversified_selection_drops_a_near_duplicate_correlated_symbol():
         "ETH": [story("ETH", 0.75, n=1), story("ETH", 0.7, "wire", n=2)],
         "AAPL": [story("AAPL", 0.6, n=1), story("AAPL", 0.6, "wire", n=2)],  # weaker than ETH alone
     }
-    picked, skipped = rank(items, SOURCES, CFG, markets, horizon_h=24, top_k=2, now_ms=NOW)
+    picked, skipped = rank(items, SOURCES, CFG, markets, RankQuery(horizon_h=24, top_k=2, now_ms=NOW))
     assert [o.symbol for o in picked] == ["BTC", "AAPL"]
     assert ("ETH", "below the top-k after the diversification penalty") in skipped
     plain, _ = rank(
-        items, SOURCES, CFG.model_copy(update={"correlation_penalty": 0}), markets, horizon_h=24, top_k=2, now_ms=NOW
+        items,
+        SOURCES,
+        CFG.model_copy(update={"correlation_penalty": 0}),
+        markets,
+        RankQuery(horizon_h=24, top_k=2, now_ms=NOW),
     )
     assert [o.symbol for o in plain] == ["BTC", "ETH"]
 
@@ -129,12 +141,14 @@ def test_a_short_on_a_correlated_asset_is_a_hedge_and_is_not_penalised():
         "ETH": [story("ETH", -0.75, n=1)],
         "AAPL": [story("AAPL", 0.5, n=1)],
     }
-    picked, _ = rank(items, SOURCES, CFG, markets, horizon_h=24, top_k=2, now_ms=NOW)
+    picked, _ = rank(items, SOURCES, CFG, markets, RankQuery(horizon_h=24, top_k=2, now_ms=NOW))
     assert [o.symbol for o in picked] == ["BTC", "ETH"] and picked[1].correlation_to_picks < 0
 
 
 def test_stablecoins_are_never_opportunities():
-    picked, skipped = rank({"USDT": [story("USDT", 0.9)]}, SOURCES, CFG, {}, horizon_h=24, top_k=3, now_ms=NOW)
+    picked, skipped = rank(
+        {"USDT": [story("USDT", 0.9)]}, SOURCES, CFG, {}, RankQuery(horizon_h=24, top_k=3, now_ms=NOW)
+    )
     assert picked == [] and skipped[0][0] == "USDT" and "stablecoin" in skipped[0][1]
 
 
@@ -147,7 +161,7 @@ def test_ranking_is_the_same_in_processes_with_different_hash_seeds():
         "import json, tests.test_opportunities as t\n"
         "m = {s: t.market(i) for i, s in enumerate(['BTC', 'ETH', 'SOL', 'AAPL', 'NVDA'])}\n"
         "items = {s: [t.story(s, 0.4, n=1), t.story(s, 0.4, 'wire', n=2)] for s in m}\n"
-        "picked, skipped = t.rank(items, t.SOURCES, t.CFG, m, horizon_h=24, top_k=3, now_ms=t.NOW)\n"
+        "picked, skipped = t.rank(items, t.SOURCES, t.CFG, m, t.RankQuery(horizon_h=24, top_k=3, now_ms=t.NOW))\n"
         "print(json.dumps([[o.model_dump() for o in picked], skipped]))\n"
     )
     outs = {
@@ -166,11 +180,13 @@ def test_ranking_is_the_same_in_processes_with_different_hash_seeds():
 def test_ranking_is_deterministic_for_the_same_inputs():
     markets = {s: market(i) for i, s in enumerate(["BTC", "ETH", "SOL", "AAPL"])}
     items = {s: [story(s, 0.4, n=1), story(s, 0.4, "wire", n=2)] for s in markets}  # equal scores: ties by symbol
-    first, _ = rank(items, SOURCES, CFG, markets, horizon_h=24, top_k=4, now_ms=NOW)
-    second, _ = rank(dict(reversed(items.items())), SOURCES, CFG, markets, horizon_h=24, top_k=4, now_ms=NOW)
+    first, _ = rank(items, SOURCES, CFG, markets, RankQuery(horizon_h=24, top_k=4, now_ms=NOW))
+    second, _ = rank(dict(reversed(items.items())), SOURCES, CFG, markets, RankQuery(horizon_h=24, top_k=4, now_ms=NOW))
     assert [o.model_dump() for o in first] == [o.model_dump() for o in second]
 
 
 def test_neutral_or_thin_evidence_is_skipped_with_a_reason():
-    picked, skipped = rank({"DOGE": [story("DOGE", 0.0)]}, SOURCES, CFG, {}, horizon_h=24, top_k=3, now_ms=NOW)
+    picked, skipped = rank(
+        {"DOGE": [story("DOGE", 0.0)]}, SOURCES, CFG, {}, RankQuery(horizon_h=24, top_k=3, now_ms=NOW)
+    )
     assert picked == [] and skipped == [("DOGE", "evidence too thin or sentiment neutral")]

@@ -11,7 +11,7 @@ import pytest
 
 from asset_price_mcp.providers.base import ProviderError, Quote, dec, http_failure
 from asset_price_mcp.providers.runtime import Breaker, Provider
-from asset_price_mcp.quotes import PriceError, QuoteService, consensus
+from asset_price_mcp.quotes import PriceError, QuoteService, QuoteSettings, consensus
 
 pytestmark = pytest.mark.anyio
 NOW = 1_750_000_000.0
@@ -78,7 +78,7 @@ class Market:
 def service(market: Market, names=("a", "b", "c"), clock=lambda: NOW, **kw) -> QuoteService:
     client = httpx.AsyncClient(transport=httpx.MockTransport(market.handler))
     providers = [Provider(fake_provider(n), f"http://{n}.test", retries=0) for n in names]
-    return QuoteService(providers, client, clock=clock, backoff_s=0, **kw)
+    return QuoteService(providers, client, QuoteSettings(backoff_s=0, **kw), clock=clock)
 
 
 PRICES = {

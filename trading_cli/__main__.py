@@ -141,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
                 args.output_json,
             )
         elif args.command == "ask":
-            from trading_cli.ask.run import cmd_ask
+            from trading_cli.ask.command import cmd_ask
 
             code = anyio.run(cmd_ask, " ".join(args.text), args.json, args.yes)
         elif args.command == "tools":

@@ -19,10 +19,11 @@ import httpx
 from pydantic import BaseModel, Field
 
 from discovery_mcp.models import SUMMARY_MAX, TITLE_MAX, DiscoveryError, InjectionVerdict, NewsItem, Sentiment
-from discovery_mcp.news.entities import ASSETS, extract_symbols
+from discovery_mcp.news.assets import ASSETS
+from discovery_mcp.news.entities import extract_symbols
 from discovery_mcp.news.injection import detect
 from discovery_mcp.news.normalise import canonical_url, plain_text, similar_titles, title_words
-from discovery_mcp.news.sources import FetchResult, RawEntry, fetch_source
+from discovery_mcp.news.sources import FetchOptions, FetchResult, RawEntry, fetch_source
 from discovery_mcp.news.store import NewsStore, StoredItem
 from shared.config.models import NewsSource, TradingConfig
 from shared.state.store import utc_now_iso
@@ -112,21 +113,7 @@ def merge(
     by_url = {s.item.url: s for s in stories if s.item.url}
     for item, priority in sorted(incoming, key=lambda x: (x[1], -x[0].published_ms)):
         words = title_words(item.untrusted_title)
-        match = by_id.get(item.id) or (by_url.get(item.url) if item.url else None)
-        if match is None:
-            symbols = set(item.symbols)
-            match = next(
-                (
-                    s
-                    for s in stories
-                    if set(s.item.symbols) == symbols
-                    and s.item.source != item.source  # one source does not publish one story under two URLs
-                    and abs(s.item.published_ms - item.published_ms) <= DEDUPE_WINDOW_MS
-                    and s.item.flagged == item.flagged  # a flagged copy neither corroborates nor replaces a clean one
-                    and similar_titles(s.words, words)
-                ),
-                None,
-            )
+        match = by_id.get(item.id) or (by_url.get(item.url) if item.url else None) or _same_story(item, words, stories)
         if match is None:
             story = StoredItem(item, priority, words)
             stories.append(story)
@@ -139,21 +126,43 @@ def merge(
             continue
         if item.source == match.item.source or item.source in match.item.corroborating_sources:
             continue  # the same copy seen again
-        out.dup_by_source[item.source] = out.dup_by_source.get(item.source, 0) + 1
-        kept = match.item
-        if priority < match.priority:  # a more trusted source carries it: keep its copy, the story keeps its id
-            others = [kept.source, *kept.corroborating_sources]
-            match.item = item.model_copy(
-                update={"id": kept.id, "corroborating_sources": others, "symbols": kept.symbols or item.symbols}
-            )
-            match.priority, match.words = priority, words
-            out.rescore.add(kept.id)
-        else:
-            match.item = kept.model_copy(update={"corroborating_sources": [*kept.corroborating_sources, item.source]})
+        _fold(match, item, priority, words, out)
         if item.url:
             by_url[item.url] = match
-        out.touched[match.item.id] = match
     return out
+
+
+def _same_story(item: NewsItem, words: frozenset[str], stories: list[StoredItem]) -> StoredItem | None:
+    """A known story another source told about the same assets, at about the same time, in near-identical words."""
+    symbols = set(item.symbols)
+    return next(
+        (
+            s
+            for s in stories
+            if set(s.item.symbols) == symbols
+            and s.item.source != item.source  # one source does not publish one story under two URLs
+            and abs(s.item.published_ms - item.published_ms) <= DEDUPE_WINDOW_MS
+            and s.item.flagged == item.flagged  # a flagged copy neither corroborates nor replaces a clean one
+            and similar_titles(s.words, words)
+        ),
+        None,
+    )
+
+
+def _fold(match: StoredItem, item: NewsItem, priority: int, words: frozenset[str], out: _Merge) -> None:
+    """Another source's copy of a known story: it corroborates the story, or replaces its copy when more trusted."""
+    out.dup_by_source[item.source] = out.dup_by_source.get(item.source, 0) + 1
+    kept = match.item
+    if priority < match.priority:  # a more trusted source carries it: keep its copy, the story keeps its id
+        others = [kept.source, *kept.corroborating_sources]
+        match.item = item.model_copy(
+            update={"id": kept.id, "corroborating_sources": others, "symbols": kept.symbols or item.symbols}
+        )
+        match.priority, match.words = priority, words
+        out.rescore.add(kept.id)
+    else:
+        match.item = kept.model_copy(update={"corroborating_sources": [*kept.corroborating_sources, item.source]})
+    out.touched[match.item.id] = match
 
 
 class NewsService:
@@ -192,23 +201,35 @@ class NewsService:
         chosen = sources or [name for name, s in configured.items() if s.enabled]
         started = time.perf_counter()
         now_ms = int(self.clock() * 1000)
-        crypto = [s for s in symbols or () if ASSETS[s].kind == "crypto"]
-        stocks = [s for s in symbols or () if ASSETS[s].kind != "crypto"]
+        results = await self._fetch(cfg, chosen, symbols or [])
+        incoming = await anyio.to_thread.run_sync(self._items, chosen, results, configured, now_ms)
+        merged = await anyio.to_thread.run_sync(self._merge, incoming, configured, now_ms)
+        scored = await self._score(merged)
+        await anyio.to_thread.run_sync(self.store.save, scored, now_ms)
+        reports = [self._report(results[name], merged, now_ms) for name in chosen]
+        return CycleReport(
+            fetched_at=utc_now_iso(now_ms),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            new_items=len(merged.new_ids),
+            duplicates=sum(merged.dup_by_source.values()),
+            sources=reports,
+        )
+
+    async def _fetch(self, cfg: TradingConfig, chosen: list[str], symbols: list[str]) -> dict[str, FetchResult]:
+        """Every chosen source, concurrently; a disabled one is reported, not fetched."""
+        configured = cfg.news_priorities
+        options = FetchOptions(
+            crypto_symbols=[s for s in symbols if ASSETS[s].kind == "crypto"],
+            stock_symbols=[s for s in symbols if ASSETS[s].kind != "crypto"],
+            timeout_s=cfg.discovery.fetch_timeout_s,
+            max_bytes=cfg.discovery.max_feed_bytes,
+            env=self.env,
+        )
         results: dict[str, FetchResult] = {}
 
         async def one(name: str) -> None:
-            src = configured[name]
-            results[name] = await fetch_source(
-                self.client,
-                name,
-                src,
-                await anyio.to_thread.run_sync(self.store.validators, name),
-                crypto_symbols=crypto,
-                stock_symbols=stocks,
-                timeout_s=cfg.discovery.fetch_timeout_s,
-                max_bytes=cfg.discovery.max_feed_bytes,
-                env=self.env,
-            )
+            previous = await anyio.to_thread.run_sync(self.store.validators, name)
+            results[name] = await fetch_source(self.client, name, configured[name], previous, options)
 
         async with anyio.create_task_group() as tg:
             for name in chosen:
@@ -216,44 +237,33 @@ class NewsService:
                     tg.start_soon(one, name)
                 else:
                     results[name] = FetchResult(name, "disabled", "Disabled in news_priorities; not fetched.")
-        incoming = await anyio.to_thread.run_sync(self._items, chosen, results, configured, now_ms)
+        return results
+
+    def _merge(self, incoming: list[tuple[NewsItem, int]], configured: Mapping[str, NewsSource], now_ms: int) -> _Merge:
         priorities = {name: s.priority for name, s in configured.items()}
-        merged = await anyio.to_thread.run_sync(
-            lambda: self.store.merge_and_save(
-                incoming,
-                lambda known, by_id: merge(incoming, known, by_id, priorities),
-                lambda m: list(m.touched.values()),
-                window_ms=DEDUPE_WINDOW_MS,
-                now_ms=now_ms,
-                retention_ms=RETENTION_MS,
-            )
+        return self.store.merge_and_save(
+            incoming,
+            lambda known, by_id: merge(incoming, known, by_id, priorities),
+            lambda m: list(m.touched.values()),
+            window_ms=DEDUPE_WINDOW_MS,
+            now_ms=now_ms,
+            retention_ms=RETENTION_MS,
         )
-        scored = await self._score(merged)
-        await anyio.to_thread.run_sync(self.store.save, scored, now_ms)
-        reports = []
-        for name in chosen:
-            r = results[name]
-            new, dup = merged.new_by_source.get(name, 0), merged.dup_by_source.get(name, 0)
-            self.store.record_fetch(r, new, dup, now_ms)
-            reports.append(
-                SourceReport(
-                    source=name,
-                    status=r.status,
-                    message=r.message,
-                    http_status=r.http_status,
-                    latency_ms=r.latency_ms,
-                    entries=len(r.entries),
-                    new_items=new,
-                    duplicates=dup,
-                    warnings=r.warnings,
-                )
-            )
-        return CycleReport(
-            fetched_at=utc_now_iso(now_ms),
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            new_items=len(merged.new_ids),
-            duplicates=sum(merged.dup_by_source.values()),
-            sources=reports,
+
+    def _report(self, r: FetchResult, merged: _Merge, now_ms: int) -> SourceReport:
+        """Records the fetch of one source and reports it."""
+        new, dup = merged.new_by_source.get(r.source, 0), merged.dup_by_source.get(r.source, 0)
+        self.store.record_fetch(r, new, dup, now_ms)
+        return SourceReport(
+            source=r.source,
+            status=r.status,
+            message=r.message,
+            http_status=r.http_status,
+            latency_ms=r.latency_ms,
+            entries=len(r.entries),
+            new_items=new,
+            duplicates=dup,
+            warnings=r.warnings,
         )
 
     @staticmethod

@@ -77,6 +77,17 @@ class Validators:
     last_modified: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """How a cycle fetches its sources: the symbols it asks about, its limits, and where API keys are read."""
+
+    crypto_symbols: Sequence[str] = ()  # CryptoPanic's `currencies`
+    stock_symbols: Sequence[str] = ()  # per-ticker feeds' '{symbols}'
+    timeout_s: float = 10.0
+    max_bytes: int = 5_000_000
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
 def feed_address(name: str, source: NewsSource, stock_symbols: list[str]) -> str | None:
     """The address to fetch; per-ticker feeds ('{symbols}' in the URL) need stock tickers, else None."""
     url = source.url or ""
@@ -92,19 +103,14 @@ async def fetch_source(
     name: str,
     source: NewsSource,
     previous: Validators | None,
-    *,
-    crypto_symbols: Sequence[str] = (),
-    stock_symbols: Sequence[str] = (),
-    timeout_s: float = 10.0,
-    max_bytes: int = 5_000_000,
-    env: Mapping[str, str] = os.environ,
+    options: FetchOptions = FetchOptions(),
 ) -> FetchResult:
     kind = source.type or "none"
     if kind == "none" or not source.url:
         help_text = NO_CONNECTOR_HELP.get(name, "Set its 'url' and 'type' (rss, cryptopanic or reddit).")
         return FetchResult(name, "no_connector", f"No connector configured for {name}. {help_text}")
     if kind == "cryptopanic":
-        key = env.get(CRYPTOPANIC_KEY_ENV, "").strip()
+        key = options.env.get(CRYPTOPANIC_KEY_ENV, "").strip()
         if not key:
             return FetchResult(
                 name,
@@ -112,11 +118,11 @@ async def fetch_source(
                 f"{name} needs {CRYPTOPANIC_KEY_ENV} (a free developer key from cryptopanic.com/developers/api) "
                 "in the environment of the discovery server.",
             )
-        return await _fetch_cryptopanic(client, name, source.url, key, list(crypto_symbols), timeout_s, max_bytes)
-    url = feed_address(name, source, list(stock_symbols))
+        return await _fetch_cryptopanic(client, name, source.url, key, options)
+    url = feed_address(name, source, list(options.stock_symbols))
     if url is None:
         return FetchResult(name, "idle", "Per-ticker feed: fetched only when stock symbols are asked for.")
-    return await _fetch_feed(client, name, kind, url, previous, timeout_s, max_bytes)
+    return await _fetch_feed(client, name, kind, url, previous, options)
 
 
 async def _get(
@@ -124,10 +130,10 @@ async def _get(
     url: str,
     params: dict[str, str] | None,
     headers: dict[str, str],
-    timeout_s: float,
-    max_bytes: int,
+    options: FetchOptions,
 ) -> tuple[httpx.Response, bytes]:
     """GET with an overall deadline and a size limit enforced while reading (a huge or endless body is cut)."""
+    timeout_s, max_bytes = options.timeout_s, options.max_bytes
     with anyio.fail_after(timeout_s):
         async with client.stream(
             "GET", url, params=params, headers=headers, timeout=httpx.Timeout(timeout_s)
@@ -150,14 +156,17 @@ class _TooLarge(Exception):
         self.size = size
 
 
+def _too_large(name: str, options: FetchOptions, e: _TooLarge) -> str:
+    return f"{name} answered more than {options.max_bytes:,} bytes ({e.size:,}); skipped."
+
+
 async def _fetch_feed(
     client: httpx.AsyncClient,
     name: str,
     kind: str,
     url: str,
     previous: Validators | None,
-    timeout_s: float,
-    max_bytes: int,
+    options: FetchOptions,
 ) -> FetchResult:
     headers = {"Accept": FEED_ACCEPT}
     if previous is not None and previous.url == url:
@@ -167,11 +176,11 @@ async def _fetch_feed(
             headers["If-Modified-Since"] = previous.last_modified
     started = time.perf_counter()
     try:
-        response, body = await _get(client, url, None, headers, timeout_s, max_bytes)
+        response, body = await _get(client, url, None, headers, options)
     except TimeoutError:
-        return FetchResult(name, "error", f"{name} did not answer within {timeout_s:g} s.", url=url)
+        return FetchResult(name, "error", f"{name} did not answer within {options.timeout_s:g} s.", url=url)
     except _TooLarge as e:
-        return FetchResult(name, "error", f"{name} answered more than {max_bytes:,} bytes ({e.size:,}); skipped.")
+        return FetchResult(name, "error", _too_large(name, options, e))
     except FetchRefused as e:
         return FetchResult(name, "error", f"{name}: {e}", url=url)
     except httpx.HTTPError as e:
@@ -268,20 +277,18 @@ async def _fetch_cryptopanic(
     name: str,
     url: str,
     key: str,
-    symbols: list[str],
-    timeout_s: float,
-    max_bytes: int,
+    options: FetchOptions,
 ) -> FetchResult:
     params = {"auth_token": key, "public": "true", "kind": "news"}
-    if symbols:
-        params["currencies"] = ",".join(symbols[:50])
+    if options.crypto_symbols:
+        params["currencies"] = ",".join(list(options.crypto_symbols)[:50])
     started = time.perf_counter()
     try:
-        response, body = await _get(client, url, params, {"Accept": "application/json"}, timeout_s, max_bytes)
+        response, body = await _get(client, url, params, {"Accept": "application/json"}, options)
     except TimeoutError:
-        return FetchResult(name, "error", f"{name} did not answer within {timeout_s:g} s.")
+        return FetchResult(name, "error", f"{name} did not answer within {options.timeout_s:g} s.")
     except _TooLarge as e:
-        return FetchResult(name, "error", f"{name} answered more than {max_bytes:,} bytes ({e.size:,}); skipped.")
+        return FetchResult(name, "error", _too_large(name, options, e))
     except FetchRefused as e:  # its message shows addresses without their query, so never the key
         return FetchResult(name, "error", f"{name}: {e}")
     except httpx.HTTPError as e:  # the message of an httpx error may hold the URL with the key: not shown

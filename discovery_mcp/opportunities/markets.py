@@ -13,7 +13,7 @@ import anyio
 import numpy as np
 
 from asset_price_mcp.library import OhlcvService, PriceError
-from discovery_mcp.news.entities import ASSETS
+from discovery_mcp.news.assets import ASSETS
 from discovery_mcp.opportunities.ranking import Market
 from shared.errors import TradingMcpError
 from shared.market.candles import iso_ms

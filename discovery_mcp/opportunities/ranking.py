@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from discovery_mcp.models import Direction, NewsItem, OpportunityType
-from discovery_mcp.news.entities import ASSETS
+from discovery_mcp.news.assets import ASSETS
 from shared.config.models import DiscoveryConfig, NewsSource
 
 HOUR_MS = 3_600_000
@@ -95,6 +95,15 @@ class Market:
     recent_return: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class RankQuery:
+    """What a ranking is asked: the horizon of the expected move, how many picks at most, and the time of asking."""
+
+    horizon_h: float
+    top_k: int
+    now_ms: int
+
+
 @dataclass(slots=True)
 class Candidate:
     symbol: str
@@ -149,9 +158,9 @@ def candidate(
     sources: Mapping[str, NewsSource],
     cfg: DiscoveryConfig,
     market: Market | None,
-    horizon_h: float,
-    now_ms: int,
+    query: RankQuery,
 ) -> Candidate | None:
+    now_ms = query.now_ms
     vol = annual_vol(market)
     if vol is not None and vol <= 0:
         return None  # a flat price: no move to expect
@@ -171,7 +180,7 @@ def candidate(
     confidence = round(min(1.0, abs(s) ** 0.5 * agreement * mass), 4)
     vol_assumed = vol is None
     vol_a = DEFAULT_ANNUAL_VOL.get(ASSETS[symbol].kind, 0.4) if vol is None else vol
-    sigma = vol_a * math.sqrt(horizon_h / (365 * 24))
+    sigma = vol_a * math.sqrt(query.horizon_h / (365 * 24))
     mu = cfg.information_coefficient * sigma * 3 * s
     recent = market.recent_return if market is not None else None
     kind, confirmation = classify(weighted, s, recent, sigma, now_ms, cfg.price_confirmation)
@@ -257,10 +266,7 @@ def rank(
     sources: Mapping[str, NewsSource],
     cfg: DiscoveryConfig,
     markets: Mapping[str, Market | None],
-    *,
-    horizon_h: float,
-    top_k: int,
-    now_ms: int,
+    query: RankQuery,
 ) -> tuple[list[Opportunity], list[tuple[str, str]]]:
     """Opportunities, best first, and the symbols left out with the reason."""
     found, skipped = [], []
@@ -271,60 +277,31 @@ def rank(
         flagged = [i for i in items_by_symbol[symbol] if i.flagged or (i.sentiment and i.sentiment.excluded_reason)]
         flagged_ids = {i.id for i in flagged}
         clean = [i for i in items_by_symbol[symbol] if i.id not in flagged_ids]
-        c = candidate(symbol, clean, sources, cfg, markets.get(symbol), horizon_h, now_ms)
+        c = candidate(symbol, clean, sources, cfg, markets.get(symbol), query)
         if c is None:
             note = f"; {excluded_note(flagged)}" if flagged else ""
             skipped.append((symbol, "evidence too thin or sentiment neutral" + note))
         else:
             c.excluded = flagged
             found.append(c)
-    picks = diversified(found, markets, top_k, cfg.correlation_penalty)
+    picks = diversified(found, markets, query.top_k, cfg.correlation_penalty)
     chosen = {p.symbol for p, _, _ in picks}
     skipped += [
         (c.symbol, "below the top-k after the diversification penalty") for c in found if c.symbol not in chosen
     ]
-    return [opportunity(n + 1, c, adj, rho, horizon_h) for n, (c, adj, rho) in enumerate(picks)], skipped
+    return [opportunity(n + 1, c, adj, rho, query.horizon_h) for n, (c, adj, rho) in enumerate(picks)], skipped
 
 
 def opportunity(rank_: int, c: Candidate, adjusted: float, rho: float | None, horizon_h: float) -> Opportunity:
     asset = ASSETS[c.symbol]
-    total = sum(w for _, w in c.evidence) or 1.0
-    top = sorted(c.evidence, key=lambda iw: (-iw[1], iw[0].id))[:5]
-    evidence = [
-        Evidence(
-            untrusted_title=i.untrusted_title,
-            source=i.source,
-            corroborating_sources=i.corroborating_sources,
-            url=i.url,
-            published=i.published,
-            sentiment=round(i.sentiment.score, 4),  # type: ignore[union-attr]
-            label=i.sentiment.label,  # type: ignore[union-attr]
-            method=i.sentiment.method,  # type: ignore[union-attr]
-            weight_share=round(w / total, 4),
-        )
-        for i, w in top
-    ]
     sources = sorted({s for i, _ in c.evidence for s in [i.source, *i.corroborating_sources]})
-    direction = "long" if c.sentiment > 0 else "short"
-    vol_note = "assumed (no prices)" if c.vol_assumed else "realised"
-    why = (
-        f"{len(c.evidence)} stories from {len(sources)} sources, weighted sentiment {c.sentiment:+.2f} "
-        f"({c.regime} market); expected move {c.mu * 100:+.2f}% vs {c.sigma * 100:.2f}% volatility over "
-        f"{horizon_h:g} h ({vol_note} {c.vol_annual * 100:.0f}% a year); {c.kind}"
-    )
-    if c.recent is not None:
-        why += f"; price {c.confirmation} ({c.recent * 100:+.2f}% over the last {horizon_h:g} h)"
-    if rho is not None and rho > 0:
-        why += f"; correlation {rho:.2f} with an earlier pick lowers its score"
-    if c.excluded:
-        why += f"; {excluded_note(c.excluded)}"
     return Opportunity(
         rank=rank_,
         symbol=c.symbol,
         name=asset.name,
         kind=asset.kind,
         price_symbol=asset.price_symbol,
-        direction=direction,
+        direction="long" if c.sentiment > 0 else "short",
         opportunity_type=c.kind,
         mu_pct=round(c.mu * 100, 4),
         sigma_pct=round(c.sigma * 100, 4),
@@ -340,13 +317,49 @@ def opportunity(rank_: int, c: Candidate, adjusted: float, rho: float | None, ho
         recent_return_pct=None if c.recent is None else round(c.recent * 100, 4),
         price_confirmation=c.confirmation,
         correlation_to_picks=None if rho is None else round(rho, 4),
-        rationale=why + ".",
-        evidence=evidence,
+        rationale=_rationale(c, len(sources), rho, horizon_h),
+        evidence=_evidence(c),
         excluded=[
             Excluded(untrusted_title=i.untrusted_title, source=i.source, url=i.url, reasons=_reasons(i))
             for i in sorted(c.excluded, key=lambda i: (-i.published_ms, i.id))[:5]
         ],
     )
+
+
+def _evidence(c: Candidate) -> list[Evidence]:
+    """The five heaviest stories, with their share of the symbol's evidence weight."""
+    total = sum(w for _, w in c.evidence) or 1.0
+    top = sorted(c.evidence, key=lambda iw: (-iw[1], iw[0].id))[:5]
+    return [
+        Evidence(
+            untrusted_title=i.untrusted_title,
+            source=i.source,
+            corroborating_sources=i.corroborating_sources,
+            url=i.url,
+            published=i.published,
+            sentiment=round(i.sentiment.score, 4),  # type: ignore[union-attr]
+            label=i.sentiment.label,  # type: ignore[union-attr]
+            method=i.sentiment.method,  # type: ignore[union-attr]
+            weight_share=round(w / total, 4),
+        )
+        for i, w in top
+    ]
+
+
+def _rationale(c: Candidate, n_sources: int, rho: float | None, horizon_h: float) -> str:
+    vol_note = "assumed (no prices)" if c.vol_assumed else "realised"
+    why = (
+        f"{len(c.evidence)} stories from {n_sources} sources, weighted sentiment {c.sentiment:+.2f} "
+        f"({c.regime} market); expected move {c.mu * 100:+.2f}% vs {c.sigma * 100:.2f}% volatility over "
+        f"{horizon_h:g} h ({vol_note} {c.vol_annual * 100:.0f}% a year); {c.kind}"
+    )
+    if c.recent is not None:
+        why += f"; price {c.confirmation} ({c.recent * 100:+.2f}% over the last {horizon_h:g} h)"
+    if rho is not None and rho > 0:
+        why += f"; correlation {rho:.2f} with an earlier pick lowers its score"
+    if c.excluded:
+        why += f"; {excluded_note(c.excluded)}"
+    return why + "."
 
 
 def _reasons(item: NewsItem) -> list[str]:

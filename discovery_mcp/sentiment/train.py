@@ -318,14 +318,7 @@ def train(csv_path: Path, out_path: Path, *, seed: int = 0, attribution: str | N
         intercepts=_relative(model.intercept_),
         weights=weights,
     )
-    text = json.dumps(saved.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False) + "\n"
-    try:
-        atomic_write_text(out_path, text)
-    except OSError as exc:
-        raise DiscoveryError(
-            f"Could not write the sentiment model to {out_path}: {exc.strerror or exc}. "
-            "Pass another --out, or make the folder writable."
-        ) from exc
+    size = _write_model(saved, out_path)
     counts = Counter(labels)
     return TrainReport(
         rows_used=len(texts),
@@ -336,10 +329,23 @@ def train(csv_path: Path, out_path: Path, *, seed: int = 0, attribution: str | N
         cv_macro_f1=round(cv_macro_f1, 4),
         features_kept=len(weights),
         model_path=str(out_path),
-        model_size_bytes=len(text.encode("utf-8")),
+        model_size_bytes=size,
         duration_s=round(time.perf_counter() - started, 1),
         warnings=notes,
     )
+
+
+def _write_model(saved: ModelFile, out_path: Path) -> int:
+    """Write the model as compact JSON, atomically; returns its size in bytes."""
+    text = json.dumps(saved.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False) + "\n"
+    try:
+        atomic_write_text(out_path, text)
+    except OSError as exc:
+        raise DiscoveryError(
+            f"Could not write the sentiment model to {out_path}: {exc.strerror or exc}. "
+            "Pass another --out, or make the folder writable."
+        ) from exc
+    return len(text.encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -303,12 +303,11 @@ async def glm_fallback(
     *,
     load_tools: ToolLoader = server_tools,
     interactive: bool | None = None,
-    env: Mapping[str, str] = os.environ,
 ) -> int:
     """Exit code: 0 or 1 as in `run_plan`; 2 when GLM is off or gave no valid call, or the call was not confirmed."""
     settings = None
     try:
-        settings = GlmSettings.from_env(env)
+        settings = GlmSettings.from_env()
         if settings is None:
             _say(str(not_understood))
             return 2

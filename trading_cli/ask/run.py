@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp import types
 
-from trading_cli.ask.parse import AskError, NotUnderstood, Plan, parse
+from trading_cli.ask.parse import Plan
 from trading_cli.client import error_text, open_session, result_payload
 from trading_cli.render import render
 
@@ -95,16 +95,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}"
     return "n/a" if value is None else str(value)
-
-
-async def cmd_ask(text: str, as_json: bool, yes: bool = False) -> int:
-    try:
-        plan = parse(text)
-    except NotUnderstood as e:
-        from trading_cli.ask.glm import glm_fallback  # GLM only with ZHIPUAI_API_KEY set; else the suggestions
-
-        return await glm_fallback(text, e, as_json, yes)
-    except AskError as e:
-        print(f"trading-mcp: {e}", file=sys.stderr)
-        return 2
-    return await run_plan(plan, as_json)
