@@ -97,3 +97,41 @@ def test_domain_modules_never_import_the_mcp_sdk():
         if any(t == "mcp" or t.startswith("mcp.") for t in imports_of(name)):
             speaking.append(rel)
     assert speaking == []
+
+
+def test_there_are_no_import_cycles_inside_the_project_type_only_imports_included():
+    graph = {name: {m for t in imports_of(name) if (m := _project(t)) and m != name} for name in modules()}
+    # A package's __init__ is imported with any of its modules: an edge to a module implies none to its parents.
+    cycles, index, low, stack, on_stack = [], {}, {}, [], set()
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert cycles == []
+
+
+def test_modules_stay_small():
+    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in modules().values()}
+    big = {path: n for path, n in sizes.items() if n > 420}
+    assert big == {}
