@@ -4,7 +4,9 @@
   a server never imports another server's modules, and the others reach the price server only through its library;
 - no import cycles inside the project, type-only imports included;
 - domain modules never import the MCP SDK: only the tool layers, prompts, servers and the shared MCP wrapper do;
-- modules stay small (about 400 lines).
+- modules stay small (about 400 lines);
+- functions stay small: at most 65 lines and 6 parameters (MCP tool functions: any number of parameters, which are
+  the tool's schema).
 """
 
 from __future__ import annotations
@@ -135,3 +137,39 @@ def test_modules_stay_small():
     sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in modules().values()}
     big = {path: n for path, n in sizes.items() if n > 420}
     assert big == {}
+
+
+MAX_FUNCTION_LINES = 65
+MAX_PARAMETERS = 6
+
+
+def _is_tool_function(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Decorated by `@tools.<kind>(...)` / `@tools.tool(...)`: its parameters are the MCP schema."""
+    return any(
+        isinstance(d, ast.Call)
+        and isinstance(d.func, ast.Attribute)
+        and isinstance(d.func.value, ast.Name)
+        and d.func.value.id == "tools"
+        for d in fn.decorator_list
+    )
+
+
+def _parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Named parameters, self/cls excluded; `*args`/`**kwargs` catch-alls are not counted."""
+    names = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)]
+    return len(names) - (1 if names and names[0] in ("self", "cls") else 0)
+
+
+def test_functions_stay_small():
+    offenders = []
+    for path in modules().values():
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            params = _parameters(node)
+            too_many = params > MAX_PARAMETERS and not _is_tool_function(node)
+            if lines > MAX_FUNCTION_LINES or too_many:
+                offenders.append(f"{rel}:{node.name} ({lines} lines / {params} params)")
+    assert offenders == []

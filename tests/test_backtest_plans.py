@@ -8,7 +8,7 @@ import pytest
 
 from jesse_mcp.backtesting.catalog import BUILTIN, find_user_strategy_files
 from jesse_mcp.backtesting.plans import BacktestError, pick_market, plan_range
-from jesse_mcp.backtesting.results import equity_before, risk_adherence
+from jesse_mcp.backtesting.results import RunDrawdown, equity_before, risk_adherence
 from shared.config.profiles import PROFILE_TEMPLATES
 from shared.errors import InvalidArgumentsError
 from shared.market.candles import MINUTE_MS, CandleStore, Gap, MarketInfo, iso
@@ -124,10 +124,12 @@ def test_equity_at_entry_adds_every_trade_closed_before():
 
 def test_risk_adherence_finds_oversized_trades_large_losses_and_drawdown_breaches():
     settings = {**PROFILE_TEMPLATES["conservative"], "max_correlation": 0.7, "emergency_stop": 0.25}
-    ok = risk_adherence([trade(0, 10, 500, -20.0)], 10_000, settings, 3.0, True, None)
+    ok = risk_adherence([trade(0, 10, 500, -20.0)], 10_000, settings, True, RunDrawdown(3.0))
     assert ok.violations == [] and ok.largest_position_pct_of_equity == pytest.approx(5.0)
     assert ok.largest_planned_risk_pct_of_equity == pytest.approx(0.075) and ok.drawdown_within_profile
-    bad = risk_adherence([trade(0, 10, 800, -150.0)], 10_000, settings, 26.0, False, START)
+    bad = risk_adherence(
+        [trade(0, 10, 800, -150.0)], 10_000, settings, False, RunDrawdown(26.0, entries_halted_at=START)
+    )
     text = " ".join(bad.violations)
     assert "above max_position_size: largest 8.00 % of equity (limit 5 %)" in text
     assert "lost 1.50 % of equity" in text and "went past the profile's max_drawdown 10 %" in text

@@ -4,7 +4,7 @@ import httpx
 import numpy as np
 import pytest
 
-from jesse_mcp.candles.binance import import_binance, parse_klines
+from jesse_mcp.candles.binance import KlineRange, import_binance, parse_klines
 from shared.market.candles import MINUTE_MS, CandleError, CandleStore
 from shared.net.http import make_client
 
@@ -71,7 +71,9 @@ _no_sleep.slept = []
 async def test_paginated_import_stores_every_closed_minute_in_jesse_order(tmp_path):
     fake, store = FakeBinance(), CandleStore(tmp_path)
     async with _client(fake) as client:
-        report = await import_binance(client, store, "BTC-USDT", T0, T0 + 2500 * MINUTE_MS, now_ms=NOW, sleep=_no_sleep)
+        report = await import_binance(
+            client, store, KlineRange("BTC-USDT", T0, T0 + 2500 * MINUTE_MS), now_ms=NOW, sleep=_no_sleep
+        )
     assert report.fetched_rows == 2500 and report.requests == 3 and report.gaps == []
     rows = store.load("binance", "BTC-USDT")
     np.testing.assert_array_equal(rows[0], [T0, 60_000.0, 60_001.0, 60_005.0, 59_995.0, 21.63272])
@@ -87,7 +89,9 @@ async def test_rate_limits_are_waited_out_with_retry_after(tmp_path):
     fake, store = FakeBinance(statuses=[429, 418]), CandleStore(tmp_path)
     _no_sleep.slept.clear()
     async with _client(fake) as client:
-        report = await import_binance(client, store, "BTC-USDT", T0, T0 + 10 * MINUTE_MS, now_ms=NOW, sleep=_no_sleep)
+        report = await import_binance(
+            client, store, KlineRange("BTC-USDT", T0, T0 + 10 * MINUTE_MS), now_ms=NOW, sleep=_no_sleep
+        )
     assert report.fetched_rows == 10 and _no_sleep.slept[:2] == [3.0, 3.0]
 
 
@@ -98,7 +102,11 @@ async def test_region_refusal_451_says_what_to_do(tmp_path):
     async with make_client("https://binance.test", transport=httpx.MockTransport(refuse)) as client:
         with pytest.raises(CandleError, match=r"HTTP 451.*BINANCE_BASE_URL"):
             await import_binance(
-                client, CandleStore(tmp_path), "BTC-USDT", T0, T0 + MINUTE_MS * 5, now_ms=NOW, sleep=_no_sleep
+                client,
+                CandleStore(tmp_path),
+                KlineRange("BTC-USDT", T0, T0 + MINUTE_MS * 5),
+                now_ms=NOW,
+                sleep=_no_sleep,
             )
 
 
@@ -107,11 +115,15 @@ async def test_an_interrupted_import_keeps_its_pages_and_resumes_where_it_stoppe
     broken = FakeBinance(fail_after=2)
     async with _client(broken) as client:
         with pytest.raises(CandleError, match="could not be reached"):
-            await import_binance(client, store, "BTC-USDT", T0, T0 + 3500 * MINUTE_MS, now_ms=NOW, sleep=_no_sleep)
+            await import_binance(
+                client, store, KlineRange("BTC-USDT", T0, T0 + 3500 * MINUTE_MS), now_ms=NOW, sleep=_no_sleep
+            )
     assert store.info("binance", "BTC-USDT").rows == 2000
     healthy = FakeBinance()
     async with _client(healthy) as client:
-        report = await import_binance(client, store, "BTC-USDT", T0, T0 + 3500 * MINUTE_MS, now_ms=NOW, sleep=_no_sleep)
+        report = await import_binance(
+            client, store, KlineRange("BTC-USDT", T0, T0 + 3500 * MINUTE_MS), now_ms=NOW, sleep=_no_sleep
+        )
     assert report.resumed_from == "2021-10-24T08:23:00Z" and report.fetched_rows == 1500
     assert int(healthy.requests[0]["startTime"]) == T0 + 2000 * MINUTE_MS
     assert store.info("binance", "BTC-USDT").rows == 3500
@@ -120,5 +132,7 @@ async def test_an_interrupted_import_keeps_its_pages_and_resumes_where_it_stoppe
 async def test_exchange_outages_are_reported_as_gaps(tmp_path):
     fake, store = FakeBinance(missing=range(100, 180)), CandleStore(tmp_path)
     async with _client(fake) as client:
-        report = await import_binance(client, store, "BTC-USDT", T0, T0 + 300 * MINUTE_MS, now_ms=NOW, sleep=_no_sleep)
+        report = await import_binance(
+            client, store, KlineRange("BTC-USDT", T0, T0 + 300 * MINUTE_MS), now_ms=NOW, sleep=_no_sleep
+        )
     assert [(g.missing_minutes, g.first_missing) for g in report.gaps] == [(80, "2021-10-23T00:43:00Z")]

@@ -23,6 +23,7 @@ from jesse_mcp.backtesting.catalog import (
 from jesse_mcp.backtesting.results import (
     BacktestResult,
     DataProvenance,
+    RunDrawdown,
     RunInfo,
     RunRequest,
     performance,
@@ -283,15 +284,8 @@ def new_id(prefix: str) -> str:
 def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None) -> BacktestResult:
     req, settings = plan.request, plan.risk.settings.model_dump()
     perf = performance(out["metrics"], out["trades"], req.start_ms, req.end_ms, req.starting_balance)
-    adherence = risk_adherence(
-        out["trades"],
-        req.starting_balance,
-        settings,
-        perf.max_drawdown_pct,
-        plan.strategy.risk_managed,
-        out.get("entries_halted_at"),
-        out.get("intraday_drawdown_pct"),
-    )
+    drawdown = RunDrawdown(perf.max_drawdown_pct, out.get("intraday_drawdown_pct"), out.get("entries_halted_at"))
+    adherence = risk_adherence(out["trades"], req.starting_balance, settings, plan.strategy.risk_managed, drawdown)
     notes = list(plan.notes)
     if perf.trades == 0:
         notes.append(

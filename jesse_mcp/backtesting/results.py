@@ -7,6 +7,7 @@ can be checked without running Jesse.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -205,15 +206,24 @@ def performance(metrics: dict[str, Any], trades: list[list[Any]], start_ms: int,
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RunDrawdown:
+    """What a run reports about its drawdown: Jesse's max drawdown, the intraday one (open positions marked to
+    market every minute) and when entries stopped at the profile's max_drawdown (ms), each when known."""
+
+    max_drawdown_pct: float | None
+    intraday_pct: float | None = None
+    entries_halted_at: int | None = None
+
+
 def risk_adherence(
     trades: list[list[Any]],
     starting_balance: float,
     settings: dict[str, float],
-    max_drawdown_pct: float | None,
     risk_managed: bool,
-    entries_halted_at: int | None,
-    intraday_drawdown_pct: float | None = None,
+    drawdown: RunDrawdown,
 ) -> RiskAdherence:
+    max_drawdown_pct, intraday_drawdown_pct = drawdown.max_drawdown_pct, drawdown.intraday_pct
     before = equity_before(trades, starting_balance)
     pos = [t[T_SIZE] / e * 100 for t, e in zip(trades, before, strict=True) if e > 0]
     losses = [-t[T_PNL] / e * 100 for t, e in zip(trades, before, strict=True) if e > 0 and t[T_PNL] < 0]
@@ -261,7 +271,7 @@ def risk_adherence(
         drawdown_within_profile=within,
         emergency_stop_breached=breached,
         limits=limits,
-        entries_halted_at=iso(entries_halted_at) if entries_halted_at else None,
+        entries_halted_at=iso(drawdown.entries_halted_at) if drawdown.entries_halted_at else None,
         violations=violations,
     )
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import httpx
@@ -62,58 +64,38 @@ def parse_klines(payload: object, now_ms: int) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(-1, 6)
 
 
+@dataclass(frozen=True, slots=True)
+class KlineRange:
+    """What to import: a market's 1-minute candles over [start_ms, end_ms), stored under `exchange`."""
+
+    symbol: str
+    start_ms: int
+    end_ms: int
+    exchange: str = "binance"
+
+
+ImportProgress = Callable[[int, int], Awaitable[None]]
+
+
 async def import_binance(
     client: httpx.AsyncClient,
     store: CandleStore,
-    symbol: str,
-    start_ms: int,
-    end_ms: int,
+    wanted: KlineRange,
     *,
-    exchange: str = "binance",
     now_ms: int | None = None,
     sleep: Sleep = anyio.sleep,
-    progress: Callable[[int, int], Awaitable[None]] | None = None,
+    progress: ImportProgress | None = None,
 ) -> ImportReport:
     """Fetch [start_ms, end_ms) into the store, continuing after data already stored at the start."""
-    if end_ms <= start_ms:
-        raise CandleError(f"The end {iso(end_ms)} must be after the start {iso(start_ms)}.")
+    start_ms, symbol, exchange = wanted.start_ms, wanted.symbol, wanted.exchange
+    if wanted.end_ms <= start_ms:
+        raise CandleError(f"The end {iso(wanted.end_ms)} must be after the start {iso(start_ms)}.")
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    end_ms = min(end_ms, now_ms - now_ms % MINUTE_MS)
+    end_ms = min(wanted.end_ms, now_ms - now_ms % MINUTE_MS)
     pair = binance_symbol(symbol)
-    cursor, resumed = start_ms - start_ms % MINUTE_MS, None
-    try:
-        existing = store.load(exchange, symbol, cursor, end_ms)
-        if len(existing) and existing[0, TS] <= cursor:
-            contiguous = np.nonzero(np.diff(existing[:, TS]) != MINUTE_MS)[0]
-            last = existing[contiguous[0], TS] if len(contiguous) else existing[-1, TS]
-            cursor, resumed = int(last) + MINUTE_MS, iso(last + MINUTE_MS)
-    except CandleError:
-        pass  # nothing stored yet
-    fetched, requests, pending = 0, 0, []
-    total_minutes = max(1, (end_ms - cursor) // MINUTE_MS)
-    try:
-        while cursor < end_ms:
-            params = {"symbol": pair, "interval": "1m", "startTime": cursor, "endTime": end_ms - 1, "limit": PAGE_LIMIT}
-            try:
-                payload, response = await get_json(client, "/api/v3/klines", params, sleep=sleep)
-            except HttpError as e:
-                raise _explain(e, pair) from None
-            requests += 1
-            page = parse_klines(payload, now_ms)
-            if len(page) == 0:
-                break
-            pending.append(page)
-            fetched += len(page)
-            cursor = int(page[-1, TS]) + MINUTE_MS
-            if len(pending) >= SAVE_EVERY_PAGES:
-                _flush(store, exchange, symbol, pending)
-            await _pace(response, sleep)
-            if progress is not None:
-                await progress(min(total_minutes, fetched), total_minutes)
-            if len(payload) < PAGE_LIMIT:
-                break
-    finally:
-        _flush(store, exchange, symbol, pending)  # keep what arrived, even when interrupted
+    cursor, resumed = _resume_point(store, wanted, start_ms - start_ms % MINUTE_MS, end_ms)
+    pages = _Pages(client, store, wanted, pair, now_ms, sleep)
+    await pages.fetch(cursor, end_ms, progress)
     info = store.info(exchange, symbol)
     if info is None:
         raise CandleError(f"Binance returned no candles for {pair} between {iso(start_ms)} and {iso(end_ms)}.")
@@ -122,19 +104,84 @@ async def import_binance(
         symbol=symbol.upper(),
         requested_start=iso(start_ms),
         requested_end=iso(end_ms),
-        fetched_rows=fetched,
+        fetched_rows=pages.fetched,
         resumed_from=resumed,
-        requests=requests,
+        requests=pages.requests,
         stored_rows=info.rows,
         gaps=info.gaps,
         source=f"binance REST {client.base_url}",
     )
 
 
-def _flush(store: CandleStore, exchange: str, symbol: str, pending: list[np.ndarray]) -> None:
-    if pending:
-        store.save(exchange, symbol, np.concatenate(pending), "binance:/api/v3/klines", synthetic=False)
-        pending.clear()
+def _resume_point(store: CandleStore, wanted: KlineRange, cursor: int, end_ms: int) -> tuple[int, str | None]:
+    """Where to start: after the stored minutes contiguous from `cursor` (and since when), else `cursor`."""
+    try:
+        existing = store.load(wanted.exchange, wanted.symbol, cursor, end_ms)
+    except CandleError:
+        return cursor, None  # nothing stored yet
+    if len(existing) and existing[0, TS] <= cursor:
+        contiguous = np.nonzero(np.diff(existing[:, TS]) != MINUTE_MS)[0]
+        last = existing[contiguous[0], TS] if len(contiguous) else existing[-1, TS]
+        return int(last) + MINUTE_MS, iso(last + MINUTE_MS)
+    return cursor, None
+
+
+@dataclass
+class _Pages:
+    """The page loop of one import: fetches, saves every SAVE_EVERY_PAGES pages and at the end (interrupted too),
+    and counts rows and requests."""
+
+    client: httpx.AsyncClient
+    store: CandleStore
+    wanted: KlineRange
+    pair: str
+    now_ms: int
+    sleep: Sleep
+    fetched: int = 0
+    requests: int = 0
+    pending: list[np.ndarray] = field(default_factory=list)
+
+    async def fetch(self, cursor: int, end_ms: int, progress: ImportProgress | None) -> None:
+        total_minutes = max(1, (end_ms - cursor) // MINUTE_MS)
+        try:
+            while cursor < end_ms:
+                payload, response = await self._get(cursor, end_ms)
+                page = parse_klines(payload, self.now_ms)
+                if len(page) == 0:
+                    break
+                self.pending.append(page)
+                self.fetched += len(page)
+                cursor = int(page[-1, TS]) + MINUTE_MS
+                if len(self.pending) >= SAVE_EVERY_PAGES:
+                    self.flush()
+                await _pace(response, self.sleep)
+                if progress is not None:
+                    await progress(min(total_minutes, self.fetched), total_minutes)
+                if len(payload) < PAGE_LIMIT:
+                    break
+        finally:
+            self.flush()  # keep what arrived, even when interrupted
+
+    async def _get(self, cursor: int, end_ms: int) -> tuple[Any, httpx.Response]:
+        params = {
+            "symbol": self.pair,
+            "interval": "1m",
+            "startTime": cursor,
+            "endTime": end_ms - 1,
+            "limit": PAGE_LIMIT,
+        }
+        try:
+            payload, response = await get_json(self.client, "/api/v3/klines", params, sleep=self.sleep)
+        except HttpError as e:
+            raise _explain(e, self.pair) from None
+        self.requests += 1
+        return payload, response
+
+    def flush(self) -> None:
+        if self.pending:
+            rows = np.concatenate(self.pending)
+            self.store.save(self.wanted.exchange, self.wanted.symbol, rows, "binance:/api/v3/klines", synthetic=False)
+            self.pending.clear()
 
 
 async def _pace(response: httpx.Response, sleep: Sleep) -> None:

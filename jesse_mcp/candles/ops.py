@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import httpx
 from pydantic import BaseModel, Field
 
-from jesse_mcp.candles.binance import ImportReport, base_url, import_binance
+from jesse_mcp.candles.binance import ImportReport, KlineRange, base_url, import_binance
 from jesse_mcp.candles.csv_import import read_csv_candles, synthetic_candles
 from shared.market.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
 from shared.market.exchanges import ExchangeError, jesse_name, store_key
@@ -117,7 +117,7 @@ async def import_from_exchange(
     progress=None,
 ) -> ImportReport:
     async with make_client(base_url(), transport=transport) as client:
-        return await import_binance(client, store, symbol, start_ms, end_ms, progress=progress)
+        return await import_binance(client, store, KlineRange(symbol, start_ms, end_ms), progress=progress)
 
 
 def import_csv(store: CandleStore, readable: ReadableFolders, path: str, exchange: str, symbol: str) -> CsvImportReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -73,54 +74,68 @@ def realised_drawdown_pct(trades: list[list[Any]], balance: float) -> float:
     return resampling.max_drawdown_fraction(equity) * 100
 
 
+@dataclass(frozen=True)
+class MonteCarloRequest:
+    """What to resample: a stored backtest, the methods, how many paths of each kind, and the seed."""
+
+    backtest_id: str
+    methods: list[MonteCarloMethod]
+    trade_simulations: int
+    candle_simulations: int
+    seed: int
+
+
+_TRADE_METHODS = {
+    "trade_order": ("shuffle", "the order of the closed trades shuffled"),
+    "trade_bootstrap": ("bootstrap", "the closed trades drawn with replacement"),
+}
+
+
+def _trade_part(
+    request: MonteCarloRequest, method: MonteCarloMethod, pnls: list[float], balance: float, limit: float
+) -> MonteCarloPart:
+    if len(pnls) < 2:
+        raise BacktestError(
+            f"Trade resampling needs at least 2 closed trades; backtest {request.backtest_id} has {len(pnls)}. Use a "
+            "longer range, or method 'candles'."
+        )
+    how, what = _TRADE_METHODS[method]
+    mc = resampling.monte_carlo_trades(
+        np.array(pnls),
+        balance,
+        n_simulations=request.trade_simulations,
+        method=how,
+        seed=request.seed,
+        drawdown_threshold=limit,
+    )
+    return MonteCarloPart(
+        method=method,
+        what=what,
+        simulations=mc["simulations"],
+        return_pct=_dist(mc["return_pct"]),
+        max_drawdown_pct=_dist(mc["max_drawdown_pct"]),
+        probability_of_loss=num(mc["probability_of_loss"]),
+        probability_drawdown_exceeds_limit=num(mc["probability_drawdown_exceeds"]),
+        original_return_pct=num(mc["original"]["return_pct"]),
+        original_max_drawdown_pct=num(mc["original"]["max_drawdown_pct"]),
+    )
+
+
 async def monte_carlo(
-    service: BacktestService,
-    backtest_id: str,
-    methods: list[MonteCarloMethod],
-    trade_simulations: int,
-    candle_simulations: int,
-    seed: int,
-    progress: Progress | None = None,
+    service: BacktestService, request: MonteCarloRequest, progress: Progress | None = None
 ) -> MonteCarloReport:
-    base, trades = service.load_backtest(backtest_id)
+    base, trades = service.load_backtest(request.backtest_id)
     balance = base.request.starting_balance
     limit = base.risk_settings["max_drawdown"]
-    parts: list[MonteCarloPart] = []
     notes = [n for n in base.notes if n.startswith("SYNTHETIC")]
     pnls = [t[T_PNL] or 0.0 for t in trades]
-    for method in dict.fromkeys(methods):
-        if method == "candles":
-            continue
-        if len(pnls) < 2:
-            raise BacktestError(
-                f"Trade resampling needs at least 2 closed trades; backtest {backtest_id} has {len(pnls)}. Use a "
-                "longer range, or method 'candles'."
-            )
-        mc = resampling.monte_carlo_trades(
-            np.array(pnls),
-            balance,
-            n_simulations=trade_simulations,
-            method="shuffle" if method == "trade_order" else "bootstrap",
-            seed=seed,
-            drawdown_threshold=limit,
-        )
-        parts.append(
-            MonteCarloPart(
-                method=method,
-                what="the order of the closed trades shuffled"
-                if method == "trade_order"
-                else "the closed trades drawn with replacement",
-                simulations=mc["simulations"],
-                return_pct=_dist(mc["return_pct"]),
-                max_drawdown_pct=_dist(mc["max_drawdown_pct"]),
-                probability_of_loss=num(mc["probability_of_loss"]),
-                probability_drawdown_exceeds_limit=num(mc["probability_drawdown_exceeds"]),
-                original_return_pct=num(mc["original"]["return_pct"]),
-                original_max_drawdown_pct=num(mc["original"]["max_drawdown_pct"]),
-            )
-        )
-    if "candles" in methods:
-        parts.append(await _candle_monte_carlo(service, base, trades, candle_simulations, seed, limit, progress))
+    parts = [
+        _trade_part(request, method, pnls, balance, limit)
+        for method in dict.fromkeys(request.methods)
+        if method != "candles"
+    ]
+    if "candles" in request.methods:
+        parts.append(await _candle_monte_carlo(service, request, base, trades, progress))
         notes.append(
             "Candle resampling re-runs the backtest on block-bootstrapped candles (1-day blocks of the same range) "
             "in Jesse's fast mode, whose trades equal the normal mode's; drawdowns there are realised (closed-trade) "
@@ -129,14 +144,14 @@ async def monte_carlo(
     report = MonteCarloReport(
         id=new_id("mc"),
         created_at=utc_now_iso(),
-        backtest_id=backtest_id,
+        backtest_id=request.backtest_id,
         strategy=base.request.strategy,
         synthetic=base.synthetic,
         drawdown_limit_pct=limit * 100,
         parts=parts,
         notes=notes,
     )
-    summary = {"backtest_id": backtest_id, "methods": [p.method for p in parts], "synthetic": report.synthetic}
+    summary = {"backtest_id": request.backtest_id, "methods": [p.method for p in parts], "synthetic": report.synthetic}
     result_store.save(
         service.store, NewResult(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
     )
@@ -145,13 +160,12 @@ async def monte_carlo(
 
 async def _candle_monte_carlo(
     service: BacktestService,
+    request: MonteCarloRequest,
     base: BacktestResult,
     trades: list[list[Any]],
-    n: int,
-    seed: int,
-    limit: float,
     progress: Progress | None,
 ) -> MonteCarloPart:
+    n, seed, limit = request.candle_simulations, request.seed, base.risk_settings["max_drawdown"]
     plan = await service.replan(base, "monte carlo")
     span_days = (plan.request.end_ms - plan.request.start_ms) / 86_400_000
     if span_days < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -89,18 +90,67 @@ def _daily_returns(equity: list[list[float]], days: int = 0) -> np.ndarray:
     return values[1:] / values[:-1] - 1
 
 
-def _regimes_between(regimes: list[dict[str, Any]], day0_ms: int, lo: int, hi: int) -> list[str]:
-    names = []
-    for seg in regimes:
-        s = day0_ms + seg["start"] * 86_400_000
-        e = day0_ms + (seg["end"] + 1) * 86_400_000
-        if s < hi and e > lo and seg["regime"] not in names:
-            names.append(seg["regime"])
-    return names
-
-
 DAY_MS = 86_400_000
 MIN_WINDOW_DAYS = 3
+
+
+@dataclass(frozen=True)
+class _Regimes:
+    """The market regimes detected in the data: segments counted in days from `day0_ms`."""
+
+    day0_ms: int
+    segments: list[dict[str, Any]]
+
+    def between(self, lo: int, hi: int) -> list[str]:
+        names = []
+        for seg in self.segments:
+            s = self.day0_ms + seg["start"] * DAY_MS
+            e = self.day0_ms + (seg["end"] + 1) * DAY_MS
+            if s < hi and e > lo and seg["regime"] not in names:
+                names.append(seg["regime"])
+        return names
+
+    def dated(self) -> list[dict[str, Any]]:
+        return [
+            {
+                **seg,
+                "start": iso(self.day0_ms + seg["start"] * DAY_MS)[:10],
+                "end": iso(self.day0_ms + seg["end"] * DAY_MS)[:10],
+            }
+            for seg in self.segments
+        ]
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What every fold shares: the window boundaries, the balance, the hyperparameter grid and the regimes."""
+
+    bounds: list[int]
+    balance: float
+    grid: list[dict[str, float]]
+    regimes: _Regimes
+
+    @property
+    def folds(self) -> int:
+        return len(self.bounds) - 2
+
+    @property
+    def window_days(self) -> int:
+        return int((self.bounds[1] - self.bounds[0]) // DAY_MS)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """The backtests of a walk: every in-sample run per fold, the chosen one's index, the trials' Sharpe ratios
+    and the out-of-sample run per fold."""
+
+    in_sample: list[list[dict[str, Any]]]
+    chosen: list[int]
+    trial_sharpes: list[list[float]]
+    out_of_sample: list[dict[str, Any]]
+
+    def selected(self, fold: int) -> dict[str, Any]:
+        return self.in_sample[fold][self.chosen[fold]]
 
 
 def _windows(plan: RunPlan, folds: int) -> list[int]:
@@ -141,10 +191,8 @@ class _Progress:
             await self.report(self.done, self.total, f"walk-forward: {self.done} of {self.total} runs")
 
 
-async def _run_windows(
-    service: BacktestService, plan: RunPlan, bounds: list[int], grid: list[dict[str, float]], progress: _Progress
-) -> tuple[list[list[dict[str, Any]]], list[int], list[list[float]], list[dict[str, Any]]]:
-    folds = len(bounds) - 2
+async def _run_windows(service: BacktestService, plan: RunPlan, walk: _Walk, progress: _Progress) -> _Runs:
+    bounds, grid, folds = walk.bounds, walk.grid, walk.folds
 
     def window(lo: int, hi: int, hp: dict[str, float], label: str) -> dict[str, Any]:
         return {**plan.spec, "start_ms": lo, "end_ms": hi, "hyperparameters": hp, "label": label}
@@ -170,22 +218,20 @@ async def _run_windows(
         await progress.add(1)
 
     await service.run_all([partial(run_out, f) for f in range(folds)])
-    return in_sample, chosen, trial_sharpes, oos
+    return _Runs(in_sample, chosen, trial_sharpes, oos)
 
 
-def _fold(
-    f: int, bounds: list[int], balance: float, is_out: dict, oos: dict, hp: dict, regimes: Any, dsr: float | None
-) -> FoldResult:
-    day0, segments = regimes
-    perf = performance(oos["metrics"], oos["trades"], bounds[f + 1], bounds[f + 2], balance)
-    is_perf = performance(is_out["metrics"], is_out["trades"], bounds[f], bounds[f + 1], balance)
+def _fold(walk: _Walk, runs: _Runs, f: int, dsr: float | None) -> FoldResult:
+    bounds, is_out, oos = walk.bounds, runs.selected(f), runs.out_of_sample[f]
+    perf = performance(oos["metrics"], oos["trades"], bounds[f + 1], bounds[f + 2], walk.balance)
+    is_perf = performance(is_out["metrics"], is_out["trades"], bounds[f], bounds[f + 1], walk.balance)
     return FoldResult(
         fold=f + 1,
         in_sample=f"{iso(bounds[f])} .. {iso(bounds[f + 1])}",
         out_of_sample=f"{iso(bounds[f + 1])} .. {iso(bounds[f + 2])}",
-        in_sample_regimes=_regimes_between(segments, day0, bounds[f], bounds[f + 1]),
-        out_of_sample_regimes=_regimes_between(segments, day0, bounds[f + 1], bounds[f + 2]),
-        chosen_hyperparameters=hp,
+        in_sample_regimes=walk.regimes.between(bounds[f], bounds[f + 1]),
+        out_of_sample_regimes=walk.regimes.between(bounds[f + 1], bounds[f + 2]),
+        chosen_hyperparameters=walk.grid[runs.chosen[f]],
         in_sample_sharpe=is_perf.sharpe,
         in_sample_deflated_sharpe=dsr,
         in_sample_return_pct=is_perf.net_profit_pct,
@@ -214,12 +260,54 @@ def _out_of_sample_psr(oos: list[dict[str, Any]], days: int) -> tuple[float | No
     return num(sharpe.deflated_sharpe_ratio(returns, n_trials=1)["probabilistic_sharpe"]), len(returns)
 
 
-def _regimes(service: BacktestService, plan: RunPlan) -> tuple[int, list[dict[str, Any]]]:
+def _deflated(walk: _Walk, runs: _Runs) -> dict[str, Any]:
+    """The report's `deflated_sharpe`: each in-sample selection's, their mean, and the out-of-sample PSR."""
+    days, trials = walk.window_days, len(walk.grid)
+    dsrs = [_selection_dsr(runs.selected(f), runs.trial_sharpes[f], trials, days) for f in range(walk.folds)]
+    psr, oos_days = _out_of_sample_psr(runs.out_of_sample, days)
+    return {
+        "per_fold_in_sample": dsrs,
+        "mean_in_sample": _mean(dsrs),
+        "trials_per_selection": trials,
+        "out_of_sample_probabilistic_sharpe": psr,
+        "out_of_sample_days": oos_days,
+    }
+
+
+def _regimes(service: BacktestService, plan: RunPlan) -> _Regimes:
     req = plan.request
     rows = service.candles.load(req.exchange, req.symbol, req.start_ms, req.end_ms)
     day_ts, closes = sharpe.daily_closes(np.asarray(rows))
     segments = sharpe.detect_regimes(closes, window=min(14, max(2, len(closes) // 4))) if len(closes) > 8 else []
-    return (int(day_ts[0]) if len(day_ts) else req.start_ms), segments
+    return _Regimes((int(day_ts[0]) if len(day_ts) else req.start_ms), segments)
+
+
+def _outcome(fold_results: list[FoldResult], deflated: dict[str, Any]) -> dict[str, Any]:
+    """The report's summary fields over the folds, the verdict included."""
+    compounded = float(np.prod([1 + (fr.out_of_sample_return_pct or 0.0) / 100 for fr in fold_results]))
+    is_mean = _mean([fr.in_sample_sharpe for fr in fold_results])
+    oos_mean = _mean([fr.out_of_sample_sharpe for fr in fold_results])
+    profitable = sum(1 for fr in fold_results if (fr.out_of_sample_return_pct or 0) > 0)
+    psr = deflated["out_of_sample_probabilistic_sharpe"]
+    verdict = _verdict(deflated["mean_in_sample"], psr, is_mean, oos_mean, profitable, len(fold_results))
+    return {
+        "in_sample_sharpe_mean": is_mean,
+        "out_of_sample_sharpe_mean": oos_mean,
+        "out_of_sample_return_pct": (compounded - 1) * 100,
+        "profitable_out_of_sample_folds": profitable,
+        "verdict": verdict,
+    }
+
+
+def _notes(base_notes: list[str], fold_results: list[FoldResult]) -> list[str]:
+    notes = [n for n in base_notes if n.startswith("SYNTHETIC")]
+    covered = {r for fr in fold_results for r in fr.out_of_sample_regimes}
+    if len(covered) < 2:
+        notes.append(
+            f"The out-of-sample windows cover only {', '.join(sorted(covered)) or 'no detected'} regime(s): the "
+            "evidence says little about other market conditions. A longer range would cover more."
+        )
+    return notes
 
 
 async def validate(
@@ -229,41 +317,14 @@ async def validate(
     base, _ = service.load_backtest(backtest_id)
     plan = await service.replan(base, "validation")
     req, strategy = plan.request, plan.strategy
-    bounds = _windows(plan, folds)
     grid_spec = strategy.validation_grid if strategy.builtin else {}
     grid = _grid(req.hyperparameters, grid_spec, strategy)
-    day0, segments = _regimes(service, plan)
+    walk = _Walk(_windows(plan, folds), req.starting_balance, grid, _regimes(service, plan))
     tracker = _Progress(folds * (len(grid) + 1), progress)
-    in_sample, chosen, trial_sharpes, oos = await _run_windows(service, plan, bounds, grid, tracker)
-    days = int((bounds[1] - bounds[0]) // DAY_MS)
-    dsrs = [_selection_dsr(in_sample[f][chosen[f]], trial_sharpes[f], len(grid), days) for f in range(folds)]
-    fold_results = [
-        _fold(
-            f, bounds, req.starting_balance, in_sample[f][chosen[f]], oos[f], grid[chosen[f]], (day0, segments), dsrs[f]
-        )
-        for f in range(folds)
-    ]
-    psr, oos_days = _out_of_sample_psr(oos, days)
-    mean_dsr = _mean(dsrs)
-    dsr = {
-        "per_fold_in_sample": dsrs,
-        "mean_in_sample": mean_dsr,
-        "trials_per_selection": len(grid),
-        "out_of_sample_probabilistic_sharpe": psr,
-        "out_of_sample_days": oos_days,
-    }
-    compounded = float(np.prod([1 + (fr.out_of_sample_return_pct or 0.0) / 100 for fr in fold_results]))
-    is_mean = _mean([fr.in_sample_sharpe for fr in fold_results])
-    oos_mean = _mean([fr.out_of_sample_sharpe for fr in fold_results])
-    profitable = sum(1 for fr in fold_results if (fr.out_of_sample_return_pct or 0) > 0)
-    verdict = _verdict(mean_dsr, psr, is_mean, oos_mean, profitable, folds)
-    notes = [n for n in base.notes if n.startswith("SYNTHETIC")]
-    covered = {r for fr in fold_results for r in fr.out_of_sample_regimes}
-    if len(covered) < 2:
-        notes.append(
-            f"The out-of-sample windows cover only {', '.join(sorted(covered)) or 'no detected'} regime(s): the "
-            "evidence says little about other market conditions. A longer range would cover more."
-        )
+    runs = await _run_windows(service, plan, walk, tracker)
+    deflated = _deflated(walk, runs)
+    fold_results = [_fold(walk, runs, f, deflated["per_fold_in_sample"][f]) for f in range(folds)]
+    notes = _notes(base.notes, fold_results)
     notes.append(f"Ran {tracker.total} backtests in {time.perf_counter() - started:.1f} s.")
     report = ValidationReport(
         id=new_id("wf"),
@@ -277,20 +338,13 @@ async def validate(
         trials_per_fold=len(grid),
         trials_total=len(grid) * folds,
         grid={k: list(v) for k, v in grid_spec.items()},
-        regimes=[
-            {**seg, "start": iso(day0 + seg["start"] * DAY_MS)[:10], "end": iso(day0 + seg["end"] * DAY_MS)[:10]}
-            for seg in segments
-        ],
+        regimes=walk.regimes.dated(),
         folds=fold_results,
-        in_sample_sharpe_mean=is_mean,
-        out_of_sample_sharpe_mean=oos_mean,
-        out_of_sample_return_pct=(compounded - 1) * 100,
-        profitable_out_of_sample_folds=profitable,
-        deflated_sharpe=dsr,
-        verdict=verdict,
+        deflated_sharpe=deflated,
         notes=notes,
+        **_outcome(fold_results, deflated),
     )
-    summary = {"backtest_id": backtest_id, "verdict": verdict, "synthetic": report.synthetic}
+    summary = {"backtest_id": backtest_id, "verdict": report.verdict, "synthetic": report.synthetic}
     result_store.save(
         service.store, NewResult(report.id, report.kind, report.strategy, summary, report.model_dump(mode="json"))
     )

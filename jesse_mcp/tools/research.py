@@ -114,12 +114,13 @@ def progress_reporter(ctx: Context | None):
 
 def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> None:
     """Strategies, backtests, profile comparisons and stored results."""
+    _register_strategy_tools(tools, service)
     _register_run_tools(tools, service)
     _register_comparison_tools(tools, service)
     _register_result_tools(tools, service)
 
 
-def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
+def _register_strategy_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Strategies"
     )
@@ -128,6 +129,8 @@ def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
         whether the risk profile sizes it. User strategies are Jesse Strategy files in the strategies folder."""
         return await service.list_strategies()
 
+
+def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
     @tools.tool(
         capability="research",
         read_only=False,
@@ -326,9 +329,8 @@ def _register_resampling_tools(tools: ToolRegistry, service: BacktestService) ->
         """Distribution of returns and drawdowns of a stored backtest under resampling: percentiles (5-95), the
         probability of a loss, and the probability that drawdown exceeds the profile's max_drawdown."""
         chosen = methods or ["trade_order", "candles"]
-        return await montecarlo.monte_carlo(
-            service, backtest_id, chosen, trade_simulations, candle_simulations, seed, progress_reporter(ctx)
-        )
+        request = montecarlo.MonteCarloRequest(backtest_id, chosen, trade_simulations, candle_simulations, seed)
+        return await montecarlo.monte_carlo(service, request, progress_reporter(ctx))
 
 
 def _register_validation_tools(tools: ToolRegistry, service: BacktestService) -> None:

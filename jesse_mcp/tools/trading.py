@@ -40,6 +40,30 @@ OptionalStrategy = Annotated[
 ]
 Reason = Annotated[str, Field(description="Why, recorded in the stage history and the journal.", max_length=500)]
 
+# The arguments of place_paper_order.
+OrderSymbol = Annotated[str, Field(description="Instrument, e.g. BTC-USDT, ETH-USD, AAPL.", max_length=32)]
+OrderSide = Annotated[Literal["long", "short"], Field(description="long buys, short sells first.")]
+OrderQuantity = Annotated[float | None, Field(description="Units of the asset (or give notional_usd).", gt=0, le=1e12)]
+OrderNotional = Annotated[float | None, Field(description="Size in USD (or give quantity).", gt=0, le=1e12)]
+OrderType = Annotated[Literal["market", "limit"], Field(description="market fills now; limit rests.")]
+LimitPrice = Annotated[float | None, Field(description="Worst price accepted (limit orders).", gt=0, le=1e12)]
+OrderLeverage = Annotated[float, Field(description="A multiple; margin = notional / leverage.", ge=1, le=125)]
+OrderStopLoss = Annotated[
+    float | None, Field(description="Tighter stop distance than the profile's, fraction of price.", gt=0, lt=1)
+]
+OrderTakeProfit = Annotated[
+    float | None, Field(description="Closer take profit than the profile's, fraction of price.", gt=0, le=10)
+]
+ClientOrderId = Annotated[
+    str | None,
+    Field(
+        description="Your id for this order: a retry with the same id never fills twice. Recommended.",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+    ),
+]
+
 
 class HistoryView(BaseModel):
     strategy: str | None
@@ -76,34 +100,16 @@ def _register_order_tools(tools: ToolRegistry, venue: Venue) -> None:
     )
     async def place_paper_order(
         strategy: StrategyName,
-        symbol: Annotated[str, Field(description="Instrument, e.g. BTC-USDT, ETH-USD, AAPL.", max_length=32)],
-        side: Annotated[Literal["long", "short"], Field(description="long buys, short sells first.")],
-        quantity: Annotated[
-            float | None, Field(description="Units of the asset (or give notional_usd).", gt=0, le=1e12)
-        ] = None,
-        notional_usd: Annotated[
-            float | None, Field(description="Size in USD (or give quantity).", gt=0, le=1e12)
-        ] = None,
-        type: Annotated[Literal["market", "limit"], Field(description="market fills now; limit rests.")] = "market",
-        limit_price: Annotated[
-            float | None, Field(description="Worst price accepted (limit orders).", gt=0, le=1e12)
-        ] = None,
-        leverage: Annotated[float, Field(description="A multiple; margin = notional / leverage.", ge=1, le=125)] = 1.0,
-        stop_loss: Annotated[
-            float | None, Field(description="Tighter stop distance than the profile's, fraction of price.", gt=0, lt=1)
-        ] = None,
-        take_profit: Annotated[
-            float | None, Field(description="Closer take profit than the profile's, fraction of price.", gt=0, le=10)
-        ] = None,
-        client_order_id: Annotated[
-            str | None,
-            Field(
-                description="Your id for this order: a retry with the same id never fills twice. Recommended.",
-                min_length=1,
-                max_length=64,
-                pattern=r"^[A-Za-z0-9._:-]+$",
-            ),
-        ] = None,
+        symbol: OrderSymbol,
+        side: OrderSide,
+        quantity: OrderQuantity = None,
+        notional_usd: OrderNotional = None,
+        type: OrderType = "market",
+        limit_price: LimitPrice = None,
+        leverage: OrderLeverage = 1.0,
+        stop_loss: OrderStopLoss = None,
+        take_profit: OrderTakeProfit = None,
+        client_order_id: ClientOrderId = None,
     ) -> OrderResult:
         """Place a paper order for a strategy at stage paper or higher. A market order fills at the live consensus
         price plus slippage and fee; a limit order fills when a later price check crosses it. Before anything is

@@ -3,6 +3,7 @@ backtests), and the effective stage (the lower of the global and the strategy's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -83,28 +84,30 @@ def resolve_risk(
         bad = "; ".join(str(p) for p in problems_from(e, RiskSettings))
         raise InvalidArgumentsError(f"Invalid risk settings: {bad}.") from None
     if mode != "backtest":
-        _refuse_loosening(cfg, strategy, base_values, settings.model_dump(), base_profile, profile, mode)
+        configured_risk = _ProfiledValues(base_profile, base_values)
+        _refuse_loosening(strategy, configured_risk, _ProfiledValues(profile, settings.model_dump()), mode)
     return EffectiveRisk(
         strategy=strategy, configured=configured, risk_profile=profile, settings=settings, sources=sources
     )
 
 
-def _refuse_loosening(
-    cfg: TradingConfig,
-    strategy: str | None,
-    base: dict[str, float],
-    asked: dict[str, float],
-    base_profile: str,
-    profile: str,
-    mode: Mode,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _ProfiledValues:
+    """A risk profile and the risk values it resolves to (the configured ones, or what a call asked for)."""
+
+    profile: str
+    values: dict[str, float]
+
+
+def _refuse_loosening(strategy: str | None, configured: _ProfiledValues, asked: _ProfiledValues, mode: Mode) -> None:
+    base, wanted = configured.values, asked.values
     looser = [
-        f"{field} {asked[field]:g} (configured {base[field]:g})"
+        f"{field} {wanted[field]:g} (configured {base[field]:g})"
         for field in RISK_FIELD_NAMES
-        if is_looser(RISK_LOOSER_DIRECTION[field], base[field], asked[field])
+        if is_looser(RISK_LOOSER_DIRECTION[field], base[field], wanted[field])
     ]
-    if PROFILE_RANK[profile] > PROFILE_RANK[base_profile]:
-        looser.insert(0, f"risk_profile {profile} (configured {base_profile})")
+    if PROFILE_RANK[asked.profile] > PROFILE_RANK[configured.profile]:
+        looser.insert(0, f"risk_profile {asked.profile} (configured {configured.profile})")
     if looser:
         who = f"strategy '{strategy}'" if strategy else "the global settings"
         raise PolicyDenied(

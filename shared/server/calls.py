@@ -27,17 +27,21 @@ from shared.state.store import JournalEntry, JournalOutcome
 log = logging.getLogger("trading_mcp.tooling")
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a journaled call came out: the decision, the outcome, and the rule, reason, error text and result
+    digest when there are any."""
+
+    decision: str
+    outcome: str
+    rule: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    result_digest: str | None = None
+
+
 def journal_row(
-    record: CallRecord,
-    *,
-    arguments: dict[str, Any],
-    decision: str,
-    outcome: str,
-    rule: str | None = None,
-    reason: str | None = None,
-    error: str | None = None,
-    started: float | None = None,
-    result_digest: str | None = None,
+    record: CallRecord, arguments: dict[str, Any], ending: Ending, started: float | None = None
 ) -> JournalEntry:
     """The journal row of one call; `started` (perf_counter) gives the duration. An empty capability (a call of
     something that does not exist) is journaled as none."""
@@ -47,13 +51,13 @@ def journal_row(
         capability=record.capability or None,
         strategy=record.strategy,
         arguments=arguments,
-        decision=decision,
-        outcome=outcome,
-        rule=rule,
-        reason=reason,
-        error=error,
+        decision=ending.decision,
+        outcome=ending.outcome,
+        rule=ending.rule,
+        reason=ending.reason,
+        error=ending.error,
         duration_ms=None if started is None else (time.perf_counter() - started) * 1000,
-        result_digest=result_digest,
+        result_digest=ending.result_digest,
     )
 
 
@@ -94,16 +98,8 @@ def deny(deps: ServerDeps, call: Call, decision: Decision) -> str:
         state = trading_state.read(deps.store)
         reason += f" Halted since {state.since}: {state.reason}"
     message = f"Denied ({decision.rule}): {reason} Remedy: {decision.remedy}"
-    row = journal_row(
-        call.record,
-        arguments=call.arguments,
-        decision="deny",
-        outcome="denied",
-        rule=decision.rule,
-        reason=decision.reason,
-        error=message,
-        started=call.started,
-    )
+    ending = Ending("deny", "denied", rule=decision.rule, reason=decision.reason, error=message)
+    row = journal_row(call.record, call.arguments, ending, call.started)
     deps.store.journal_insert(row)
     return message
 
@@ -111,13 +107,7 @@ def deny(deps: ServerDeps, call: Call, decision: Decision) -> str:
 def refuse(deps: ServerDeps, call: Call, outcome: str, message: str) -> str:
     """Journal a call refused before the guard (too large, invalid); returns `message`."""
     row = journal_row(
-        call.record,
-        arguments=call.arguments,
-        decision="invalid",
-        outcome=outcome,
-        reason=message,
-        error=message,
-        started=call.started,
+        call.record, call.arguments, Ending("invalid", outcome, reason=message, error=message), call.started
     )
     deps.store.journal_insert(row)
     return message
@@ -140,17 +130,10 @@ def finish(
         end = JournalOutcome(outcome, error, duration, result_digest, decision, denied_by)
         deps.store.journal_finish(call.row_id, end)
         return call.row_id
-    row = journal_row(
-        call.record,
-        arguments=call.arguments,
-        decision=decision,
-        outcome=outcome,
-        rule=denied_by,
-        reason=error if denied_by else None,
-        error=error,
-        started=call.started,
-        result_digest=result_digest,
+    ending = Ending(
+        decision, outcome, rule=denied_by, reason=error if denied_by else None, error=error, result_digest=result_digest
     )
+    row = journal_row(call.record, call.arguments, ending, call.started)
     return deps.store.journal_insert(row)
 
 

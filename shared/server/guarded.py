@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from shared.errors import ConfigError, TradingMcpError
 from shared.policy.guard import CallRecord
 from shared.redact import redact, redact_text
-from shared.server.calls import READ_ERRORS, Call, deny, failure_of, finish, journal_row, policy_decision
+from shared.server.calls import READ_ERRORS, Call, Ending, deny, failure_of, finish, journal_row, policy_decision
 from shared.server.deps import ServerDeps
 from shared.server.http_edge import http_policy, secure
 from shared.server.limits import arguments_problem
@@ -74,9 +74,7 @@ class GuardedServer(FastMCP):
         problem = arguments_problem(arguments, name)
         record = CallRecord(self.deps.server_name, name, "")
         args = {"refused": problem} if problem else redact(arguments)
-        self.deps.store.journal_insert(
-            journal_row(record, arguments=args, decision="invalid", outcome="unknown_tool", error=message)
-        )
+        self.deps.store.journal_insert(journal_row(record, args, Ending("invalid", "unknown_tool", error=message)))
         return message
 
     async def read_resource(self, uri: Any) -> Any:

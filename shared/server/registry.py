@@ -34,6 +34,7 @@ from shared.policy.guard import CallRecord
 from shared.redact import redact, redact_text
 from shared.server.calls import (
     Call,
+    Ending,
     deny,
     failure_of,
     finish,
@@ -200,7 +201,7 @@ class GuardedTool(Tool):
             )
         elif not (self.annotations and self.annotations.readOnlyHint):
             call.row_id = self.deps.store.journal_insert(
-                journal_row(record, arguments=call.arguments, decision="allow", outcome="started")
+                journal_row(record, call.arguments, Ending("allow", "started"))
             )
 
     async def _invoke(self, call: Call, kwargs: dict[str, Any]) -> Any:
