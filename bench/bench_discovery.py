@@ -68,7 +68,7 @@ async def one_round(url: str) -> tuple[float, float, int, int]:
         home = Path(tmp)
         write_config(home, url)
         deps = make_deps("bench", home)
-        deps.extras["clock"] = lambda: FEEDS_NOW + (time.time() - started)  # the feeds' own time, running
+        deps.extras.clock = lambda: FEEDS_NOW + (time.time() - started)  # the feeds' own time, running
         try:
             async with connect(build_server(deps)) as client:
                 t0 = time.perf_counter()

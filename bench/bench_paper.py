@@ -127,7 +127,7 @@ class Meter:
 
 def instrument(meter: Meter, deps: Any) -> Callable[[], None]:
     """Patch the accumulators in; returns the undo."""
-    paper = deps.extras["paper"]
+    paper = deps.extras.paper
     store = deps.store
     undo: list[Callable[[], None]] = []
 
@@ -323,7 +323,7 @@ async def bench(home: Path, market: FakeMarket, autocheckpoint: bool) -> None:
                 failures, checks, http = await measure(client, meter, market)
     finally:
         restore()
-        await deps.extras["paper"].prices.aclose()
+        await deps.extras.paper.prices.aclose()
         deps.store.close()
     report(meter, failures, checks)
     cached = "quotes and daily candles came from the caches" if http == 0 else "NOT the cached path alone"

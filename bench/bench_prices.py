@@ -83,7 +83,7 @@ async def main() -> None:
                     walls.append(time.perf_counter() - t0)
                     assert not result.isError and result.structuredContent["failed"] == 0, result
                     requests = len(market.requests) - before
-                    deps.extras["quotes"]._cache.clear()  # every round asks the providers again
+                    deps.extras.quotes._cache.clear()  # every round asks the providers again
             wall = statistics.median(walls)
             print(f"one request to the local server (+{DELAY_S * 1000:.0f} ms): {single * 1000:.1f} ms")
             print(f"get_prices, 50 symbols, cold cache: median {wall * 1000:.1f} ms over 5 ({requests} HTTP requests)")
@@ -92,7 +92,7 @@ async def main() -> None:
             bare, guarded = [], []
             async with connect(server) as client, connect(bare_server()) as bare_client:
                 await client.call_tool("get_price", {"symbol": "C00-USDT"})  # fill the cache
-                deps.extras["quotes"].quote_ttl_s = 3600  # keep it warm for the whole measurement
+                deps.extras.quotes.quote_ttl_s = 3600  # keep it warm for the whole measurement
                 for r in range(ROUNDS):
                     for name in ("bare", "priced") if r % 2 == 0 else ("priced", "bare"):
                         t0 = time.perf_counter()

@@ -45,22 +45,22 @@ def build_server(
         workers = deps.config.load().backtest_config.workers
     except ConfigError:  # every call reports the broken file; the server still starts
         workers = BacktestConfig().workers
-    pool = pool if pool is not None else WorkerPool(workers, warmup, workdir=deps.extras["home"] / "jesse")
-    deps.extras["pool"] = pool
+    pool = pool if pool is not None else WorkerPool(workers, warmup, workdir=deps.extras.home / "jesse")
+    deps.extras.pool = pool
 
     def readable() -> ReadableFolders:  # read per call: a folder the person adds counts at once
-        return ReadableFolders(deps.extras["home"], tuple(deps.config.load().import_config.folders))
+        return ReadableFolders(deps.extras.home, tuple(deps.config.load().import_config.folders))
 
-    register_candle_tools(tools, CandleStore(deps.extras["home"] / "candles"), readable)
-    service = BacktestService(deps.extras["home"], deps.config.load, deps.store, pool)
-    deps.extras["backtests"] = service
+    register_candle_tools(tools, CandleStore(deps.extras.home / "candles"), readable)
+    service = BacktestService(deps.extras.home, deps.config.load, deps.store, pool)
+    deps.extras.backtests = service
     register_backtest_tools(tools, service)
     register_analysis_tools(tools, service)
-    paper = deps.extras["paper"] = _paper_service(deps)
+    paper = deps.extras.paper = _paper_service(deps)
     register_paper_tools(tools, paper, service)
     monitor = PaperMonitor(paper)
-    deps.extras["paper_monitor"] = monitor
-    deps.extras.setdefault("background", []).append(monitor.session_loop)  # HTTP: also with no session open
+    deps.extras.paper_monitor = monitor
+    deps.extras.background.append(monitor.session_loop)  # HTTP: also with no session open
 
     server = tools.build(instructions=INSTRUCTIONS, lifespan=_lifespan(pool, monitor))
     add_policy_resource(server)
@@ -70,10 +70,10 @@ def build_server(
 
 
 def _paper_service(deps: ServerDeps) -> PaperService:
-    prices = deps.extras.get("paper_prices") or ConfiguredPrices(
-        deps.config.load, deps.extras["home"], deps.extras.get("price_transport")
+    prices = deps.extras.paper_prices or ConfiguredPrices(
+        deps.config.load, deps.extras.home, deps.extras.price_transport
     )
-    clock = deps.extras.get("clock", time.time)
+    clock = deps.extras.clock or time.time
     return PaperService(deps.store, deps.config.load, prices, clock=clock, server=deps.server_name)
 
 

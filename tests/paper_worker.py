@@ -113,7 +113,7 @@ async def place(client: Any, arguments: dict[str, Any]) -> dict[str, Any]:
 async def run(spec: dict[str, Any]) -> list[dict[str, Any]]:
     deps = make_deps("jesse-mcp")
     clock = Clock(spec["clock"])
-    deps.extras.update(paper_prices=TablePrices(spec["prices"], clock=clock), clock=clock)
+    deps.extras.paper_prices, deps.extras.clock = TablePrices(spec["prices"], clock=clock), clock
     server = build_server(deps, warmup=(), pool=NoPool())
     try:
         async with connect(server) as client:

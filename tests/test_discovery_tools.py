@@ -174,7 +174,7 @@ async def test_stored_prices_confirm_or_contradict_an_opportunity_and_set_its_vo
     day = 86_400_000
     start = (int(time.time() * 1000) // day - 100) * day
     rows, _ = synthetic_candles(start, 100 * 1440, seed=5)
-    CandleStore(deps.extras["home"] / "candles").save("binance", "BTC-USDT", rows, "test", synthetic=True)
+    CandleStore(deps.extras.home / "candles").save("binance", "BTC-USDT", rows, "test", synthetic=True)
     async with connect(build_server(deps)) as client:
         result = payload(await client.call_tool("discover_opportunities", {"symbols": ["BTC", "ETH"]}))
     btc = next(o for o in result["opportunities"] if o["symbol"] == "BTC")

@@ -98,7 +98,7 @@ def open_ledger(home: Path, deps: ServerDeps):
         configure(home, **{**BASE_CONFIG, **changes})
         clock = Clock()
         prices = TablePrices({"BTC-USDT": BTC, "ETH-USDT": 3_000.0, "SOL-USDT": 150.0, "XRP-USDT": 0.5}, clock=clock)
-        deps.extras.update(paper_prices=prices, clock=clock)
+        deps.extras.paper_prices, deps.extras.clock = prices, clock
         return Ledger(deps, build_server(deps, warmup=(), pool=NoPool()), prices, clock)
 
     return make

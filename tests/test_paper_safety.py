@@ -20,7 +20,7 @@ async def test_stops_still_execute_while_the_configuration_file_is_broken(open_l
         refused = await s.call_tool("get_paper_portfolio", {})
         assert refused.isError and "config_invalid" in text_of(refused)
         ledger.prices.set("BTC-USDT", 50_000.0)
-        events, _ = await ledger.deps.extras["paper"].reconcile()
+        events, _ = await ledger.deps.extras.paper.reconcile()
     assert ledger.position(pid)["exit_reason"] == "stop_loss"
     assert [e.kind for e in events] == ["stop_loss"]
 
@@ -31,7 +31,7 @@ async def test_a_resting_order_of_a_demoted_strategy_is_cancelled_not_filled(ope
         oid = (await placed(s, type="limit", limit_price=59_000.0, notional_usd=590.0))["order"]["id"]
         payload(await s.call_tool("demote_stage", {"strategy": STRATEGY}))
         ledger.prices.set("BTC-USDT", 58_500.0)
-        events, _ = await ledger.deps.extras["paper"].reconcile()
+        events, _ = await ledger.deps.extras.paper.reconcile()
     assert ledger.order(oid)["status"] == "cancelled"
     assert [e.kind for e in events] == ["order_cancelled"]
 
@@ -106,7 +106,7 @@ async def test_an_http_server_with_no_client_connected_still_executes_stops(open
                 await anyio.sleep(0.05)
         server.http_server.should_exit = True  # uvicorn closes its socket and returns
     assert ledger.position(pid)["exit_reason"] == "stop_loss"
-    assert ledger.deps.extras["paper_monitor"].runs >= 1
+    assert ledger.deps.extras.paper_monitor.runs >= 1
 
 
 async def test_a_replaced_price_library_is_closed_even_when_the_request_is_cancelled(tmp_path):

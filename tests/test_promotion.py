@@ -66,7 +66,7 @@ def prices(clock: Clock) -> TablePrices:
 
 def jesse(deps, prices: TablePrices, clock: Clock):
     """The jesse server on fake prices and clock; write the configuration before calling this."""
-    deps.extras.update(paper_prices=prices, clock=clock)
+    deps.extras.paper_prices, deps.extras.clock = prices, clock
     return build_server(deps, warmup=(), pool=NoPool())
 
 

@@ -224,8 +224,8 @@ async def test_a_strategy_prefix_completes_to_the_catalogued_strategy(jesse):
 
 
 async def test_strategy_completion_offers_user_files_and_configured_strategies(deps, jesse):
-    (deps.extras["home"] / "strategies").mkdir()
-    (deps.extras["home"] / "strategies" / "my_edge.py").write_text("x = 1\n")
+    (deps.extras.home / "strategies").mkdir()
+    (deps.extras.home / "strategies" / "my_edge.py").write_text("x = 1\n")
     cfg = deps.config.load()
     deps.config.save(cfg.model_copy(update={"strategies": {**cfg.strategies, "mean_carry": StrategyConfig()}}))
     assert (await complete(jesse, prompt_ref("stress_review"), "strategy", "M")).values == [
@@ -255,7 +255,7 @@ async def test_the_target_stage_completes_to_the_promotion_stages(jesse):
 async def test_a_market_symbol_completes_once_its_candles_are_stored(deps, jesse):
     ref = prompt_ref("risk_profile_comparison")
     assert (await complete(jesse, ref, "symbol", "btc")).values == []
-    generate_synthetic(CandleStore(deps.extras["home"] / "candles"), "BTC-USDT", 0, 3_600_000, seed=1)
+    generate_synthetic(CandleStore(deps.extras.home / "candles"), "BTC-USDT", 0, 3_600_000, seed=1)
     assert (await complete(jesse, ref, "symbol", "btc")).values == ["BTC-USDT"]
 
 
@@ -305,7 +305,7 @@ def test_strategy_completion_and_the_jesse_server_never_import_jesse(tmp_path):
         "import sys; from pathlib import Path; from shared.server.common import make_deps; "
         "from jesse_mcp.server import build_server; from jesse_mcp.tools.prompts import strategy_names; "
         f"deps = make_deps('jesse-mcp', Path({str(tmp_path)!r})); build_server(deps, warmup=()); "
-        "names = strategy_names(deps.extras['home'], deps.config.load); "
+        "names = strategy_names(deps.extras.home, deps.config.load); "
         "print('trend_following' in names, 'jesse' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

@@ -33,9 +33,9 @@ async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(dep
         tools = (await client.list_tools()).tools
         size = deps.config.load().backtest_config.workers
         with anyio.fail_after(30):
-            while len(deps.extras["pool"].status()) < size:
+            while len(deps.extras.pool.status()) < size:
                 await anyio.sleep(0.01)
-        states = [w["state"] for w in deps.extras["pool"].status()]
+        states = [w["state"] for w in deps.extras.pool.status()]
     assert "get_config" in {t.name for t in tools}
     assert states == ["starting"] * size  # still importing, yet the session answered
 

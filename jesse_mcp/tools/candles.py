@@ -33,22 +33,13 @@ Days = Annotated[
 
 
 def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Callable[[], ReadableFolders]) -> None:
-    @tools.tool(
-        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored candles"
-    )
+    @tools.read(title="Stored candles")
     def list_candles(exchange: Exchange | None = None, symbol: Symbol | None = None) -> candle_ops.CandleList:
         """The 1-minute candle data stored for backtests: per exchange (store key and Jesse's name) and symbol, the
         range, row count, exact gaps (missing minutes), filled gaps, sources, and whether the data is synthetic."""
         return candle_ops.list_markets(store, exchange, symbol)
 
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-        open_world=True,
-        title="Import candles",
-    )
+    @tools.research(idempotent=True, open_world=True, title="Import candles")
     async def import_candles(
         symbol: Symbol,
         exchange: Annotated[
@@ -82,14 +73,7 @@ def register_candle_tools(tools: ToolRegistry, store: CandleStore, readable: Cal
 def _register_local_candle_tools(
     tools: ToolRegistry, store: CandleStore, readable: Callable[[], ReadableFolders]
 ) -> None:
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Generate synthetic candles",
-    )
+    @tools.research(idempotent=True, title="Generate synthetic candles")
     def generate_synthetic_candles(
         symbol: Symbol,
         start: Start = None,
@@ -102,14 +86,7 @@ def _register_local_candle_tools(
         start_ms, end_ms = candle_ops.resolve_range(start, end, days)
         return candle_ops.generate_synthetic(store, symbol, start_ms, end_ms, seed)
 
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Import candles from CSV",
-    )
+    @tools.research(idempotent=True, title="Import candles from CSV")
     def import_candles_csv(
         path: Annotated[
             str,
@@ -130,14 +107,7 @@ def _register_local_candle_tools(
 
 
 def _register_gap_tools(tools: ToolRegistry, store: CandleStore) -> None:
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Fill candle gaps",
-    )
+    @tools.research(idempotent=True, title="Fill candle gaps")
     def fill_candle_gaps(exchange: Exchange, symbol: Symbol) -> MarketInfo:
         """Fill every gap of a stored market with flat candles at the previous close and zero volume. An explicit
         choice, recorded in the market's `filled` list; Jesse needs contiguous minutes."""

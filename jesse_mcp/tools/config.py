@@ -17,29 +17,14 @@ from shared.server.registry import ToolRegistry
 def register_config_tools(tools: ToolRegistry) -> None:
     deps = tools.deps
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Configuration",
-    )
+    @tools.read(title="Configuration")
     def get_config() -> config_ops.ConfigView:
         """The whole configuration (risk profiles, limits, strategies, stages, news sources, server settings),
         its file path, and which environment variables are set. Secrets are never shown."""
         return config_ops.config_view(deps.config)
 
     # halt-exempt: while halted it still runs, but config_ops lets only tightening and demotions through
-    @tools.tool(
-        capability="admin",
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-        open_world=False,
-        title="Change configuration",
-        halt_exempt=True,
-    )
+    @tools.admin(destructive=True, idempotent=True, title="Change configuration", halt_exempt=True)
     async def update_config(
         changes: Annotated[
             dict[str, JsonValue],
@@ -58,15 +43,7 @@ def register_config_tools(tools: ToolRegistry) -> None:
         confirm = partial(require_confirmation, ctx)
         return await config_ops.update_config(deps.config, deps.store, changes, reason, confirm)
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Trading stages",
-        strategy_arg="strategy",
-    )
+    @tools.read(title="Trading stages", strategy_arg="strategy")
     def get_stage(strategy: StrategyArg = None) -> config_ops.StageView:
         """Global stage and each strategy's own and effective stage (the lower of the two counts), with the
         recent history of stage changes."""

@@ -121,9 +121,7 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
 
 
 def _register_strategy_tools(tools: ToolRegistry, service: BacktestService) -> None:
-    @tools.tool(
-        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Strategies"
-    )
+    @tools.read(title="Strategies")
     async def list_strategies() -> StrategyList:
         """Built-in and user strategies: what each does, its hyperparameters (type, default, range, meaning), and
         whether the risk profile sizes it. User strategies are Jesse Strategy files in the strategies folder."""
@@ -131,15 +129,7 @@ def _register_strategy_tools(tools: ToolRegistry, service: BacktestService) -> N
 
 
 def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Backtest",
-        strategy_arg="strategy",
-    )
+    @tools.research(title="Backtest", strategy_arg="strategy")
     async def backtest(
         strategy: StrategyName,
         symbol: SymbolArg = None,
@@ -187,15 +177,7 @@ def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
 
 
 def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) -> None:
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Compare risk profiles",
-        strategy_arg="strategy",
-    )
+    @tools.research(title="Compare risk profiles", strategy_arg="strategy")
     async def compare_risk_profiles(
         strategy: StrategyName,
         symbol: SymbolArg = None,
@@ -232,9 +214,7 @@ def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) ->
 
 
 def _register_result_tools(tools: ToolRegistry, service: BacktestService) -> None:
-    @tools.tool(
-        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored result"
-    )
+    @tools.read(title="Stored result")
     def get_backtest(
         id: BacktestId,
         include_trades: Annotated[bool, Field(description="Also return the closed trades (paged).")] = False,
@@ -249,9 +229,7 @@ def _register_result_tools(tools: ToolRegistry, service: BacktestService) -> Non
         trades, total = service.trades(id, trades_offset, trades_limit)
         return BacktestRecord(record=record, trades=trades, trades_total=total, trades_offset=trades_offset)
 
-    @tools.tool(
-        capability="read", read_only=True, destructive=False, idempotent=True, open_world=False, title="Stored results"
-    )
+    @tools.read(title="Stored results")
     def list_backtests(
         strategy: Annotated[str | None, Field(description="Only results of this strategy.", max_length=64)] = None,
         kind: Annotated[
@@ -275,14 +253,7 @@ def register_analysis_tools(tools: ToolRegistry, service: BacktestService) -> No
 
 
 def _register_resampling_tools(tools: ToolRegistry, service: BacktestService) -> None:
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Stress test",
-    )
+    @tools.research(title="Stress test")
     async def stress_test(
         backtest_id: BacktestId,
         scenarios: Annotated[
@@ -303,14 +274,7 @@ def _register_resampling_tools(tools: ToolRegistry, service: BacktestService) ->
         at_ms = candle_ops.to_ms(at) if at is not None else None
         return await stress.stress_test(service, backtest_id, chosen, at_ms, progress_reporter(ctx))
 
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Monte Carlo",
-    )
+    @tools.research(title="Monte Carlo")
     async def monte_carlo(
         backtest_id: BacktestId,
         methods: Annotated[
@@ -334,14 +298,7 @@ def _register_resampling_tools(tools: ToolRegistry, service: BacktestService) ->
 
 
 def _register_validation_tools(tools: ToolRegistry, service: BacktestService) -> None:
-    @tools.tool(
-        capability="research",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Walk-forward validation",
-    )
+    @tools.research(title="Walk-forward validation")
     async def validate_strategy(
         backtest_id: BacktestId,
         folds: Annotated[int, Field(ge=2, le=12, description="Out-of-sample windows.")] = 4,

@@ -88,16 +88,7 @@ def register_paper_tools(tools: ToolRegistry, paper: PaperService, backtests: Ba
 
 
 def _register_order_tools(tools: ToolRegistry, venue: Venue) -> None:
-    @tools.tool(
-        capability="paper",
-        read_only=False,
-        destructive=False,
-        idempotent=False,  # only with a client_order_id
-        open_world=True,
-        title="Place a paper order",
-        strategy_arg="strategy",
-        journal_in_transaction=True,
-    )
+    @tools.paper(title="Place a paper order", strategy_arg="strategy", journal_in_transaction=True)
     async def place_paper_order(
         strategy: StrategyName,
         symbol: OrderSymbol,
@@ -135,16 +126,7 @@ def _register_order_tools(tools: ToolRegistry, venue: Venue) -> None:
 
 
 def _register_cancel_tools(tools: ToolRegistry, venue: Venue) -> None:
-    @tools.tool(
-        capability="paper",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=True,  # it reconciles first, at live prices
-        title="Cancel a paper order",
-        reduces_risk=True,
-        journal_in_transaction=True,
-    )
+    @tools.paper(title="Cancel a paper order", reduces_risk=True, journal_in_transaction=True)
     async def cancel_paper_order(
         order_id: Annotated[str, Field(description="The order id (po_...) or your client order id.", max_length=64)],
     ) -> CancelResult:
@@ -154,16 +136,7 @@ def _register_cancel_tools(tools: ToolRegistry, venue: Venue) -> None:
 
 
 def _register_position_tools(tools: ToolRegistry, venue: Venue) -> None:
-    @tools.tool(
-        capability="paper",
-        read_only=False,
-        destructive=True,
-        idempotent=False,
-        open_world=True,
-        title="Close a paper position",
-        reduces_risk=True,
-        journal_in_transaction=True,
-    )
+    @tools.paper(destructive=True, title="Close a paper position", reduces_risk=True, journal_in_transaction=True)
     async def close_paper_position(
         position_id: Annotated[str, Field(description="The position id (pp_...).", max_length=64)],
     ) -> CloseResult:
@@ -171,14 +144,7 @@ def _register_position_tools(tools: ToolRegistry, venue: Venue) -> None:
         Works for a demoted strategy too (it only reduces risk)."""
         return await venue.close_position(position_id)
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=True,
-        title="Paper portfolio",
-    )
+    @tools.read(open_world=True, title="Paper portfolio")
     async def get_paper_portfolio() -> Portfolio:
         """The paper account: cash, equity, margin, realised and unrealised P&L, drawdown against the emergency
         stop and the day's loss against its limit, trading state, open positions with their stops, open orders,
@@ -187,15 +153,7 @@ def _register_position_tools(tools: ToolRegistry, venue: Venue) -> None:
 
 
 def _register_performance_tools(tools: ToolRegistry, paper: PaperService) -> None:
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Paper performance",
-        strategy_arg="strategy",
-    )
+    @tools.read(title="Paper performance", strategy_arg="strategy")
     async def get_paper_performance(
         strategy: OptionalStrategy = None,
         equity_image: Annotated[bool, Field(description="Also return the equity curve as a PNG image.")] = False,
@@ -221,15 +179,7 @@ def _register_promotion_tools(tools: ToolRegistry, paper: PaperService, backtest
         code_of = partial(current_code, backtests, deps.config.load, ask.strategy, ask.to_stage)
         return promotion.PromotionDeps(deps.config, deps.store, paper, paper.clock, code_of)
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Promotion gates",
-        strategy_arg="strategy",
-    )
+    @tools.read(title="Promotion gates", strategy_arg="strategy")
     async def get_promotion_gates(
         strategy: OptionalStrategy,
         to_stage: Annotated[Literal["paper", "live"], Field(description="The stage asked for.")],
@@ -241,15 +191,7 @@ def _register_promotion_tools(tools: ToolRegistry, paper: PaperService, backtest
         code = await promotion_deps(ask).code()
         return promotion.evaluate(deps.config.load(), deps.store, paper, ask, paper.clock(), code)
 
-    @tools.tool(
-        capability="admin",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Request a stage promotion",
-        strategy_arg="strategy",
-    )
+    @tools.admin(title="Request a stage promotion", strategy_arg="strategy")
     async def request_stage_promotion(
         strategy: OptionalStrategy,
         to_stage: Annotated[Literal["paper", "live"], Field(description="One stage up from the current one.")],
@@ -268,16 +210,7 @@ def _register_promotion_tools(tools: ToolRegistry, paper: PaperService, backtest
 def _register_stage_tools(tools: ToolRegistry, paper: PaperService) -> None:
     deps = tools.deps
 
-    @tools.tool(
-        capability="admin",
-        read_only=False,
-        destructive=True,
-        idempotent=False,
-        open_world=False,
-        title="Demote a stage",
-        strategy_arg="strategy",
-        halt_exempt=True,
-    )
+    @tools.admin(destructive=True, title="Demote a stage", strategy_arg="strategy", halt_exempt=True)
     def demote_stage(
         strategy: OptionalStrategy,
         to_stage: Annotated[
@@ -289,15 +222,7 @@ def _register_stage_tools(tools: ToolRegistry, paper: PaperService) -> None:
         paper positions stay open with their stops; they can still be closed."""
         return promotion.demote(deps.config, deps.store, strategy, to_stage, reason)
 
-    @tools.tool(
-        capability="read",
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
-        title="Stage history",
-        strategy_arg="strategy",
-    )
+    @tools.read(title="Stage history", strategy_arg="strategy")
     def get_stage_history(
         strategy: OptionalStrategy = None,
         limit: Annotated[int, Field(description="Newest first, at most this many.", ge=1, le=1000)] = 50,
@@ -307,16 +232,7 @@ def _register_stage_tools(tools: ToolRegistry, paper: PaperService) -> None:
             strategy=strategy, changes=[c.as_dict() for c in stage_history.history(deps.store, strategy, limit)]
         )
 
-    @tools.tool(
-        capability="admin",
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-        open_world=False,
-        title="Reset the kill switch",
-        halt_exempt=True,
-        journal_in_transaction=True,
-    )
+    @tools.admin(title="Reset the kill switch", halt_exempt=True, journal_in_transaction=True)
     async def reset_kill_switch(reason: Reason = "", ctx: Context | None = None) -> ResetResult:
         """Resume trading after the kill switch halted it. The person must confirm through elicitation; the
         drawdown and the day's loss are measured from the current equity afterwards."""

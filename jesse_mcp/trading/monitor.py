@@ -16,7 +16,7 @@ class PaperMonitor:
     """Reconciles the paper ledger every `paper.monitor_interval_s` while the server runs.
 
     Over stdio the session's lifespan runs `session_loop`; over HTTP the server also runs it as a process-wide
-    background job (deps.extras['background']), so stops fire with no client connected. Of all running loops one
+    background job (deps.extras.background), so stops fire with no client connected. Of all running loops one
     at a time, the leader, does the work; another takes over when the leader's loop ends.
     """
 

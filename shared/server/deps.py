@@ -8,7 +8,7 @@ server packages); the field name says what they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,31 +43,6 @@ class ServerExtras:
     backtests: Any = None  # jesse_mcp.backtesting BacktestService
     paper: Any = None  # jesse_mcp.trading paper service
     paper_monitor: Any = None  # jesse_mcp.trading paper monitor
-
-    # Mapping-style access, for code written when this was a dict: known names only, so a typo fails loudly.
-    def _name(self, key: str) -> str:
-        if key not in {f.name for f in fields(self)}:
-            raise KeyError(f"{key!r} is not a ServerExtras field")
-        return key
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, self._name(key))
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, self._name(key), value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self[key]
-        return default if value is None else value
-
-    def setdefault(self, key: str, default: Any) -> Any:
-        if self[key] is None:
-            self[key] = default
-        return self[key]
-
-    def update(self, **values: Any) -> None:
-        for key, value in values.items():
-            self[key] = value
 
 
 @dataclass
