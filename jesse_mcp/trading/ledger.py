@@ -42,44 +42,43 @@ def _select(db: sqlite3.Connection, cls: type[R], table: str, tail: str, params:
     return [cls(*r) for r in db.execute(f"SELECT {columns(cls)} FROM {table} {tail}", params)]
 
 
-def account_row(db: sqlite3.Connection) -> AccountRow | None:
+def select_account(db: sqlite3.Connection) -> AccountRow | None:
     rows = _select(db, AccountRow, "paper_account", "WHERE id = 1", ())
     return rows[0] if rows else None
 
 
-def orders(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[OrderRow]:
+def select_orders(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[OrderRow]:
     return _select(db, OrderRow, "paper_orders", tail, params)
 
 
-def positions(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[PositionRow]:
+def select_positions(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[PositionRow]:
     return _select(db, PositionRow, "paper_positions", tail, params)
 
 
-def fills(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[FillRow]:
+def select_fills(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[FillRow]:
     return _select(db, FillRow, "paper_fills", tail, params)
 
 
-def equity_points(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[EquityRow]:
+def select_equity(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[EquityRow]:
     return _select(db, EquityRow, "paper_equity", tail, params)
 
 
 def order_by_id(db: sqlite3.Connection, oid: str) -> OrderRow:
-    return orders(db, "WHERE id = ?", (oid,))[0]
+    return select_orders(db, "WHERE id = ?", (oid,))[0]
 
 
 def position_by_id(db: sqlite3.Connection, pid: str) -> PositionRow:
-    return positions(db, "WHERE id = ?", (pid,))[0]
+    return select_positions(db, "WHERE id = ?", (pid,))[0]
 
 
 def load_account(db: sqlite3.Connection, cfg: TradingConfig, now: int, create: bool = True) -> AccountRow:
     """The account row; opened with the configured starting balance on first use (reads see it unopened)."""
-    row = account_row(db)
+    row = select_account(db)
     if row is not None:
         return row
     bal = cfg.paper.starting_balance
-    unopened = AccountRow(1, bal, bal, bal, utc_day(now), bal, now)
     if not create:
-        return unopened
+        return AccountRow(1, bal, bal, bal, utc_day(now), bal, now)
     db.execute(
         "INSERT INTO paper_account (id, starting_balance, cash, peak_equity, day, day_start_equity, created_ms)"
         " VALUES (1, ?, ?, ?, ?, ?, ?)",
@@ -89,11 +88,11 @@ def load_account(db: sqlite3.Connection, cfg: TradingConfig, now: int, create: b
 
 
 def open_positions(db: sqlite3.Connection) -> list[PositionRow]:
-    return positions(db, "WHERE status = 'open' ORDER BY opened_ms, id")
+    return select_positions(db, "WHERE status = 'open' ORDER BY opened_ms, id")
 
 
 def open_orders(db: sqlite3.Connection) -> list[OrderRow]:
-    return orders(db, "WHERE status = 'open' ORDER BY created_ms, id")
+    return select_orders(db, "WHERE status = 'open' ORDER BY created_ms, id")
 
 
 def equity_of(
@@ -124,7 +123,7 @@ def insert_fill(db: sqlite3.Connection, row: NewFill) -> FillRow:
         "reference_price, fee, reason, price_source, realised_pnl) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         astuple(row),
     )
-    return fills(db, "WHERE id = ?", (cur.lastrowid,))[0]
+    return select_fills(db, "WHERE id = ?", (cur.lastrowid,))[0]
 
 
 def open_position(

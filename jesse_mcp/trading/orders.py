@@ -52,7 +52,7 @@ def existing(db: sqlite3.Connection, req: OrderRequest) -> OrderRow | None:
     """The order placed before under the request's client order id; another order under that id is an error."""
     if req.client_order_id is None:
         return None
-    found = ledger.orders(db, "WHERE client_order_id = ?", (req.client_order_id,))
+    found = ledger.select_orders(db, "WHERE client_order_id = ?", (req.client_order_id,))
     if not found:
         return None
     if found[0].request_hash != req.digest():

@@ -201,7 +201,7 @@ class PaperService:
         scope = current_call("cancel_paper_order", self.server, {"order_id": order_id})
         now = self.now_ms()
         with self.store.transaction() as db:
-            found = ledger.orders(
+            found = ledger.select_orders(
                 db, "WHERE id = ? OR client_order_id = ? ORDER BY id = ? DESC", (order_id, order_id, order_id)
             )
             if not found:
@@ -224,7 +224,7 @@ class PaperService:
         events, _ = await self.reconcile()
         cfg = self.config()
         scope = current_call("close_paper_position", self.server, {"position_id": position_id})
-        pos: list[PositionRow] = self._read(lambda db: ledger.positions(db, "WHERE id = ?", (position_id,)))
+        pos: list[PositionRow] = self._read(lambda db: ledger.select_positions(db, "WHERE id = ?", (position_id,)))
         if not pos:
             raise PaperError(f"No paper position {position_id!r}. get_paper_portfolio lists open positions.")
         if pos[0].status != "open":
@@ -233,7 +233,7 @@ class PaperService:
         quote = await self.prices.quote(pos[0].symbol)
         now = self.now_ms()
         with self.store.transaction() as db:
-            still_open = ledger.positions(db, "WHERE id = ? AND status = 'open'", (position_id,))
+            still_open = ledger.select_positions(db, "WHERE id = ? AND status = 'open'", (position_id,))
             if not still_open:
                 raise PaperError(
                     f"Position {position_id} was closed while this call fetched its price (a stop or "

@@ -32,7 +32,7 @@ def portfolio_of(
     ).fetchone()[0]
     fees = db.execute("SELECT COALESCE(SUM(fee), 0) FROM paper_fills").fetchone()[0]
     state = trading_state.read_in(db)
-    fills = ledger.fills(db, "ORDER BY id DESC LIMIT 20")
+    fills = ledger.select_fills(db, "ORDER BY id DESC LIMIT 20")
     settings = resolve_risk(cfg, None, mode="backtest").settings
     return Portfolio(
         account=Account(
@@ -67,8 +67,8 @@ def duplicate_result(
     """The result of an order placed before under the same client order id: nothing new happened."""
     account = ledger.load_account(db, cfg, now, create=False)
     positions = ledger.open_positions(db)
-    pos = ledger.positions(db, "WHERE id = ?", (row.position_id,))
-    fill = ledger.fills(db, "WHERE order_id = ? AND action = 'open'", (row.id,))
+    pos = ledger.select_positions(db, "WHERE id = ?", (row.position_id,))
+    fill = ledger.select_fills(db, "WHERE order_id = ? AND action = 'open'", (row.id,))
     equity, _, _ = ledger.equity_of(account, positions)
     return OrderResult(
         order=rows.order_model(row),
@@ -89,10 +89,12 @@ def duplicate_result(
 def track_record(db: sqlite3.Connection, cfg: TradingConfig, strategy: str | None, now: int) -> TrackRecord:
     """The track record of `strategy`, or of the whole account."""
     account = ledger.load_account(db, cfg, now, create=False)
-    points = ledger.equity_points(db, "WHERE strategy = ? ORDER BY ts_ms", (strategy or ledger.ACCOUNT_KEY,))
+    points = ledger.select_equity(db, "WHERE strategy = ? ORDER BY ts_ms", (strategy or ledger.ACCOUNT_KEY,))
     curve = [(e.ts_ms, e.equity) for e in points]
     where, params = ("WHERE strategy = ?", (strategy,)) if strategy else ("", ())
-    closed = ledger.positions(db, f"{where} {'AND' if where else 'WHERE'} status = 'closed' ORDER BY closed_ms", params)
+    closed = ledger.select_positions(
+        db, f"{where} {'AND' if where else 'WHERE'} status = 'closed' ORDER BY closed_ms", params
+    )
     opened = db.execute(
         f"SELECT COUNT(*) FROM paper_positions {where} {'AND' if where else 'WHERE'} status = 'open'", params
     ).fetchone()[0]
