@@ -70,7 +70,7 @@ def install_kill(point: str) -> None:
     elif point == "fill":
         insert_fill = paper_ledger.insert_fill
 
-        def insert_fill_then_die(db: sqlite3.Connection, *args: Any) -> dict[str, Any]:
+        def insert_fill_then_die(db: sqlite3.Connection, *args: Any) -> paper_ledger.FillRow:
             fill = insert_fill(db, *args)
             _die(point, db)
             return fill

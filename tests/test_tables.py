@@ -110,3 +110,13 @@ def test_only_the_owner_of_a_table_queries_it():
             if name != owner[table] and not name.startswith(owner[table] + "."):
                 strays.append(f"{name} queries {table} (owned by {owner[table]})")
     assert strays == []
+
+
+def test_each_paper_table_has_a_typed_row_of_exactly_its_columns():
+    from dataclasses import fields
+
+    from jesse_mcp.trading.rows import ROWS
+
+    assert {t: " ".join(f.name for f in fields(cls)) for t, cls in ROWS.items()} == {
+        t: cols for t, cols in SHIPPED.items() if t.startswith("paper_")
+    }

@@ -5,10 +5,10 @@ open order; only an admin reset with a person's confirmation resumes trading (pr
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from jesse_mcp.trading import ledger
 from jesse_mcp.trading.models import Event
+from jesse_mcp.trading.rows import AccountRow
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy import checks as policy
@@ -22,7 +22,7 @@ def snapshot_and_trip(
     """Record the equity (ledger.snapshot), then halt if it tripped the switch. Returns the account equity and the
     halt, if this call halted trading."""
     account = ledger.load_account(db, cfg, now)
-    equity = ledger.snapshot(db, cfg, account, now)
+    equity, account = ledger.snapshot(db, cfg, account, now)
     if not trading_state.read_in(db).active:
         return equity, None
     tripped = _tripped(cfg, account, equity)
@@ -36,7 +36,7 @@ def _halt(
 ) -> Event:
     reason = f"kill switch ({tripped.rule}): {tripped.reason}"
     trading_state.set_in(db, "HALTED", reason)
-    cancelled = [o["id"] for o in ledger.open_orders(db)]
+    cancelled = [o.id for o in ledger.open_orders(db)]
     db.execute(
         "UPDATE paper_orders SET status = 'cancelled', reason = 'kill switch', updated_ms = ? WHERE status = 'open'",
         (now,),
@@ -59,16 +59,16 @@ def _halt(
     return Event(ts=utc_now_iso(now), kind="kill_switch", detail=detail)
 
 
-def _tripped(cfg: TradingConfig, account: dict[str, Any], equity: float) -> policy.Violation | None:
+def _tripped(cfg: TradingConfig, account: AccountRow, equity: float) -> policy.Violation | None:
     """The emergency stop, else the daily loss limit, if `equity` reached either."""
     emergency = resolve_risk(cfg, None, mode="backtest").settings.emergency_stop
-    tripped = policy.check_emergency_stop(equity, account["peak_equity"], emergency)
-    day_loss = 1 - equity / account["day_start_equity"] if account["day_start_equity"] > 0 else 0.0
+    tripped = policy.check_emergency_stop(equity, account.peak_equity, emergency)
+    day_loss = 1 - equity / account.day_start_equity if account.day_start_equity > 0 else 0.0
     if tripped is None and day_loss >= cfg.paper.daily_loss_limit - ledger.EPS:
         tripped = policy.Violation(
             "daily_loss_limit",
             f"equity {equity:,.2f} USD is {day_loss * 100:.2f}% below the day's start "
-            f"{account['day_start_equity']:,.2f} USD ({account['day']} UTC), at or past the daily loss limit "
+            f"{account.day_start_equity:,.2f} USD ({account.day} UTC), at or past the daily loss limit "
             f"{cfg.paper.daily_loss_limit * 100:.2f}%: trading halts.",
             "review the losses; an admin reset with a person's confirmation resumes trading.",
             day_loss,

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jesse_mcp.trading import ledger
+from jesse_mcp.trading import ledger, rows
 from jesse_mcp.trading.checks import CheckInputs, pre_trade_checks
 from jesse_mcp.trading.kill_switch import snapshot_and_trip
 from jesse_mcp.trading.models import Check, OrderRequest, OrderResult
 from jesse_mcp.trading.prices import PaperQuote
+from jesse_mcp.trading.rows import OrderRow
 from jesse_mcp.trading.venue import Book
 from shared.config.models import TradingConfig
 from shared.errors import InvalidArgumentsError, PolicyDenied, TradingMcpError
@@ -47,20 +48,20 @@ def validate(req: OrderRequest) -> None:
         raise InvalidArgumentsError("limit_price applies to limit orders only: set type='limit' or drop it.")
 
 
-def existing(db: sqlite3.Connection, req: OrderRequest) -> dict[str, Any] | None:
+def existing(db: sqlite3.Connection, req: OrderRequest) -> OrderRow | None:
     """The order placed before under the request's client order id; another order under that id is an error."""
     if req.client_order_id is None:
         return None
-    rows = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE client_order_id = ?", (req.client_order_id,)))
-    if not rows:
+    found = ledger.select_orders(db, "WHERE client_order_id = ?", (req.client_order_id,))
+    if not found:
         return None
-    if rows[0]["request_hash"] != req.digest():
+    if found[0].request_hash != req.digest():
         raise PaperError(
-            f"client_order_id {req.client_order_id!r} was already used for a different order ({rows[0]['id']}: "
-            f"{rows[0]['side']} {rows[0]['qty']:g} {rows[0]['symbol']}, {rows[0]['status']}). A client order id "
+            f"client_order_id {req.client_order_id!r} was already used for a different order ({found[0].id}: "
+            f"{found[0].side} {found[0].qty:g} {found[0].symbol}, {found[0].status}). A client order id "
             "names one order: use a new id for a new order."
         )
-    return rows[0]
+    return found[0]
 
 
 def book_in(db: sqlite3.Connection, cfg: TradingConfig, symbol: str, price: float, now: int) -> Book:
@@ -69,12 +70,12 @@ def book_in(db: sqlite3.Connection, cfg: TradingConfig, symbol: str, price: floa
     positions, orders = ledger.open_positions(db), ledger.open_orders(db)
     equity, margin_used, _ = ledger.equity_of(account, positions, {symbol: price})
     return Book(
-        cash=account["cash"],
+        cash=account.cash,
         equity=equity,
-        peak_equity=account["peak_equity"],
+        peak_equity=account.peak_equity,
         margin_used=margin_used,
-        positions=[ledger.position_model(p, cfg) for p in positions],
-        orders=[ledger.order_model(o) for o in orders],
+        positions=[rows.position_model(p, cfg) for p in positions],
+        orders=[rows.order_model(o) for o in orders],
     )
 
 
@@ -111,14 +112,14 @@ class PaperOrders:
             raise PolicyDenied(decision.rule, decision.reason, decision.remedy)
         oid = ledger.insert_order(db, req, qty, p.risk, now)
         counters.add_in(db, list(keys.values()))
-        order = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE id = ?", (oid,)))[0]
+        order = ledger.order_by_id(db, oid)
         return self._fill_or_rest(db, p, order, (marketable, price), checks)
 
     def _fill_or_rest(
         self,
         db: sqlite3.Connection,
         p: Placement,
-        order: dict[str, Any],
+        order: OrderRow,
         entry: tuple[bool, float],
         checks: list[Check],
     ) -> OrderResult:
@@ -129,7 +130,7 @@ class PaperOrders:
         if marketable:
             at = ledger.Execution(quote.price, price, quote.source, req.type)
             position, fill = ledger.open_position(db, cfg, order, at, p.now)
-            order = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE id = ?", (order["id"],)))[0]
+            order = ledger.order_by_id(db, order.id)
         else:
             notes.append(
                 f"resting limit order: fills when a price check finds {req.symbol} at or "
@@ -140,13 +141,13 @@ class PaperOrders:
             notes.append("priced from stored candles (replay), not a live market.")
         equity, halt = snapshot_and_trip(db, self.store, self.server, cfg, p.now)
         return OrderResult(
-            order=ledger.order_model(order),
-            position=ledger.position_model(position, cfg) if position else None,
-            fill=ledger.fill_model(fill) if fill else None,
+            order=rows.order_model(order),
+            position=rows.position_model(position, cfg) if position else None,
+            fill=rows.fill_model(fill) if fill else None,
             duplicate=False,
             checks=checks,
             equity=round(equity, 2),
-            cash=round(ledger.load_account(db, cfg, p.now)["cash"], 2),
+            cash=round(ledger.load_account(db, cfg, p.now).cash, 2),
             events=[halt] if halt is not None else [],
             notes=notes,
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from jesse_mcp.trading import ledger, orders
+from jesse_mcp.trading import ledger, orders, rows
 from jesse_mcp.trading import reconcile as paper_reconcile
 from jesse_mcp.trading import views as paper_views
 from jesse_mcp.trading.kill_switch import snapshot_and_trip
@@ -37,6 +37,7 @@ from jesse_mcp.trading.models import (
 )
 from jesse_mcp.trading.orders import PaperError
 from jesse_mcp.trading.prices import NoPrice, PaperQuote, PriceSource
+from jesse_mcp.trading.rows import OrderRow, PositionRow
 from jesse_mcp.trading.stats import correlations_with, performance_of
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
@@ -113,7 +114,7 @@ class PaperService:
             if not has_account:
                 return [], {}
             asked_ms = self.now_ms()
-            quotes, missing = await self._quotes({p["symbol"] for p in positions} | {o["symbol"] for o in orders})
+            quotes, missing = await self._quotes({p.symbol for p in positions} | {o.symbol for o in orders})
             now = self.now_ms()
             events: list[Event] = []
             with self.store.transaction() as db:
@@ -143,7 +144,7 @@ class PaperService:
             return events, missing
 
     # --- orders ----------------------------------------------------------------------------------------------------
-    def _duplicate_result(self, row: dict[str, Any], cfg: TradingConfig, events: list[Event]) -> OrderResult:
+    def _duplicate_result(self, row: OrderRow, cfg: TradingConfig, events: list[Event]) -> OrderResult:
         return self._read(lambda db: paper_views.duplicate_result(db, cfg, row, self.now_ms(), events))
 
     async def place_order(self, req: OrderRequest) -> OrderResult:
@@ -159,7 +160,7 @@ class PaperService:
             return self._duplicate_result(existing, cfg, [])
         events, _ = await self.reconcile()
         quote = await self.prices.quote(req.symbol)
-        held_now = self._read(lambda db: ledger.open_positions(db) + ledger.open_orders(db))
+        held_now = self._read(lambda db: [*ledger.open_positions(db), *ledger.open_orders(db)])
         correlations = await self._correlations(req, held_now)
         now = self.now_ms()
         record = CallRecord(scope.server, scope.tool, "paper", req.strategy)
@@ -175,11 +176,11 @@ class PaperService:
             return self._duplicate_result(existing, cfg, events)
         return outcome.model_copy(update={"events": events + outcome.events})
 
-    async def _correlations(self, req: OrderRequest, positions: list[dict[str, Any]]) -> dict[str, float | str]:
+    async def _correlations(self, req: OrderRequest, positions: list[PositionRow | OrderRow]) -> dict[str, float | str]:
         """Directional return correlation with each open position's symbol (or why it could not be measured)."""
         days = self.config().paper.correlation_days
         now = self.now_ms()
-        others = sorted({p["symbol"] for p in positions})
+        others = sorted({p.symbol for p in positions})
         if not others:
             return {}
         series: dict[str, list[tuple[int, float]] | str] = {}
@@ -200,61 +201,52 @@ class PaperService:
         scope = current_call("cancel_paper_order", self.server, {"order_id": order_id})
         now = self.now_ms()
         with self.store.transaction() as db:
-            rows = ledger.rows_of(
-                db.execute(
-                    "SELECT * FROM paper_orders WHERE id = ? OR client_order_id = ? ORDER BY id = ? DESC",
-                    (order_id, order_id, order_id),
-                )
+            found = ledger.select_orders(
+                db, "WHERE id = ? OR client_order_id = ? ORDER BY id = ? DESC", (order_id, order_id, order_id)
             )
-            if not rows:
+            if not found:
                 raise PaperError(
                     f"No paper order {order_id!r} (order id or client order id). get_paper_portfolio lists open orders."
                 )
-            o = rows[0]
-            if o["status"] != "open":
-                raise PaperError(f"Order {o['id']} is already {o['status']} ({o['reason'] or '-'}); nothing to cancel.")
+            o = found[0]
+            if o.status != "open":
+                raise PaperError(f"Order {o.id} is already {o.status} ({o.reason or '-'}); nothing to cancel.")
             db.execute(
                 "UPDATE paper_orders SET status = 'cancelled', reason = 'cancelled by request', updated_ms = ? "
                 "WHERE id = ?",
-                (now, o["id"]),
+                (now, o.id),
             )
             scope.journal(self.store, db)
-            o = ledger.rows_of(db.execute("SELECT * FROM paper_orders WHERE id = ?", (o["id"],)))[0]
-        return CancelResult(order=ledger.order_model(o), events=events)
+            o = ledger.order_by_id(db, o.id)
+        return CancelResult(order=rows.order_model(o), events=events)
 
     async def close_position(self, position_id: str) -> CloseResult:
         events, _ = await self.reconcile()
         cfg = self.config()
         scope = current_call("close_paper_position", self.server, {"position_id": position_id})
-        pos = self._read(
-            lambda db: ledger.rows_of(db.execute("SELECT * FROM paper_positions WHERE id = ?", (position_id,)))
-        )
+        pos: list[PositionRow] = self._read(lambda db: ledger.select_positions(db, "WHERE id = ?", (position_id,)))
         if not pos:
             raise PaperError(f"No paper position {position_id!r}. get_paper_portfolio lists open positions.")
-        if pos[0]["status"] != "open":
+        if pos[0].status != "open":
             p = pos[0]
-            raise PaperError(
-                f"Position {position_id} is already closed ({p['exit_reason']}, {utc_now_iso(p['closed_ms'])})."
-            )
-        quote = await self.prices.quote(pos[0]["symbol"])
+            raise PaperError(f"Position {position_id} is already closed ({p.exit_reason}, {utc_now_iso(p.closed_ms)}).")
+        quote = await self.prices.quote(pos[0].symbol)
         now = self.now_ms()
         with self.store.transaction() as db:
-            rows = ledger.rows_of(
-                db.execute("SELECT * FROM paper_positions WHERE id = ? AND status = 'open'", (position_id,))
-            )
-            if not rows:
+            still_open = ledger.select_positions(db, "WHERE id = ? AND status = 'open'", (position_id,))
+            if not still_open:
                 raise PaperError(
                     f"Position {position_id} was closed while this call fetched its price (a stop or "
                     "another call); nothing more to do."
                 )
-            fill = ledger.close_position(db, cfg, rows[0], quote, "manual", now)
+            fill = ledger.close_position(db, cfg, still_open[0], quote, "manual", now)
             equity, halt = snapshot_and_trip(db, self.store, self.server, cfg, now)
             scope.journal(self.store, db)
-            closed = ledger.rows_of(db.execute("SELECT * FROM paper_positions WHERE id = ?", (position_id,)))[0]
-            cash = ledger.load_account(db, cfg, now)["cash"]
+            closed = ledger.position_by_id(db, position_id)
+            cash = ledger.load_account(db, cfg, now).cash
         return CloseResult(
-            position=ledger.position_model(closed, cfg),
-            fill=ledger.fill_model(fill),
+            position=rows.position_model(closed, cfg),
+            fill=rows.fill_model(fill),
             equity=round(equity, 2),
             cash=round(cash, 2),
             events=events + ([halt] if halt else []),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from jesse_mcp.trading.ledger import EPS
 from jesse_mcp.trading.models import PaperTrade, Performance
 from jesse_mcp.trading.prices import DAY_MS
+from jesse_mcp.trading.rows import PositionRow
 from shared.state.store import utc_now_iso
 
 
@@ -61,7 +61,7 @@ class TrackRecord:
 
     starting_balance: float
     curve: list[tuple[int, float]]  # (ms, equity), oldest first
-    closed: list[dict[str, Any]]  # closed position rows, oldest first
+    closed: list[PositionRow]  # closed position rows, oldest first
     open_count: int
     first_ms: int | None  # the first fill
     fees: float
@@ -78,8 +78,9 @@ def performance_of(strategy: str | None, record: TrackRecord, now: int, max_poin
     peak = np.maximum.accumulate(np.concatenate([[start], values]))
     dd = float(np.max(1 - np.concatenate([[start], values]) / peak)) if len(values) else 0.0
     sharpe = _daily_sharpe(start, curve, first_ms, now)
-    wins = [p["realised_pnl"] for p in closed if p["realised_pnl"] > 0]
-    losses = [p["realised_pnl"] for p in closed if p["realised_pnl"] <= 0]
+    pnls = [p.realised_pnl for p in closed if p.realised_pnl is not None]  # every closed row has one
+    wins = [x for x in pnls if x > 0]
+    losses = [x for x in pnls if x <= 0]
     return Performance(
         strategy=strategy,
         starting_balance=start,
@@ -132,16 +133,18 @@ def _thinned(curve: list[tuple[int, float]], max_points: int) -> list[tuple[int,
     return points
 
 
-def _paper_trade(p: dict[str, Any]) -> PaperTrade:
+def _paper_trade(p: PositionRow) -> PaperTrade:
+    if p.closed_ms is None or p.exit_price is None or p.exit_reason is None or p.realised_pnl is None:
+        raise ValueError(f"position {p.id} is not closed: it has no exit")
     return PaperTrade(
-        position_id=p["id"],
-        symbol=p["symbol"],
-        side=p["side"],
-        opened_at=utc_now_iso(p["opened_ms"]),
-        closed_at=utc_now_iso(p["closed_ms"]),
-        entry_price=p["entry_price"],
-        exit_price=p["exit_price"],
-        qty=p["qty"],
-        realised_pnl=round(p["realised_pnl"], 2),
-        exit_reason=p["exit_reason"],
+        position_id=p.id,
+        symbol=p.symbol,
+        side=p.side,
+        opened_at=utc_now_iso(p.opened_ms),
+        closed_at=utc_now_iso(p.closed_ms),
+        entry_price=p.entry_price,
+        exit_price=p.exit_price,
+        qty=p.qty,
+        realised_pnl=round(p.realised_pnl, 2),
+        exit_reason=p.exit_reason,
     )
