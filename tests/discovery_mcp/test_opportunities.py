@@ -144,7 +144,7 @@ def test_ranking_is_the_same_in_processes_with_different_hash_seeds():
     import sys
 
     code = (
-        "import json, tests.test_opportunities as t\n"
+        "import json, tests.discovery_mcp.test_opportunities as t\n"
         "m = {s: t.market(i) for i, s in enumerate(['BTC', 'ETH', 'SOL', 'AAPL', 'NVDA'])}\n"
         "items = {s: [t.story(s, 0.4, n=1), t.story(s, 0.4, 'wire', n=2)] for s in m}\n"
         "picked, skipped = t.rank(items, t.SOURCES, t.CFG, m, horizon_h=24, top_k=3, now_ms=t.NOW)\n"

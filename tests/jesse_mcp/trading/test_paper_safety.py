@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.jesse_mcp.trading.test_paper_ledger import BTC, STRATEGY, open_ledger, place, placed  # noqa: F401 (fixture)
 from tests.mcp_helpers import payload, text_of
-from tests.test_paper_ledger import BTC, STRATEGY, open_ledger, place, placed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from shared.config.models import GlmConfig, TradingConfig
 from shared.config.store import ConfigStore
 from shared.state.store import Store
 from tests.fake_zhipu_server import FakeZhipu
-from tests.test_cli import CLI
+from tests.trading_cli.test_cli import CLI
 from trading_cli.ask.glm import ToolInfo, glm_fallback, server_tools, tool_info
 from trading_cli.ask.parse import NotUnderstood, parse
 

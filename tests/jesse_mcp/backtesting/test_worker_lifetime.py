@@ -16,7 +16,7 @@ import pytest
 
 from jesse_mcp.backtesting.workers import NO_PDEATHSIG_ENV
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]  # the repository: tests/jesse_mcp/backtesting/ is three levels down
 DEADLINE_S = 5.0  # the requirement itself, not a hang guard
 
 
@@ -26,7 +26,7 @@ def _start_host(tmp_path: Path, pdeathsig: bool) -> tuple[subprocess.Popen, list
         env[NO_PDEATHSIG_ENV] = "1"
     with (tmp_path / "host.err").open("wb") as errors:
         host = subprocess.Popen(
-            [sys.executable, "-m", "tests.pool_host", str(tmp_path / "jesse")],
+            [sys.executable, "-m", "tests.jesse_mcp.backtesting.pool_host", str(tmp_path / "jesse")],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -16,8 +16,8 @@ from jesse_mcp.server import build_server
 from shared.config.models import TradingConfig
 from shared.market.candles import MINUTE_MS, CandleError, CandleStore
 from shared.market.exchanges import JESSE_NAMES, ExchangeError, jesse_exchange, jesse_name, store_key
+from tests.jesse_mcp.candles.test_candle_tools import local_binance  # noqa: F401  (fixture)
 from tests.mcp_helpers import payload, text_of
-from tests.test_candle_tools import local_binance  # noqa: F401  (fixture)
 
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 T0 = 1_747_699_200_000

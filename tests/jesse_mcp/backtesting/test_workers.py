@@ -28,7 +28,7 @@ async def _ready(pool: WorkerPool, timeout: float = 60) -> None:
 
 
 async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(deps):
-    server = build_server(deps, warmup=("tests.slow_warmup",))
+    server = build_server(deps, warmup=("tests.jesse_mcp.backtesting.slow_warmup",))
     async with connect(server) as client:
         tools = (await client.list_tools()).tools
         size = deps.config.load().backtest_config.workers
@@ -41,32 +41,32 @@ async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(dep
 
 
 async def test_a_worker_runs_a_task_and_returns_its_result(pool):
-    assert await pool.run("tests.worker_tasks", "square", {"x": 12.0}, timeout_s=30) == 144.0
+    assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 12.0}, timeout_s=30) == 144.0
 
 
 async def test_a_task_over_its_time_limit_is_killed_and_the_worker_replaced(pool):
     await _ready(pool)
     first_pid = pool.status()[0]["pid"]
     with pytest.raises(WorkerError, match=re.escape("time limit of 0.5 s")):
-        await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
     await _ready(pool)
     assert pool.status()[0]["pid"] != first_pid
-    assert await pool.run("tests.worker_tasks", "square", {"x": 3}, timeout_s=30) == 9
+    assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 3}, timeout_s=30) == 9
 
 
 async def test_a_cancelled_task_really_stops(pool):
     await _ready(pool)
     first_pid = pool.status()[0]["pid"]
     with anyio.move_on_after(0.3):
-        await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=60)
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "sleep", {"seconds": 30}, timeout_s=60)
     await _ready(pool)
     assert pool.status()[0]["pid"] != first_pid
 
 
 async def test_a_failing_task_reports_its_error_and_the_worker_stays(pool):
     with pytest.raises(WorkerError, match="the task failed: ValueError: bad input"):
-        await pool.run("tests.worker_tasks", "fail", {"message": "bad input"}, timeout_s=30)
-    assert await pool.run("tests.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "fail", {"message": "bad input"}, timeout_s=30)
+    assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
 
 
 async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd):
@@ -75,7 +75,7 @@ async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd):
     pool = WorkerPool(1, warmup=())
     pool.start_in_background()
     try:
-        await pool.run("tests.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
     finally:
         pool.shutdown()
     out, err = capfd.readouterr()
@@ -90,7 +90,9 @@ async def test_a_warm_up_that_fails_is_reported():
             with anyio.fail_after(60):
                 while True:
                     try:
-                        await pool.run("tests.worker_tasks", "square", {"x": 1}, timeout_s=5, wait_s=0.2)
+                        await pool.run(
+                            "tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 1}, timeout_s=5, wait_s=0.2
+                        )
                     except WorkerError as e:
                         if "could start" in str(e):
                             raise
@@ -104,6 +106,8 @@ async def test_real_workers_import_jesse_research_once_and_become_ready():
     try:
         await _ready(pool, timeout=120)
         assert pool.status()[0]["ready_after_s"] > 0
-        assert await pool.run("tests.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30)
+        assert await pool.run(
+            "tests.jesse_mcp.backtesting.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30
+        )
     finally:
         pool.shutdown()

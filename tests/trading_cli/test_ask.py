@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import _run
+from tests.trading_cli.test_cli import _run
 from trading_cli.ask.parse import AskError, parse
 
 ISSUE_EXAMPLES = [
