@@ -15,6 +15,8 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+pytestmark = pytest.mark.slow  # every test starts a console script
+
 BIN = Path(sys.executable).parent
 HTTP_VARS = ("TRADING_MCP_TOKEN", "TRADING_MCP_ALLOWED_HOSTS", "TRADING_MCP_ALLOWED_ORIGINS")
 

@@ -138,6 +138,7 @@ def test_stablecoins_are_never_opportunities():
     assert picked == [] and skipped[0][0] == "USDT" and "stablecoin" in skipped[0][1]
 
 
+@pytest.mark.slow
 def test_ranking_is_the_same_in_processes_with_different_hash_seeds():
     import os
     import subprocess

@@ -24,6 +24,8 @@ from starlette.responses import PlainTextResponse
 from shared.server import common as server_common
 from shared.server.http_edge import HttpGuard, HttpSecurityError, http_policy
 
+pytestmark = pytest.mark.xdist_group("http-served")  # one xdist worker starts the served server once
+
 BIN = Path(sys.executable).parent
 OWN_VARS = ("TRADING_MCP_TOKEN", "TRADING_MCP_ALLOWED_HOSTS", "TRADING_MCP_ALLOWED_ORIGINS")
 INITIALIZE = {
@@ -199,12 +201,14 @@ async def test_refused_requests_never_reach_the_inner_app():
 # --- a real server over HTTP ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_health_answers_without_a_token_and_says_nothing_more(served: Served):
     response = httpx.get(f"{served.base}/health", timeout=10)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "server": "discovery-mcp"}
 
 
+@pytest.mark.slow
 def test_missing_token_gets_401_with_a_bearer_challenge(served: Served):
     response = httpx.post(served.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10)
     assert response.status_code == 401
@@ -212,6 +216,7 @@ def test_missing_token_gets_401_with_a_bearer_challenge(served: Served):
     assert "Authorization: Bearer" in response.json()["error_description"]
 
 
+@pytest.mark.slow
 def test_wrong_token_gets_401_and_the_answer_never_shows_the_real_one(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token[:-1]}x"}
     response = httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10)
@@ -220,17 +225,20 @@ def test_wrong_token_gets_401_and_the_answer_never_shows_the_real_one(served: Se
     assert served.token not in response.text and "Traceback" not in response.text
 
 
+@pytest.mark.slow
 def test_wrong_host_gets_421_even_with_the_right_token(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}", "Host": f"evil.example:{served.port}"}
     assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10).status_code == 421
     assert httpx.get(f"{served.base}/health", headers={"Host": "evil.example"}, timeout=10).status_code == 421
 
 
+@pytest.mark.slow
 def test_wrong_origin_gets_403_even_with_the_right_token(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}", "Origin": "http://evil.example"}
     assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10).status_code == 403
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_tool_calls_over_http_with_the_token_are_guarded_and_journaled(served: Served):
     auth = {"Authorization": f"Bearer {served.token}"}
@@ -252,6 +260,7 @@ async def test_tool_calls_over_http_with_the_token_are_guarded_and_journaled(ser
     ]
 
 
+@pytest.mark.slow
 def test_the_server_log_never_contains_the_token(served: Served):
     httpx.post(served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"}, timeout=10)
     httpx.post(
@@ -265,6 +274,7 @@ def test_the_server_log_never_contains_the_token(served: Served):
 # --- the client's --url --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_call_over_url_uses_the_running_server(served: Served, tmp_path: Path):
     done = _cli(
         "--url", served.url, "call", "discovery", "get_policy", "--output-json", token=served.token, home=tmp_path
@@ -274,12 +284,14 @@ def test_cli_call_over_url_uses_the_running_server(served: Served, tmp_path: Pat
     assert not (tmp_path / "state.db").exists()  # no stdio server was started in the client's own home
 
 
+@pytest.mark.slow
 def test_cli_tools_over_url_lists_the_server_that_answers(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "tools", "--json", token=served.token, home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert list(json.loads(done.stdout)) == ["discovery-mcp"]
 
 
+@pytest.mark.slow
 def test_cli_over_url_with_a_wrong_token_exits_2_without_a_traceback(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "call", "discovery", "get_policy", token="w" * 32, home=tmp_path)
     assert done.returncode == 2
@@ -287,18 +299,21 @@ def test_cli_over_url_with_a_wrong_token_exits_2_without_a_traceback(served: Ser
     assert "w" * 32 not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_over_url_without_a_token_says_to_set_one(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "tools", token=None, home=tmp_path)
     assert done.returncode == 2
     assert "set TRADING_MCP_TOKEN" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_over_url_refuses_a_server_name_that_is_not_the_one_there(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "call", "jesse", "get_policy", token=served.token, home=tmp_path)
     assert done.returncode == 2
     assert "serves discovery-mcp, not jesse-mcp" in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_over_url_that_nothing_answers_exits_2_with_the_remedy(tmp_path: Path):
     url = f"http://127.0.0.1:{_free_port()}/mcp"
     done = _cli("--url", url, "call", "discovery", "get_policy", token=None, home=tmp_path)

@@ -13,6 +13,8 @@ from discovery_mcp.models import DiscoveryError
 from discovery_mcp.sentiment.offline import SHIPPED_MODEL, OfflineScorer
 from discovery_mcp.sentiment.train import TrainingDataError, main, read_labelled_csv, train
 
+pytestmark = pytest.mark.xdist_group("sentiment-training")  # one xdist worker trains once
+
 # Written for these tests, labelled by the convention of the shipped model's training data (Twitter Financial News):
 # bullish/bearish when the news moves the asset's price, neutral for announcements and macro facts without a reaction.
 BULLISH = [
@@ -187,6 +189,7 @@ def test_a_retrained_model_in_home_models_is_used_by_for_home(trained, home):
     assert OfflineScorer.for_home(home).path == home / "models" / "sentiment.json"
 
 
+@pytest.mark.slow
 def test_the_train_command_writes_to_trading_mcp_home_by_default(home, tmp_path, capsys):
     csv_path = write_csv(tmp_path / "labelled.csv", labelled_rows())
     assert main(["--csv", str(csv_path), "--seed", "1"]) == 0

@@ -100,14 +100,12 @@ async def test_a_warm_up_that_fails_is_reported():
         pool.shutdown()
 
 
-async def test_real_workers_import_jesse_research_once_and_become_ready():
-    pool = WorkerPool(1)
-    pool.start_in_background()
-    try:
-        await _ready(pool, timeout=120)
-        assert pool.status()[0]["ready_after_s"] > 0
-        assert await pool.run(
-            "tests.jesse_mcp.backtesting.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30
-        )
-    finally:
-        pool.shutdown()
+@pytest.mark.slow
+@pytest.mark.xdist_group("jesse-pool")
+async def test_real_workers_import_jesse_research_once_and_become_ready(jesse_pool):
+    pool = jesse_pool  # the suite's warm pool (conftest): real workers, started with the default warm-up
+    await _ready(pool, timeout=120)
+    assert all(w["ready_after_s"] > 0 for w in pool.status())
+    assert await pool.run(
+        "tests.jesse_mcp.backtesting.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30
+    )

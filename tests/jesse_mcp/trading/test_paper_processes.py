@@ -30,6 +30,9 @@ from tests.fake_price_server import FakeMarket
 from tests.jesse_mcp.trading.paper_worker import KILL_POINTS, ledger_counts
 from tests.paper_helpers import Clock, TablePrices, configure
 
+# real processes; one xdist worker runs the day-limit race once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("paper-processes")]
+
 ROOT = Path(__file__).resolve().parents[3]  # the repository: tests/jesse_mcp/trading/ is three levels down
 CLOCK = 1_790_000_000.0
 PRICES = {"BTC-USDT": 60_000.0}
