@@ -33,6 +33,7 @@ from shared.config.store import load_config
 from shared.server.common import make_deps
 from shared.state.store import Store
 from tests.mcp_helpers import payload
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.xdist_group("ci-gate")  # one xdist worker runs the gate processes once
 
@@ -348,7 +349,7 @@ def gate_runs(tmp_path_factory) -> dict[str, GateRun]:
     runs = {}
     try:
         for name, (process, cwd) in started.items():
-            stdout, stderr = process.communicate(timeout=300)
+            stdout, stderr = process.communicate(timeout=hang_guard(900))
             runs[name] = GateRun(process.returncode, stdout, stderr, cwd)
     finally:
         for process, _ in started.values():

@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse
 
 from shared.server import common as server_common
 from shared.server.http_edge import HttpGuard, HttpSecurityError, http_policy
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.xdist_group("http-served")  # one xdist worker starts the served server once
 
@@ -35,6 +36,7 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+REQUEST_S = hang_guard(60)  # a hang guard for one request to the local server
 
 
 def _free_port() -> int:
@@ -66,7 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = _clean_env(TRADING_MCP_HOME=str(home), TRADING_MCP_CONFIG=str(home / "config.json"), TRADING_MCP_TOKEN=token)
     command = [str(BIN / "discovery-mcp"), "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port)]
     if shutil.which("timeout"):  # the server stops by itself even if this process dies
-        command = ["timeout", "--kill-after=5", "300", *command]
+        command = ["timeout", "--kill-after=5", f"{hang_guard(900):.0f}", *command]
     log_path = home / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
@@ -79,7 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + hang_guard(300)
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
@@ -91,7 +93,7 @@ def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path) -> None:
         except subprocess.TimeoutExpired:
             continue
         pytest.fail(f"the server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-    pytest.fail(f"the server was not healthy within 60 s: {log_path.read_text()[-2000:]}")
+    pytest.fail(f"the server was not healthy within {hang_guard(300):g} s: {log_path.read_text()[-2000:]}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -113,7 +115,7 @@ def _cli(*args: str, token: str | None, home: Path) -> subprocess.CompletedProce
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=hang_guard(300),
         stdin=subprocess.DEVNULL,
     )
 
@@ -203,14 +205,14 @@ async def test_refused_requests_never_reach_the_inner_app():
 
 @pytest.mark.slow
 def test_health_answers_without_a_token_and_says_nothing_more(served: Served):
-    response = httpx.get(f"{served.base}/health", timeout=10)
+    response = httpx.get(f"{served.base}/health", timeout=REQUEST_S)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "server": "discovery-mcp"}
 
 
 @pytest.mark.slow
 def test_missing_token_gets_401_with_a_bearer_challenge(served: Served):
-    response = httpx.post(served.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10)
+    response = httpx.post(served.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=REQUEST_S)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "Authorization: Bearer" in response.json()["error_description"]
@@ -219,7 +221,7 @@ def test_missing_token_gets_401_with_a_bearer_challenge(served: Served):
 @pytest.mark.slow
 def test_wrong_token_gets_401_and_the_answer_never_shows_the_real_one(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token[:-1]}x"}
-    response = httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10)
+    response = httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=REQUEST_S)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     assert served.token not in response.text and "Traceback" not in response.text
@@ -228,14 +230,14 @@ def test_wrong_token_gets_401_and_the_answer_never_shows_the_real_one(served: Se
 @pytest.mark.slow
 def test_wrong_host_gets_421_even_with_the_right_token(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}", "Host": f"evil.example:{served.port}"}
-    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10).status_code == 421
-    assert httpx.get(f"{served.base}/health", headers={"Host": "evil.example"}, timeout=10).status_code == 421
+    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=REQUEST_S).status_code == 421
+    assert httpx.get(f"{served.base}/health", headers={"Host": "evil.example"}, timeout=REQUEST_S).status_code == 421
 
 
 @pytest.mark.slow
 def test_wrong_origin_gets_403_even_with_the_right_token(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}", "Origin": "http://evil.example"}
-    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10).status_code == 403
+    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=REQUEST_S).status_code == 403
 
 
 @pytest.mark.slow
@@ -243,7 +245,7 @@ def test_wrong_origin_gets_403_even_with_the_right_token(served: Served):
 async def test_tool_calls_over_http_with_the_token_are_guarded_and_journaled(served: Served):
     auth = {"Authorization": f"Bearer {served.token}"}
     async with (
-        httpx.AsyncClient(headers=auth, timeout=httpx.Timeout(30)) as client,
+        httpx.AsyncClient(headers=auth, timeout=httpx.Timeout(REQUEST_S)) as client,
         streamable_http_client(served.url, http_client=client) as (read, write, _),
         ClientSession(read, write) as session,
     ):
@@ -262,9 +264,12 @@ async def test_tool_calls_over_http_with_the_token_are_guarded_and_journaled(ser
 
 @pytest.mark.slow
 def test_the_server_log_never_contains_the_token(served: Served):
-    httpx.post(served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"}, timeout=10)
+    httpx.post(served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"}, timeout=REQUEST_S)
     httpx.post(
-        served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {served.token}"}, timeout=10
+        served.url,
+        json=INITIALIZE,
+        headers={**MCP_HEADERS, "Authorization": f"Bearer {served.token}"},
+        timeout=REQUEST_S,
     )
     log = served.log.read_text()
     assert "refused POST '/mcp': wrong bearer token" in log

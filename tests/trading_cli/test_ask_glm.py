@@ -17,6 +17,7 @@ from shared.config.models import GlmConfig, TradingConfig
 from shared.config.store import ConfigStore
 from shared.state.store import Store
 from tests.fake_zhipu_server import FakeZhipu
+from tests.timeouts import hang_guard
 from tests.trading_cli.test_cli import CLI
 from trading_cli.ask.glm import ToolInfo, glm_fallback, server_tools, tool_info
 from trading_cli.ask.parse import NotUnderstood, parse
@@ -41,7 +42,7 @@ def _env(home: Path, **extra: str | None) -> dict[str, str]:
 def ask(home: Path, fake: FakeZhipu, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess:
     env = _env(home, ZHIPUAI_API_KEY=key, ZHIPUAI_BASE_URL=fake.base_url)
     return subprocess.run(
-        [CLI, "ask", *args], capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
+        [CLI, "ask", *args], capture_output=True, text=True, env=env, timeout=hang_guard(300), stdin=subprocess.DEVNULL
     )
 
 
@@ -147,7 +148,7 @@ async def fallback(text: str, catalogue: list[ToolInfo], **kwargs) -> int:
     async def load() -> list[ToolInfo]:
         return catalogue
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(10):  # also the bound of the slow-GLM test: 30 times its 0.3 s timeout
         return await glm_fallback(text, unparsed(text), False, False, load_tools=load, **kwargs)
 
 

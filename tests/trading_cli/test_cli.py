@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.timeouts import hang_guard
 from trading_cli.__main__ import _parse_args
 from trading_cli.client import CliError, canonical_server
 
 CLI = str(Path(sys.executable).parent / "trading-mcp")
 
 
-def _run(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(home: Path, *args: str, timeout: float = hang_guard(300)) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "TRADING_MCP_HOME": str(home),
@@ -56,7 +57,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     """One run of `trading-mcp demo` (offline, synthetic candles) shared by the demo tests; the timeout only stops a
     hang on a busy machine."""
     root = tmp_path_factory.mktemp("demo")
-    done = _run(root, "demo", "--home", str(root / "home"), timeout=300)
+    done = _run(root, "demo", "--home", str(root / "home"), timeout=hang_guard(900))
     return done, root / "home"
 
 

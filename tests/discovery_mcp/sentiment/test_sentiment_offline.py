@@ -12,6 +12,7 @@ import pytest
 from discovery_mcp.models import DiscoveryError
 from discovery_mcp.sentiment.offline import SHIPPED_MODEL, OfflineScorer
 from discovery_mcp.sentiment.train import TrainingDataError, main, read_labelled_csv, train
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.xdist_group("sentiment-training")  # one xdist worker trains once
 
@@ -127,7 +128,9 @@ def test_scoring_does_not_import_scikit_learn():
         "OfflineScorer.load().score('Stocks rally'); "
         "print('sklearn' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=hang_guard(300)
+    )
     assert out.stdout.strip() == "False"
 
 

@@ -11,6 +11,7 @@ import sys
 import anyio
 
 from jesse_mcp.backtesting.workers import WorkerPool
+from tests.timeouts import hang_guard
 
 
 def _states(*pools: WorkerPool) -> list[str]:
@@ -27,7 +28,7 @@ async def main(workdir: str) -> None:
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(busy)
-        with anyio.fail_after(60):
+        with anyio.fail_after(hang_guard(120)):
             while _states(pool, slow) != ["busy", "ready", "starting"]:
                 await anyio.sleep(0.02)
         print(json.dumps([w["pid"] for p in (pool, slow) for w in p.status()]), flush=True)

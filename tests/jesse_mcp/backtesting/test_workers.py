@@ -8,6 +8,7 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 
 from jesse_mcp.backtesting.workers import WorkerError, WorkerPool
 from jesse_mcp.server import build_server
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +22,7 @@ def pool():
     p.shutdown()
 
 
-async def _ready(pool: WorkerPool, timeout: float = 60) -> None:
+async def _ready(pool: WorkerPool, timeout: float = hang_guard(120)) -> None:
     with anyio.fail_after(timeout):
         while not pool.status() or any(w["state"] != "ready" for w in pool.status()):
             await anyio.sleep(0.05)
@@ -32,7 +33,7 @@ async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(dep
     async with connect(server) as client:
         tools = (await client.list_tools()).tools
         size = deps.config.load().backtest_config.workers
-        with anyio.fail_after(30):
+        with anyio.fail_after(hang_guard(120)):
             while len(deps.extras["pool"].status()) < size:
                 await anyio.sleep(0.01)
         states = [w["state"] for w in deps.extras["pool"].status()]
@@ -87,7 +88,7 @@ async def test_a_warm_up_that_fails_is_reported():
     pool.start_in_background()
     try:
         with pytest.raises(WorkerError, match="no Jesse worker could start: ModuleNotFoundError"):
-            with anyio.fail_after(60):
+            with anyio.fail_after(hang_guard(120)):
                 while True:
                     try:
                         await pool.run(
@@ -104,7 +105,7 @@ async def test_a_warm_up_that_fails_is_reported():
 @pytest.mark.xdist_group("jesse-pool")
 async def test_real_workers_import_jesse_research_once_and_become_ready(jesse_pool):
     pool = jesse_pool  # the suite's warm pool (conftest): real workers, started with the default warm-up
-    await _ready(pool, timeout=120)
+    await _ready(pool, timeout=hang_guard(300))
     assert all(w["ready_after_s"] > 0 for w in pool.status())
     assert await pool.run(
         "tests.jesse_mcp.backtesting.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30

@@ -29,6 +29,7 @@ from shared.state.store import Store, window_keys
 from tests.fake_price_server import FakeMarket
 from tests.jesse_mcp.trading.paper_worker import KILL_POINTS, ledger_counts
 from tests.paper_helpers import Clock, TablePrices, configure
+from tests.timeouts import hang_guard
 
 # real processes; one xdist worker runs the day-limit race once
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("paper-processes")]
@@ -89,7 +90,7 @@ class Workers:
         return (self.home / f"worker-{self.procs.index(proc)}.log").read_text()[-3000:]
 
     def finish(self, proc: subprocess.Popen[str]) -> list[str]:
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=hang_guard(300))
         return out.splitlines()
 
     def run_together(self, *order_lists: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
