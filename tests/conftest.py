@@ -5,14 +5,46 @@ from pathlib import Path
 
 import pytest
 
+from jesse_mcp.backtesting.workers import WorkerPool
 from shared.server.common import make_deps
 from shared.server.registry import ServerDeps
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `--dist loadgroup` (pyproject's addopts) group again. pytest-xdist 3.8 puts a test in its xdist_group by
+    renaming it `nodeid@group` through `item._nodeid`, which pytest 9.2 no longer reads (the id is `item._id`, a
+    NodeId): so every group was split across workers, and their shared fixtures built on each. This finishes the
+    renaming on the workers; it does nothing once xdist's own renaming shows in the nodeid."""
+    if not getattr(config.option, "loadgroup", False):  # set by xdist on its workers under --dist loadgroup
+        return
+    try:
+        from _pytest.nodeid import NodeId  # pytest 9.2; older versions read xdist's renaming themselves
+    except ImportError:
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        if names and "@" not in item.nodeid.rpartition("]")[2] and isinstance(getattr(item, "_id", None), NodeId):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def jesse_cache(tmp_path_factory) -> None:
     """Jesse keeps a file cache in storage/temp of the current folder unless told otherwise: not in the repo."""
     os.environ.setdefault("JESSE_CACHE_DIR", str(tmp_path_factory.mktemp("jesse-cache")))
+
+
+@pytest.fixture(scope="session")
+def jesse_pool(tmp_path_factory) -> WorkerPool:
+    """The warm pool of real Jesse workers (each imports jesse.research, 6-9 s of CPU) that every test of real Jesse
+    backtests shares. Mark such tests `xdist_group("jesse-pool")`: xdist (pyproject's addopts) then runs them on one
+    worker, and the pool starts once rather than once per worker. Two workers: parallel runs still overlap, and a
+    third import would only compete for the same two cores."""
+    pool = WorkerPool(2, workdir=tmp_path_factory.mktemp("jesse-work"))
+    pool.attach()  # held for the session, so sessions ending never shut it down
+    yield pool
+    pool.detach()
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ class FakeNews(LocalHttpServer):
                 if body:
                     self.wfile.write(body)
 
-        self._serve(Handler, lifetime_s)
+        self._serve(Handler, lifetime_s, poll_interval=0.02)  # stopping waits up to one poll: keep tests quick
 
     def hits(self, path: str) -> list[Seen]:
         return [r for r in self.requests if r.path == path]

@@ -41,7 +41,7 @@ class FakeMarket(LocalHttpServer):
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._serve(Handler, lifetime_s)
+        self._serve(Handler, lifetime_s, poll_interval=0.02)  # stopping waits up to one poll: keep tests quick
 
     def env(self) -> dict[str, str]:
         return {

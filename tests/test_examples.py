@@ -34,6 +34,9 @@ from shared.server.common import make_deps
 from shared.state import trading_state
 from shared.state.store import Store
 from tests.mcp_helpers import payload
+from tests.timeouts import hang_guard
+
+pytestmark = pytest.mark.xdist_group("ci-gate")  # one xdist worker runs the gate processes once
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -347,7 +350,7 @@ def gate_runs(tmp_path_factory) -> dict[str, GateRun]:
     runs = {}
     try:
         for name, (process, cwd) in started.items():
-            stdout, stderr = process.communicate(timeout=300)
+            stdout, stderr = process.communicate(timeout=hang_guard(900))
             runs[name] = GateRun(process.returncode, stdout, stderr, cwd)
     finally:
         for process, _ in started.values():
@@ -357,6 +360,7 @@ def gate_runs(tmp_path_factory) -> dict[str, GateRun]:
     return runs
 
 
+@pytest.mark.slow
 def test_gate_passes_when_the_workflow_runs_it_on_synthetic_candles(gate_runs: dict[str, GateRun]):
     run = gate_runs["workflow"]
     assert run.returncode == 0, run.stdout + run.stderr
@@ -368,6 +372,7 @@ def test_gate_passes_when_the_workflow_runs_it_on_synthetic_candles(gate_runs: d
     assert (run.cwd / "trading-mcp" / "state.db").is_file()  # the state went to the --home it was given
 
 
+@pytest.mark.slow
 def test_gate_fails_with_exit_1_naming_sharpe_when_the_threshold_is_impossible(gate_runs: dict[str, GateRun]):
     run = gate_runs["impossible_sharpe"]
     assert run.returncode == 1, run.stdout + run.stderr
@@ -378,6 +383,7 @@ def test_gate_fails_with_exit_1_naming_sharpe_when_the_threshold_is_impossible(g
     assert report["result"]["id"].startswith("bt_")
 
 
+@pytest.mark.slow
 def test_gate_fails_with_exit_1_when_the_guard_denies_the_call(gate_runs: dict[str, GateRun]):
     run = gate_runs["denied"]
     assert run.returncode == 1, run.stdout + run.stderr
@@ -387,6 +393,7 @@ def test_gate_fails_with_exit_1_when_the_guard_denies_the_call(gate_runs: dict[s
     assert "reset_kill_switch" in report["error"]  # the server's remedy reaches the CI log
 
 
+@pytest.mark.slow
 def test_gate_fails_with_exit_1_when_the_backtest_errors(gate_runs: dict[str, GateRun]):
     run = gate_runs["error"]
     assert run.returncode == 1, run.stdout + run.stderr

@@ -20,6 +20,7 @@ from shared.config.models import StrategyConfig
 from shared.market.candles import CandleStore
 from shared.server.completion import match, match_last_item
 from tests.mcp_helpers import all_servers
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.anyio
 
@@ -308,7 +309,9 @@ def test_strategy_completion_and_the_jesse_server_never_import_jesse(tmp_path):
         "names = strategy_names(deps.extras.home, deps.config.load); "
         "print('trend_following' in names, 'jesse' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=hang_guard(300)
+    )
     assert out.stdout.split() == ["True", "False"]
 
 

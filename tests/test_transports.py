@@ -15,6 +15,10 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.timeouts import hang_guard
+
+pytestmark = pytest.mark.slow  # every test starts a console script
+
 BIN = Path(sys.executable).parent
 HTTP_VARS = ("TRADING_MCP_TOKEN", "TRADING_MCP_ALLOWED_HOSTS", "TRADING_MCP_ALLOWED_ORIGINS")
 
@@ -106,7 +110,7 @@ def _exchange(proc: subprocess.Popen, script: str, requests: str) -> tuple[dict,
             if "id" in message:
                 answers[message["id"]] = message
         proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=hang_guard(120)) == 0
         rest = proc.stdout.read()
     finally:
         if proc.poll() is None:
@@ -131,7 +135,7 @@ async def test_streamable_http_serves_a_session_on_loopback_without_a_token(tmp_
         env=_env(tmp_path),
     )
     try:
-        with anyio.fail_after(30):
+        with anyio.fail_after(hang_guard(120)):
             async with httpx.AsyncClient(timeout=1) as probe:
                 while True:  # poll the health endpoint until the server answers, within the deadline
                     try:
@@ -154,8 +158,8 @@ async def test_streamable_http_serves_a_session_on_loopback_without_a_token(tmp_
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=hang_guard(60))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=hang_guard(60))
         log.close()

@@ -1,7 +1,8 @@
 """The paper ledger shared by several OS processes: limits hold across processes, a crash mid-order leaves the whole
 order or no trace of it, a client order id fills once whoever places it, and fills use only fresh consensus prices.
 
-The processes are tests/paper_worker.py, each with its own jesse-mcp server and MCP session on one state folder."""
+The processes are tests/jesse_mcp/trading/paper_worker.py, each with its own jesse-mcp server and MCP session on one
+state folder."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ from shared.config.store import ConfigStore
 from shared.state import counters
 from shared.state.store import Store
 from tests.fake_price_server import FakeMarket
+from tests.jesse_mcp.trading.paper_worker import KILL_POINTS, ledger_counts
 from tests.paper_helpers import Clock, TablePrices, configure
-from tests.paper_worker import KILL_POINTS, ledger_counts
+from tests.timeouts import hang_guard
 
-ROOT = Path(__file__).resolve().parents[1]
+# real processes; one xdist worker runs the day-limit race once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("paper-processes")]
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository: tests/jesse_mcp/trading/ is three levels down
 CLOCK = 1_790_000_000.0
 PRICES = {"BTC-USDT": 60_000.0}
 STRATEGY = "trend_following"
@@ -61,7 +66,7 @@ def order(client_order_id: str, notional_usd: float = 100.0) -> dict[str, Any]:
 
 
 class Workers:
-    """Starts tests/paper_worker.py processes on `home`; the fixture kills what is left and reaps every one."""
+    """Starts paper_worker.py processes on `home`; the fixture kills what is left and reaps every one."""
 
     def __init__(self, home: Path):
         self.home = home
@@ -69,7 +74,12 @@ class Workers:
 
     def spawn(self, **spec: Any) -> subprocess.Popen[str]:
         env = {**os.environ, "TRADING_MCP_HOME": str(self.home), "TRADING_MCP_CONFIG": str(self.home / "config.json")}
-        argv = [sys.executable, "-m", "tests.paper_worker", json.dumps({"prices": PRICES, "clock": CLOCK, **spec})]
+        argv = [
+            sys.executable,
+            "-m",
+            "tests.jesse_mcp.trading.paper_worker",
+            json.dumps({"prices": PRICES, "clock": CLOCK, **spec}),
+        ]
         with open(self.home / f"worker-{len(self.procs)}.log", "w") as stderr:
             proc = subprocess.Popen(
                 argv, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
@@ -81,7 +91,7 @@ class Workers:
         return (self.home / f"worker-{self.procs.index(proc)}.log").read_text()[-3000:]
 
     def finish(self, proc: subprocess.Popen[str]) -> list[str]:
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=hang_guard(300))
         return out.splitlines()
 
     def run_together(self, *order_lists: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

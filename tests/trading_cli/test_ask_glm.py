@@ -18,7 +18,8 @@ from shared.config.store import ConfigStore
 from shared.state.journal import JournalRow
 from shared.state.store import Store
 from tests.fake_zhipu_server import FakeZhipu
-from tests.test_cli import CLI
+from tests.timeouts import hang_guard
+from tests.trading_cli.test_cli import CLI
 from trading_cli.ask.glm import ToolInfo, glm_fallback, server_tools, tool_info
 from trading_cli.ask.parse import NotUnderstood, parse
 
@@ -42,7 +43,7 @@ def _env(home: Path, **extra: str | None) -> dict[str, str]:
 def ask(home: Path, fake: FakeZhipu, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess:
     env = _env(home, ZHIPUAI_API_KEY=key, ZHIPUAI_BASE_URL=fake.base_url)
     return subprocess.run(
-        [CLI, "ask", *args], capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
+        [CLI, "ask", *args], capture_output=True, text=True, env=env, timeout=hang_guard(300), stdin=subprocess.DEVNULL
     )
 
 
@@ -74,6 +75,7 @@ def journaled(home: Path, tool: str) -> list[JournalRow]:
 
 
 # --- end to end over stdio -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_unparsed_text_goes_to_glm_whose_read_only_choice_is_shown_first_then_run(tmp_path: Path, fake: FakeZhipu):
     fake.tool_choice = ("jesse_mcp__get_policy", {"strategy": "mean_reversion"})
     done = ask(tmp_path, fake, READ_ONLY_TEXT)
@@ -85,6 +87,7 @@ def test_unparsed_text_goes_to_glm_whose_read_only_choice_is_shown_first_then_ru
     assert KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_state_changing_choice_without_yes_or_a_terminal_is_shown_not_run_and_exits_2(
     tmp_path: Path, fake: FakeZhipu
 ):
@@ -97,6 +100,7 @@ def test_a_state_changing_choice_without_yes_or_a_terminal_is_shown_not_run_and_
     assert journaled(tmp_path, "request_stage_promotion") == []
 
 
+@pytest.mark.slow
 def test_with_yes_a_state_changing_choice_runs_and_the_guards_denial_exits_1(tmp_path: Path, fake: FakeZhipu):
     fake.tool_choice = PROMOTE
     done = ask(tmp_path, fake, CHANGING_TEXT, "--yes")
@@ -105,6 +109,7 @@ def test_with_yes_a_state_changing_choice_runs_and_the_guards_denial_exits_1(tmp
     assert [row.decision for row in journaled(tmp_path, "request_stage_promotion")] == ["deny"]
 
 
+@pytest.mark.slow
 def test_an_http_error_from_glm_exits_2_without_a_traceback_or_the_key(tmp_path: Path, fake: FakeZhipu):
     fake.behaviour = "http_401"  # the fake echoes the Authorization header in its error body
     done = ask(tmp_path, fake, READ_ONLY_TEXT)
@@ -114,6 +119,7 @@ def test_an_http_error_from_glm_exits_2_without_a_traceback_or_the_key(tmp_path:
     assert done.stdout == "" and KEY not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", [None, "   "], ids=["unset", "blank"])
 def test_without_a_key_unparsed_text_gets_the_closest_commands_and_nothing_is_sent(tmp_path, fake, key):
     done = ask(tmp_path, fake, "backtst trend_following", key=key)
@@ -122,6 +128,7 @@ def test_without_a_key_unparsed_text_gets_the_closest_commands_and_nothing_is_se
     assert "GLM" not in done.stderr and fake.requests == []
 
 
+@pytest.mark.slow
 def test_a_command_the_parser_understands_never_goes_to_glm(tmp_path: Path, fake: FakeZhipu):
     done = ask(tmp_path, fake, "policy for mean_reversion")
     assert done.returncode == 0, done.stderr
@@ -129,6 +136,7 @@ def test_a_command_the_parser_understands_never_goes_to_glm(tmp_path: Path, fake
     assert fake.requests == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["backtest", "price of $%^", "backtest x 1h 4h"])
 def test_a_known_command_with_a_missing_or_bad_part_is_answered_by_the_parser_not_glm(tmp_path, fake, text):
     done = ask(tmp_path, fake, text)
@@ -141,7 +149,7 @@ async def fallback(text: str, catalogue: list[ToolInfo], **kwargs) -> int:
     async def load() -> list[ToolInfo]:
         return catalogue
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(10):  # also the bound of the slow-GLM test: 30 times its 0.3 s timeout
         return await glm_fallback(text, unparsed(text), False, False, load_tools=load, **kwargs)
 
 
@@ -168,6 +176,7 @@ BAD_CHOICES = [
 ]
 
 
+@pytest.mark.xdist_group("glm-catalogue")
 @pytest.mark.anyio
 async def test_glm_is_offered_every_tool_of_the_three_servers_and_the_text_as_data(catalogue, glm_env):
     glm_env.behaviour = "text_reply"  # nothing to run
@@ -182,6 +191,7 @@ async def test_glm_is_offered_every_tool_of_the_three_servers_and_the_text_as_da
     assert request.headers["authorization"] == f"Bearer {KEY}"
 
 
+@pytest.mark.xdist_group("glm-catalogue")
 @pytest.mark.anyio
 @pytest.mark.parametrize(("choice", "behaviour", "message"), BAD_CHOICES, ids=[m for *_, m in BAD_CHOICES])
 async def test_an_invalid_glm_reply_exits_2_saying_why_with_the_closest_commands(
@@ -195,6 +205,7 @@ async def test_an_invalid_glm_reply_exits_2_saying_why_with_the_closest_commands
     assert KEY not in err
 
 
+@pytest.mark.xdist_group("glm-catalogue")
 @pytest.mark.anyio
 async def test_a_slow_glm_times_out_within_the_configured_bound(catalogue, glm_env, home, capsys):
     ConfigStore(home / "config.json").save(TradingConfig(zai_glm_config=GlmConfig(timeout_s=0.3)))
@@ -203,6 +214,7 @@ async def test_a_slow_glm_times_out_within_the_configured_bound(catalogue, glm_e
     assert "GLM could not choose a call: glm timeout after 0.3 s." in capsys.readouterr().err
 
 
+@pytest.mark.xdist_group("glm-catalogue")
 @pytest.mark.anyio
 async def test_zhipuai_model_and_a_bad_base_url_are_read_from_the_environment(catalogue, glm_env, monkeypatch, capsys):
     monkeypatch.setenv("ZHIPUAI_MODEL", "glm-4-plus")
@@ -215,6 +227,7 @@ async def test_zhipuai_model_and_a_bad_base_url_are_read_from_the_environment(ca
     assert len(glm_env.requests) == 1
 
 
+@pytest.mark.xdist_group("glm-catalogue")
 @pytest.mark.anyio
 @pytest.mark.parametrize("answer", ["\n", "n\n", ""], ids=["enter", "n", "eof"])
 async def test_at_a_terminal_a_state_changing_choice_runs_only_after_y(catalogue, glm_env, monkeypatch, capsys, answer):
@@ -227,6 +240,7 @@ async def test_at_a_terminal_a_state_changing_choice_runs_only_after_y(catalogue
 
 
 # --- what may run without asking ---------------------------------------------------------------------------------
+@pytest.mark.xdist_group("glm-catalogue")
 def test_only_read_only_non_destructive_read_or_research_tools_run_without_asking(catalogue):
     unasked = {f"{t.server}.{t.name}" for t in catalogue if t.why_confirm() is None}
     assert {"jesse-mcp.get_policy", "asset-price-mcp.get_prices", "discovery-mcp.discover_opportunities"} <= unasked

@@ -16,8 +16,8 @@ from jesse_mcp.server import build_server
 from shared.config.models import TradingConfig
 from shared.market.candles import MINUTE_MS, CandleError, CandleStore
 from shared.market.exchanges import JESSE_NAMES, ExchangeError, jesse_exchange, jesse_name, store_key
+from tests.jesse_mcp.candles.test_candle_tools import local_binance  # noqa: F401  (fixture)
 from tests.mcp_helpers import payload, text_of
-from tests.test_candle_tools import local_binance  # noqa: F401  (fixture)
 
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 T0 = 1_747_699_200_000
@@ -154,17 +154,17 @@ async def test_import_candles_takes_binance_spot_by_jesses_name_and_points_other
 
 
 @pytest.mark.anyio
-async def test_a_real_backtest_runs_on_a_market_named_by_jesses_name(tmp_path_factory):
-    from jesse_mcp.backtesting.workers import WorkerPool
+@pytest.mark.slow
+@pytest.mark.xdist_group("jesse-pool")
+async def test_a_real_backtest_runs_on_a_market_named_by_jesses_name(tmp_path_factory, jesse_pool):
     from shared.server.common import make_deps
 
     home = tmp_path_factory.mktemp("bt_exchange")
     rows, _ = synthetic_candles(START, 30 * 1440, seed=5)
     CandleStore(home / "candles").save("bybit-usdt-perp", "BTC-USDT", rows, "test", synthetic=True)
-    pool = WorkerPool(1, workdir=tmp_path_factory.mktemp("jesse-work"))
     deps = make_deps("jesse-mcp", home)
     try:
-        async with connect(build_server(deps, pool=pool)) as client:
+        async with connect(build_server(deps, pool=jesse_pool)) as client:
             result = payload(
                 await client.call_tool(
                     "backtest", {"strategy": "trend_following", "exchange": "Bybit USDT Perpetual", "timeframe": "1h"}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import _run
+from tests.trading_cli.test_cli import _run
 from trading_cli.ask.parse import AskError, parse
 
 ISSUE_EXAMPLES = [
@@ -124,6 +124,7 @@ def test_malformed_or_ambiguous_commands_get_a_helpful_answer(text, fragment):
     assert fragment in str(caught.value)
 
 
+@pytest.mark.slow
 def test_ask_runs_the_call_over_stdio_and_prints_it_first(tmp_path: Path):
     done = _run(tmp_path, "ask", "policy for mean_reversion")
     assert done.returncode == 0, done.stderr
@@ -132,24 +133,28 @@ def test_ask_runs_the_call_over_stdio_and_prints_it_first(tmp_path: Path):
     assert any("conservative" in line for line in rest)
 
 
+@pytest.mark.slow
 def test_ask_exits_1_when_the_tool_denies_and_prints_why(tmp_path: Path):
     done = _run(tmp_path, "ask", "promote trend_following to paper", "--json")
     assert done.returncode == 1
     assert "promotion_gates" in done.stderr and "backtest_sharpe" in done.stderr
 
 
+@pytest.mark.slow
 def test_ask_exits_2_without_a_traceback_when_it_cannot_parse(tmp_path: Path):
     done = _run(tmp_path, "ask", "make", "me", "rich")
     assert done.returncode == 2
     assert "Commands look like" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_ask_stress_test_without_a_stored_backtest_says_what_to_run_first(tmp_path: Path):
     done = _run(tmp_path, "ask", "stress test trend_following")
     assert done.returncode == 2
     assert 'trading-mcp ask "backtest trend_following"' in done.stderr
 
 
+@pytest.mark.slow
 def test_ask_json_prints_the_raw_structured_result(tmp_path: Path):
     done = _run(tmp_path, "ask", "stage history", "--json")
     assert done.returncode == 0, done.stderr

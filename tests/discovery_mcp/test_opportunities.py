@@ -152,13 +152,14 @@ def test_stablecoins_are_never_opportunities():
     assert picked == [] and skipped[0][0] == "USDT" and "stablecoin" in skipped[0][1]
 
 
+@pytest.mark.slow
 def test_ranking_is_the_same_in_processes_with_different_hash_seeds():
     import os
     import subprocess
     import sys
 
     code = (
-        "import json, tests.test_opportunities as t\n"
+        "import json, tests.discovery_mcp.test_opportunities as t\n"
         "m = {s: t.market(i) for i, s in enumerate(['BTC', 'ETH', 'SOL', 'AAPL', 'NVDA'])}\n"
         "items = {s: [t.story(s, 0.4, n=1), t.story(s, 0.4, 'wire', n=2)] for s in m}\n"
         "picked, skipped = t.rank(items, t.SOURCES, t.CFG, m, t.RankQuery(horizon_h=24, top_k=3, now_ms=t.NOW))\n"

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.timeouts import hang_guard
 from trading_cli.__main__ import _parse_args
 from trading_cli.client import CliError, canonical_server
 
 CLI = str(Path(sys.executable).parent / "trading-mcp")
 
 
-def _run(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(home: Path, *args: str, timeout: float = hang_guard(300)) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "TRADING_MCP_HOME": str(home),
@@ -27,6 +28,7 @@ def _run(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_call_prints_the_structured_result_as_json(tmp_path: Path):
     done = _run(tmp_path, "call", "prices", "get_policy", "--json", '{"strategy": "mean_reversion"}', "--output-json")
     assert done.returncode == 0, done.stderr
@@ -34,12 +36,14 @@ def test_call_prints_the_structured_result_as_json(tmp_path: Path):
     assert body["risk_profile"] == "conservative" and body["effective_stage"] == "exploration"
 
 
+@pytest.mark.slow
 def test_call_exits_non_zero_when_the_tool_refuses(tmp_path: Path):
     done = _run(tmp_path, "call", "jesse", "update_config", "--arg", 'changes={"stage": "live"}')
     assert done.returncode == 1
     assert "promotion_needs_evidence" in done.stderr
 
 
+@pytest.mark.slow
 def test_tools_lists_every_server_with_capabilities(tmp_path: Path):
     done = _run(tmp_path, "tools", "--json")
     assert done.returncode == 0, done.stderr
@@ -53,7 +57,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     """One run of `trading-mcp demo` (offline, synthetic candles) shared by the demo tests; the timeout only stops a
     hang on a busy machine."""
     root = tmp_path_factory.mktemp("demo")
-    done = _run(root, "demo", "--home", str(root / "home"), timeout=300)
+    done = _run(root, "demo", "--home", str(root / "home"), timeout=hang_guard(900))
     return done, root / "home"
 
 
@@ -63,6 +67,8 @@ def _section(out: str, first: str, after: str) -> str:
     return out[start : out.index(after, start + len(first))]
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_runs_the_scripted_session_against_all_three_servers(demo):
     done, _ = demo
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -93,6 +99,8 @@ def test_demo_runs_the_scripted_session_against_all_three_servers(demo):
     assert "demo finished" in out and "UNEXPECTED" not in out
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_backtests_conservative_vs_aggressive_side_by_side_on_labelled_synthetic_data(demo):
     out = demo[0].stdout
     assert "-> jesse-mcp.generate_synthetic_candles" in out and "SYNTHETIC data: generated" in out
@@ -110,6 +118,8 @@ def test_demo_backtests_conservative_vs_aggressive_side_by_side_on_labelled_synt
     assert "| Largest position (% equity) | 5.00 | 10.00 | 20.00 |" in compared and "SYNTHETIC DATA" in compared
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_saves_each_equity_curve_as_a_valid_png_in_the_demo_home(demo):
     out, home = demo[0].stdout, demo[1]
     for profile in ("conservative", "aggressive"):
@@ -119,6 +129,8 @@ def test_demo_saves_each_equity_curve_as_a_valid_png_in_the_demo_home(demo):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_stress_tests_resamples_and_validates_the_conservative_run(demo):
     out = demo[0].stdout
     robustness = _section(out, "# How fragile is the conservative run", "# Loosening")
@@ -128,6 +140,8 @@ def test_demo_stress_tests_resamples_and_validates_the_conservative_run(demo):
     assert "-> jesse-mcp.validate_strategy" in robustness and "fold 3: in-sample Sharpe" in robustness
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_shows_the_guard_refusing_loosening_stage_changes_and_bad_arguments(demo):
     out = demo[0].stdout
     assert "Denied (loosening_needs_confirmation)" in out
@@ -136,11 +150,15 @@ def test_demo_shows_the_guard_refusing_loosening_stage_changes_and_bad_arguments
     assert "unknown argument 'profile'" in out
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_shows_a_paper_order_refused_in_exploration(demo):
     refusal = _section(demo[0].stdout, '-> jesse-mcp.place_paper_order {"strategy": "trend_following"', "\n\n")
     assert "refused, rule: stage_too_low" in refusal
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_requests_a_promotion_and_shows_its_refusal_with_every_gate(demo):
     out = demo[0].stdout
     measured = _section(out, "-> jesse-mcp.get_promotion_gates", "\n\n")
@@ -156,6 +174,8 @@ def test_demo_requests_a_promotion_and_shows_its_refusal_with_every_gate(demo):
     assert re.search(r"request_stage_promotion\s+deny\s+denied\s+promotion_gates", out)
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_fills_a_paper_order_at_a_replay_price_once_the_stage_allows(demo):
     out = demo[0].stdout
     assert "global stage paper, mean_reversion effectively at paper" in out
@@ -165,6 +185,8 @@ def test_demo_fills_a_paper_order_at_a_replay_price_once_the_stage_allows(demo):
     assert "mean_reversion long" in _section(out, "-> jesse-mcp.get_paper_portfolio", "\n\n")
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_prices_are_replayed_from_the_stored_candles_and_labelled_synthetic(demo):
     prices = _section(demo[0].stdout, "== asset-price-mcp ==", "== discovery-mcp ==")
     assert "the stored candles: SYNTHETIC DATA" in prices
@@ -173,6 +195,8 @@ def test_demo_prices_are_replayed_from_the_stored_candles_and_labelled_synthetic
     assert 'provider: "replay"' in _section(prices, "-> asset-price-mcp.get_ohlcv", "\n\n")
 
 
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_discovers_opportunities_in_the_sample_news(demo):
     news = demo[0].stdout[demo[0].stdout.index("== discovery-mcp ==") :]
     assert "not real news" in news and "-> discovery-mcp.fetch_news" in news
@@ -202,6 +226,7 @@ def test_server_names_accept_aliases_and_refuse_unknown_ones():
         canonical_server("bank")
 
 
+@pytest.mark.slow
 def test_a_broken_configuration_still_lets_the_server_answer_with_the_problem(tmp_path: Path):
     (tmp_path / "config.json").write_text("{ broken")
     done = _run(tmp_path, "call", "prices", "get_policy")

@@ -23,6 +23,9 @@ from starlette.responses import PlainTextResponse
 
 from shared.server import common as server_common
 from shared.server.http_edge import HttpGuard, HttpSecurityError, http_policy
+from tests.timeouts import hang_guard
+
+pytestmark = pytest.mark.xdist_group("http-served")  # one xdist worker starts the served server once
 
 BIN = Path(sys.executable).parent
 OWN_VARS = (
@@ -38,6 +41,7 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+REQUEST_S = hang_guard(60)  # a hang guard for one request to the local server
 
 
 def _free_port() -> int:
@@ -69,7 +73,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = _clean_env(TRADING_MCP_HOME=str(home), TRADING_MCP_CONFIG=str(home / "config.json"), TRADING_MCP_TOKEN=token)
     command = [str(BIN / "discovery-mcp"), "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port)]
     if shutil.which("timeout"):  # the server stops by itself even if this process dies
-        command = ["timeout", "--kill-after=5", "300", *command]
+        command = ["timeout", "--kill-after=5", f"{hang_guard(900):.0f}", *command]
     log_path = home / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
@@ -82,7 +86,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + hang_guard(300)
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
@@ -94,7 +98,7 @@ def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path) -> None:
         except subprocess.TimeoutExpired:
             continue
         pytest.fail(f"the server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-    pytest.fail(f"the server was not healthy within 60 s: {log_path.read_text()[-2000:]}")
+    pytest.fail(f"the server was not healthy within {hang_guard(300):g} s: {log_path.read_text()[-2000:]}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -116,7 +120,7 @@ def _cli(*args: str, token: str | None, home: Path) -> subprocess.CompletedProce
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=hang_guard(300),
         stdin=subprocess.DEVNULL,
     )
 
@@ -204,43 +208,49 @@ async def test_refused_requests_never_reach_the_inner_app():
 # --- a real server over HTTP ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_health_answers_without_a_token_and_says_nothing_more(served: Served):
-    response = httpx.get(f"{served.base}/health", timeout=10)
+    response = httpx.get(f"{served.base}/health", timeout=REQUEST_S)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "server": "discovery-mcp"}
 
 
+@pytest.mark.slow
 def test_missing_token_gets_401_with_a_bearer_challenge(served: Served):
-    response = httpx.post(served.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10)
+    response = httpx.post(served.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=REQUEST_S)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "Authorization: Bearer" in response.json()["error_description"]
 
 
+@pytest.mark.slow
 def test_wrong_token_gets_401_and_the_answer_never_shows_the_real_one(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token[:-1]}x"}
-    response = httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10)
+    response = httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=REQUEST_S)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     assert served.token not in response.text and "Traceback" not in response.text
 
 
+@pytest.mark.slow
 def test_wrong_host_gets_421_even_with_the_right_token(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}", "Host": f"evil.example:{served.port}"}
-    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10).status_code == 421
-    assert httpx.get(f"{served.base}/health", headers={"Host": "evil.example"}, timeout=10).status_code == 421
+    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=REQUEST_S).status_code == 421
+    assert httpx.get(f"{served.base}/health", headers={"Host": "evil.example"}, timeout=REQUEST_S).status_code == 421
 
 
+@pytest.mark.slow
 def test_wrong_origin_gets_403_even_with_the_right_token(served: Served):
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {served.token}", "Origin": "http://evil.example"}
-    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=10).status_code == 403
+    assert httpx.post(served.url, json=INITIALIZE, headers=headers, timeout=REQUEST_S).status_code == 403
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_tool_calls_over_http_with_the_token_are_guarded_and_journaled(served: Served):
     auth = {"Authorization": f"Bearer {served.token}"}
     async with (
-        httpx.AsyncClient(headers=auth, timeout=httpx.Timeout(30)) as client,
+        httpx.AsyncClient(headers=auth, timeout=httpx.Timeout(REQUEST_S)) as client,
         streamable_http_client(served.url, http_client=client) as (read, write, _),
         ClientSession(read, write) as session,
     ):
@@ -257,10 +267,14 @@ async def test_tool_calls_over_http_with_the_token_are_guarded_and_journaled(ser
     ]
 
 
+@pytest.mark.slow
 def test_the_server_log_never_contains_the_token(served: Served):
-    httpx.post(served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"}, timeout=10)
+    httpx.post(served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"}, timeout=REQUEST_S)
     httpx.post(
-        served.url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {served.token}"}, timeout=10
+        served.url,
+        json=INITIALIZE,
+        headers={**MCP_HEADERS, "Authorization": f"Bearer {served.token}"},
+        timeout=REQUEST_S,
     )
     log = served.log.read_text()
     assert "refused POST '/mcp': wrong bearer token" in log
@@ -270,6 +284,7 @@ def test_the_server_log_never_contains_the_token(served: Served):
 # --- the client's --url --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_call_over_url_uses_the_running_server(served: Served, tmp_path: Path):
     done = _cli(
         "--url", served.url, "call", "discovery", "get_policy", "--output-json", token=served.token, home=tmp_path
@@ -279,12 +294,14 @@ def test_cli_call_over_url_uses_the_running_server(served: Served, tmp_path: Pat
     assert not (tmp_path / "state.db").exists()  # no stdio server was started in the client's own home
 
 
+@pytest.mark.slow
 def test_cli_tools_over_url_lists_the_server_that_answers(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "tools", "--json", token=served.token, home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert list(json.loads(done.stdout)) == ["discovery-mcp"]
 
 
+@pytest.mark.slow
 def test_cli_over_url_with_a_wrong_token_exits_2_without_a_traceback(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "call", "discovery", "get_policy", token="w" * 32, home=tmp_path)
     assert done.returncode == 2
@@ -292,18 +309,21 @@ def test_cli_over_url_with_a_wrong_token_exits_2_without_a_traceback(served: Ser
     assert "w" * 32 not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_over_url_without_a_token_says_to_set_one(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "tools", token=None, home=tmp_path)
     assert done.returncode == 2
     assert "set TRADING_MCP_TOKEN" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_over_url_refuses_a_server_name_that_is_not_the_one_there(served: Served, tmp_path: Path):
     done = _cli("--url", served.url, "call", "jesse", "get_policy", token=served.token, home=tmp_path)
     assert done.returncode == 2
     assert "serves discovery-mcp, not jesse-mcp" in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_over_url_that_nothing_answers_exits_2_with_the_remedy(tmp_path: Path):
     url = f"http://127.0.0.1:{_free_port()}/mcp"
     done = _cli("--url", url, "call", "discovery", "get_policy", token=None, home=tmp_path)

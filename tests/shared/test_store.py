@@ -10,6 +10,7 @@ import pytest
 from shared.errors import StoreError
 from shared.state import counters, trading_state
 from shared.state.store import SCHEMA_VERSION, JournalEntry, Store
+from tests.timeouts import hang_guard
 
 
 def _increment_many(db_path: str, start, n: int, limit: int, results) -> None:
@@ -29,9 +30,9 @@ def test_two_processes_incrementing_one_counter_never_exceed_the_limit(tmp_path:
     for p in procs:
         p.start()
     start.set()
-    wins = [results.get(timeout=60) for _ in procs]
+    wins = [results.get(timeout=hang_guard(300)) for _ in procs]
     for p in procs:
-        p.join(timeout=60)
+        p.join(timeout=hang_guard(300))
     assert sum(wins) == 20
     assert counters.value(Store(db), "trades:day") == 20
 

@@ -9,8 +9,8 @@ import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from jesse_mcp.server import build_server
+from tests.jesse_mcp.candles.test_binance_import import kline
 from tests.mcp_helpers import payload, text_of
-from tests.test_binance_import import kline
 
 pytestmark = pytest.mark.anyio
 

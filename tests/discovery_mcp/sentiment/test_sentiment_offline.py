@@ -12,6 +12,9 @@ import pytest
 from discovery_mcp.models import DiscoveryError
 from discovery_mcp.sentiment.offline import SHIPPED_MODEL, OfflineScorer
 from discovery_mcp.sentiment.train import TrainingDataError, main, read_labelled_csv, train
+from tests.timeouts import hang_guard
+
+pytestmark = pytest.mark.xdist_group("sentiment-training")  # one xdist worker trains once
 
 # Written for these tests, labelled by the convention of the shipped model's training data (Twitter Financial News):
 # bullish/bearish when the news moves the asset's price, neutral for announcements and macro facts without a reaction.
@@ -125,7 +128,9 @@ def test_scoring_does_not_import_scikit_learn():
         "OfflineScorer.load().score('Stocks rally'); "
         "print('sklearn' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=hang_guard(300)
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -187,6 +192,7 @@ def test_a_retrained_model_in_home_models_is_used_by_for_home(trained, home):
     assert OfflineScorer.for_home(home).path == home / "models" / "sentiment.json"
 
 
+@pytest.mark.slow
 def test_the_train_command_writes_to_trading_mcp_home_by_default(home, tmp_path, capsys):
     csv_path = write_csv(tmp_path / "labelled.csv", labelled_rows())
     assert main(["--csv", str(csv_path), "--seed", "1"]) == 0

@@ -14,6 +14,7 @@ from discovery_mcp.sentiment.glm import SYSTEM_PROMPT, GlmScorer
 from shared.config.models import GlmConfig
 from shared.net.glm import GlmApiError
 from tests.fake_zhipu_server import FakeZhipu, texts_of
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +51,7 @@ def make_scorer(fake: FakeZhipu, offline: FakeOffline) -> Iterator[Callable[...,
 
     def make(**config) -> GlmScorer:
         scorer = GlmScorer(
-            GlmConfig(**{"model": MODEL, "timeout_s": 2.0, **config}), KEY, offline, base_url=fake.base_url
+            GlmConfig(**{"model": MODEL, "timeout_s": 30.0, **config}), KEY, offline, base_url=fake.base_url
         )
         made.append(scorer)
         return scorer
@@ -61,7 +62,7 @@ def make_scorer(fake: FakeZhipu, offline: FakeOffline) -> Iterator[Callable[...,
 
 
 async def score(scorer: GlmScorer, texts: list[str]) -> list[Sentiment]:
-    with anyio.fail_after(5):
+    with anyio.fail_after(hang_guard(60)):
         return await scorer.score_many(texts)
 
 
@@ -117,7 +118,7 @@ async def test_an_unusable_reply_falls_back_to_offline_and_says_what_was_wrong(
 async def test_a_slow_server_falls_back_with_a_timeout_reason_within_a_bound(make_scorer, fake, offline):
     fake.delay_s = 10
     scorer = make_scorer(timeout_s=0.3)
-    with anyio.fail_after(3):
+    with anyio.fail_after(3):  # the requirement: 10 times the 0.3 s timeout, not a hang guard
         result = await scorer.score_many(NEWS)
     assert {s.fallback_reason for s in result} == {"glm timeout after 0.3 s"}
     assert {s.method for s in result} == {"offline:fake"}

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from jesse_mcp.backtesting.workers import NO_PDEATHSIG_ENV
+from tests.timeouts import hang_guard
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]  # the repository: tests/jesse_mcp/backtesting/ is three levels down
 DEADLINE_S = 5.0  # the requirement itself, not a hang guard
 
 
@@ -26,14 +27,15 @@ def _start_host(tmp_path: Path, pdeathsig: bool) -> tuple[subprocess.Popen, list
         env[NO_PDEATHSIG_ENV] = "1"
     with (tmp_path / "host.err").open("wb") as errors:
         host = subprocess.Popen(
-            [sys.executable, "-m", "tests.pool_host", str(tmp_path / "jesse")],
+            [sys.executable, "-m", "tests.jesse_mcp.backtesting.pool_host", str(tmp_path / "jesse")],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=errors,
         )
-    readable, _, _ = select.select([host.stdout], [], [], 90)  # hang guard: the host prints once its workers run
+    # a hang guard: the host prints once its workers run
+    readable, _, _ = select.select([host.stdout], [], [], hang_guard(300))
     line = host.stdout.readline() if readable else b""
     if not line:
         host.kill()
@@ -62,7 +64,7 @@ def test_every_worker_is_gone_within_5_s_of_its_server_dying(tmp_path, how, pdea
     pidfds = {pid: os.pidfd_open(pid) for pid in pids}  # opened before the kill: no pid can be reused meanwhile
     try:
         os.kill(host.pid, how)
-        host.wait(timeout=30)
+        host.wait(timeout=hang_guard(60))
         still = _still_running_after(pidfds, DEADLINE_S)
     finally:
         for fd in pidfds.values():

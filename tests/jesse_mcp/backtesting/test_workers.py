@@ -8,6 +8,7 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 
 from jesse_mcp.backtesting.workers import WorkerError, WorkerPool
 from jesse_mcp.server import build_server
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.anyio
 
@@ -21,18 +22,18 @@ def pool():
     p.shutdown()
 
 
-async def _ready(pool: WorkerPool, timeout: float = 60) -> None:
+async def _ready(pool: WorkerPool, timeout: float = hang_guard(120)) -> None:
     with anyio.fail_after(timeout):
         while not pool.status() or any(w["state"] != "ready" for w in pool.status()):
             await anyio.sleep(0.05)
 
 
 async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(deps):
-    server = build_server(deps, warmup=("tests.slow_warmup",))
+    server = build_server(deps, warmup=("tests.jesse_mcp.backtesting.slow_warmup",))
     async with connect(server) as client:
         tools = (await client.list_tools()).tools
         size = deps.config.load().backtest_config.workers
-        with anyio.fail_after(30):
+        with anyio.fail_after(hang_guard(120)):
             while len(deps.extras.pool.status()) < size:
                 await anyio.sleep(0.01)
         states = [w["state"] for w in deps.extras.pool.status()]
@@ -41,32 +42,32 @@ async def test_initialize_and_tools_list_do_not_wait_for_the_workers_warm_up(dep
 
 
 async def test_a_worker_runs_a_task_and_returns_its_result(pool):
-    assert await pool.run("tests.worker_tasks", "square", {"x": 12.0}, timeout_s=30) == 144.0
+    assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 12.0}, timeout_s=30) == 144.0
 
 
 async def test_a_task_over_its_time_limit_is_killed_and_the_worker_replaced(pool):
     await _ready(pool)
     first_pid = pool.status()[0]["pid"]
     with pytest.raises(WorkerError, match=re.escape("time limit of 0.5 s")):
-        await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
     await _ready(pool)
     assert pool.status()[0]["pid"] != first_pid
-    assert await pool.run("tests.worker_tasks", "square", {"x": 3}, timeout_s=30) == 9
+    assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 3}, timeout_s=30) == 9
 
 
 async def test_a_cancelled_task_really_stops(pool):
     await _ready(pool)
     first_pid = pool.status()[0]["pid"]
     with anyio.move_on_after(0.3):
-        await pool.run("tests.worker_tasks", "sleep", {"seconds": 30}, timeout_s=60)
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "sleep", {"seconds": 30}, timeout_s=60)
     await _ready(pool)
     assert pool.status()[0]["pid"] != first_pid
 
 
 async def test_a_failing_task_reports_its_error_and_the_worker_stays(pool):
     with pytest.raises(WorkerError, match="the task failed: ValueError: bad input"):
-        await pool.run("tests.worker_tasks", "fail", {"message": "bad input"}, timeout_s=30)
-    assert await pool.run("tests.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "fail", {"message": "bad input"}, timeout_s=30)
+    assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 2}, timeout_s=30) == 4
 
 
 async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd):
@@ -75,7 +76,7 @@ async def test_what_a_worker_prints_goes_to_stderr_not_stdout(capfd):
     pool = WorkerPool(1, warmup=())
     pool.start_in_background()
     try:
-        await pool.run("tests.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
+        await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "shout", {"text": "jesse-says-hello"}, timeout_s=30)
     finally:
         pool.shutdown()
     out, err = capfd.readouterr()
@@ -87,10 +88,12 @@ async def test_a_warm_up_that_fails_is_reported():
     pool.start_in_background()
     try:
         with pytest.raises(WorkerError, match="no Jesse worker could start: ModuleNotFoundError"):
-            with anyio.fail_after(60):
+            with anyio.fail_after(hang_guard(120)):
                 while True:
                     try:
-                        await pool.run("tests.worker_tasks", "square", {"x": 1}, timeout_s=5, wait_s=0.2)
+                        await pool.run(
+                            "tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 1}, timeout_s=5, wait_s=0.2
+                        )
                     except WorkerError as e:
                         if "could start" in str(e):
                             raise
@@ -98,12 +101,12 @@ async def test_a_warm_up_that_fails_is_reported():
         pool.shutdown()
 
 
-async def test_real_workers_import_jesse_research_once_and_become_ready():
-    pool = WorkerPool(1)
-    pool.start_in_background()
-    try:
-        await _ready(pool, timeout=120)
-        assert pool.status()[0]["ready_after_s"] > 0
-        assert await pool.run("tests.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30)
-    finally:
-        pool.shutdown()
+@pytest.mark.slow
+@pytest.mark.xdist_group("jesse-pool")
+async def test_real_workers_import_jesse_research_once_and_become_ready(jesse_pool):
+    pool = jesse_pool  # the suite's warm pool (conftest): real workers, started with the default warm-up
+    await _ready(pool, timeout=hang_guard(300))
+    assert all(w["ready_after_s"] > 0 for w in pool.status())
+    assert await pool.run(
+        "tests.jesse_mcp.backtesting.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30
+    )

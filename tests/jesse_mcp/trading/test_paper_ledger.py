@@ -22,6 +22,7 @@ from shared.server.registry import GuardedServer, ServerDeps
 from shared.state import counters
 from tests.mcp_helpers import payload, text_of
 from tests.paper_helpers import Clock, NoPool, TablePrices, configure
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.anyio
 
@@ -755,7 +756,7 @@ async def test_the_monitor_executes_a_stop_while_a_session_is_open_without_any_t
         pid = (await placed(s, notional_usd=900.0))["position"]["id"]
         seen = len(ledger.deps.store.journal_query(limit=1000))
         ledger.prices.set("BTC-USDT", 58_000.0)
-        with anyio.fail_after(5):
+        with anyio.fail_after(hang_guard(60)):
             while ledger.position(pid)["status"] == "open":
                 await anyio.sleep(0.01)
     assert ledger.position(pid)["exit_reason"] == "stop_loss"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from shared.state import trading_state
+from tests.jesse_mcp.trading.test_paper_ledger import BTC, STRATEGY, open_ledger, place, placed  # noqa: F401 (fixture)
 from tests.mcp_helpers import payload, text_of
-from tests.test_paper_ledger import BTC, STRATEGY, open_ledger, place, placed  # noqa: F401 (fixture)
+from tests.timeouts import hang_guard
 
 pytestmark = pytest.mark.anyio
 
@@ -101,7 +102,7 @@ async def test_an_http_server_with_no_client_connected_still_executes_stops(open
     ledger.prices.set("BTC-USDT", 50_000.0)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.run_streamable_http_async)
-        with anyio.fail_after(20):
+        with anyio.fail_after(hang_guard(60)):
             while ledger.position(pid)["status"] == "open":
                 await anyio.sleep(0.05)
         server.http_server.should_exit = True  # uvicorn closes its socket and returns

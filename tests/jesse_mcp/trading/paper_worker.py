@@ -1,7 +1,9 @@
 """One OS process placing paper orders through a real MCP session of jesse-mcp, for the tests of several processes
-(and of a crash) on one state database: tests/test_paper_processes.py.
+(and of a crash) on one state database: tests/jesse_mcp/trading/test_paper_processes.py.
 
-    python -m tests.paper_worker '<spec JSON>'      (from the repository root; TRADING_MCP_HOME names the state)
+    python -m tests.jesse_mcp.trading.paper_worker '<spec JSON>'
+
+(from the repository root; TRADING_MCP_HOME names the state)
 
 The spec: "prices" {symbol: price} and "clock" (unix seconds) for the fills; "orders", a list of place_paper_order
 arguments; "barrier": print "ready" and wait for one line on stdin before the first order, so that several workers

@@ -1,4 +1,4 @@
-"""Backtests through real MCP sessions, on real Jesse workers (one pool of three for the whole module)."""
+"""Backtests through real MCP sessions, on real Jesse workers (the suite's one warm pool, `jesse_pool`)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,20 @@ from tests.mcp_helpers import payload, text_of
 
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY = 86_400_000
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("jesse-pool")]
 
 
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory):
-    p = WorkerPool(3, workdir=tmp_path_factory.mktemp("jesse-work"))  # real workers, importing jesse.research
-    p.attach()  # held for the module, so sessions ending never shut it down
+@pytest.fixture
+def pool(jesse_pool):
+    return jesse_pool  # real workers, importing jesse.research, shared with the other modules that run Jesse
+
+
+@pytest.fixture
+def cold_pool(tmp_path):
+    """Workers without Jesse's warm-up: a backtest spends far longer than 0.05 s importing Jesse, so it times out,
+    and each replacement is ready in a moment instead of importing Jesse again."""
+    p = WorkerPool(3, warmup=(), workdir=tmp_path / "jesse-work")
+    p.attach()
     yield p
     p.detach()
 
@@ -176,8 +183,9 @@ async def test_bad_hyperparameters_and_leverage_say_what_is_allowed(server):
     assert "leverage 3 is above the conservative profile's max_leverage 1" in text_of(lev)
 
 
-async def test_a_timeout_stops_the_worker_says_so_and_stores_nothing(server, bt_home, pool):
+async def test_a_timeout_stops_the_worker_says_so_and_stores_nothing(bt_home, cold_pool):
     deps = make_deps("jesse-mcp", bt_home)
+    server = build_server(deps, pool=cold_pool)
     before = result_store.listed(deps.store)[1]
 
     def timeout(seconds: float):
