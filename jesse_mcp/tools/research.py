@@ -11,6 +11,7 @@ from mcp.server.fastmcp import Context
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
+from jesse_mcp.backtesting import batch
 from jesse_mcp.backtesting.plans import DEFAULT_BALANCE, DEFAULT_FEE, PlanRequest
 from jesse_mcp.backtesting.results import BacktestResult, Trade
 from jesse_mcp.backtesting.service import BacktestService, ProfileComparison, StrategyList, view_of
@@ -117,6 +118,7 @@ def register_backtest_tools(tools: ToolRegistry, service: BacktestService) -> No
     _register_strategy_tools(tools, service)
     _register_run_tools(tools, service)
     _register_comparison_tools(tools, service)
+    _register_batch_tools(tools, service)
     _register_result_tools(tools, service)
 
 
@@ -211,6 +213,56 @@ def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) ->
             for profile in PROFILE_NAMES
         ]
         return await service.compare(plans, progress=progress_reporter(ctx))
+
+
+def _register_batch_tools(tools: ToolRegistry, service: BacktestService) -> None:
+    @tools.research(title="Backtest batch")
+    async def backtest_batch(
+        strategies: Annotated[
+            list[StrategyName] | None,
+            Field(description="Default: every built-in strategy.", min_length=1, max_length=32),
+        ] = None,
+        symbols: Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=32)]] | None,
+            Field(
+                description="Stored market symbols, e.g. [BTC-USDT, ETH-USDT]. Default: the one stored market.",
+                min_length=1,
+                max_length=32,
+            ),
+        ] = None,
+        exchange: ExchangeArg = None,
+        timeframes: Annotated[
+            list[Timeframe] | None, Field(description="Default: [1h].", min_length=1, max_length=14)
+        ] = None,
+        risk_profiles: Annotated[
+            list[Profile] | None, Field(description="Default: each strategy's configured profile.", min_length=1)
+        ] = None,
+        start: StartArg = None,
+        end: EndArg = None,
+        days: DaysArg = None,
+        fee: FeeArg = None,
+        hyperparameters: Annotated[
+            dict[str, HyperValue] | None, Field(description="Overrides for a batch of exactly one strategy.")
+        ] = None,
+        sort_by: Annotated[
+            batch.SortKey, Field(description="Metric to rank by: largest first, max_drawdown_pct smallest first.")
+        ] = "sharpe",
+        ctx: Context | None = None,
+    ) -> batch.BatchReport:
+        """Backtest a grid of strategies x symbols x timeframes x risk profiles in parallel (at most
+        backtest_config.max_batch_runs runs, default 48), each run stored with its id, ranked in one table by
+        sort_by. A run that cannot be made (e.g. no candles for a symbol) is a row with its error. Progress is
+        reported per finished run. Same range and fee arguments as backtest."""
+        base = PlanRequest(exchange=exchange, start=start, end=end, days=days, fee=fee, hyperparameters=hyperparameters)
+        req = batch.BatchRequest(
+            strategies=tuple(strategies or ()),
+            symbols=tuple(symbols or (None,)),
+            timeframes=tuple(timeframes or ("1h",)),
+            risk_profiles=tuple(risk_profiles or (None,)),
+            base=base,
+            sort_by=sort_by,
+        )
+        return await batch.run_batch(service, req, progress_reporter(ctx))
 
 
 def _register_result_tools(tools: ToolRegistry, service: BacktestService) -> None:

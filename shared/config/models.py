@@ -294,6 +294,13 @@ class BacktestConfig(BaseModel):
     timeout_s: float = knob(
         600, "neutral", "Longest single backtest run.", why="a research run's time limit", gt=0, le=86_400
     )
+    max_batch_runs: int = knob(
+        48,
+        "higher",
+        "Most backtests one backtest_batch call may run (strategies x markets x timeframes x profiles).",
+        ge=1,
+        le=1000,
+    )
 
 
 PriceProvider = Literal["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
