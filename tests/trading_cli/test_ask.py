@@ -34,6 +34,15 @@ ISSUE_EXAMPLES = [
         },
     ),
     ("compare risk profiles for momentum", "jesse-mcp", "compare_risk_profiles", {"strategy": "momentum"}),
+    (
+        "backtest all strategies on BTC and ETH",
+        "jesse-mcp",
+        "backtest_batch",
+        {
+            "strategies": ["trend_following", "mean_reversion", "breakout", "momentum"],
+            "symbols": ["BTC-USDT", "ETH-USDT"],
+        },
+    ),
     ("price of BTC, ETH and AAPL", "asset-price-mcp", "get_prices", {"symbols": ["BTC", "ETH", "AAPL"]}),
     ("news on SOL", "discovery-mcp", "fetch_news", {"symbols": ["SOL"]}),
     ("opportunities today", "discovery-mcp", "discover_opportunities", {}),
@@ -91,6 +100,36 @@ def test_ranges_timeframes_and_lists_are_read_from_the_sentence(text, expected):
     assert {k: args.get(k) for k in expected} == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "backtest every strategy on BTC-USDT, ETH/USDT 4h",
+            {"symbols": ["BTC-USDT", "ETH-USDT"], "timeframes": ["4h"]},
+        ),
+        ("backtest all strategies on SOL over the last 90 days", {"symbols": ["SOL-USDT"], "days": 90}),
+        ("backtest all the strategies for the past 2 weeks on both btc and eth", {"symbols": ["BTC-USDT", "ETH-USDT"]}),
+        ("backtest all strategies conservatively", {"risk_profiles": ["conservative"], "symbols": None}),
+        (
+            "compare all strategies on BTC under all profiles",
+            {"symbols": ["BTC-USDT"], "risk_profiles": ["conservative", "moderate", "aggressive"]},
+        ),
+    ],
+)
+def test_all_strategies_on_several_markets_is_one_backtest_batch(text, expected):
+    plan = parse(text)
+    assert (plan.call.tool, plan.call.arguments["strategies"]) == (
+        "backtest_batch",
+        ["trend_following", "mean_reversion", "breakout", "momentum"],
+    )
+    assert {k: plan.call.arguments.get(k) for k in expected} == expected
+
+
+def test_a_bare_ticker_in_a_batch_is_read_as_its_usdt_market_and_the_plan_says_so():
+    assert parse("backtest all strategies on BTC and ETH").notes == ["BTC, ETH read as BTC-USDT, ETH-USDT."]
+    assert parse("backtest all strategies on ETH-USDT").notes == []
+
+
 MALFORMED = [
     ("", "empty command"),
     ("   ", "empty command"),
@@ -114,6 +153,7 @@ MALFORMED = [
     ("backtest x last 99999 days", "outside 1..3650"),
     ("x" * 600, "longer than 500 characters"),
     ("gates", "which strategy?"),
+    ("backtest all strategies on BTC safely boldly", "more than one risk profile"),
 ]
 
 
@@ -160,3 +200,13 @@ def test_ask_json_prints_the_raw_structured_result(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout.split("\n", 1)[1])
     assert body["changes"] == []
+
+
+@pytest.mark.slow
+def test_ask_backtest_all_strategies_without_candles_answers_a_table_of_failed_rows(tmp_path: Path):
+    done = _run(tmp_path, "ask", "backtest all strategies on BTC and ETH")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith('-> jesse-mcp.backtest_batch {"strategies": ["trend_following"')
+    assert "note: BTC, ETH read as BTC-USDT, ETH-USDT." in done.stderr
+    assert done.stdout.count("failed: No candles are stored yet.") == 8
+    assert "note: 8 run(s) failed" in done.stdout

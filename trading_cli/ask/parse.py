@@ -13,46 +13,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILE_WORDS: dict[str, str] = {
-    "conservative": "conservative",
-    "conservatively": "conservative",
-    "safe": "conservative",
-    "safely": "conservative",
-    "cautious": "conservative",
-    "cautiously": "conservative",
-    "careful": "conservative",
-    "carefully": "conservative",
-    "defensive": "conservative",
-    "defensively": "conservative",
-    "moderate": "moderate",
-    "moderately": "moderate",
-    "balanced": "moderate",
-    "normal": "moderate",
-    "normally": "moderate",
-    "medium": "moderate",
-    "aggressive": "aggressive",
-    "aggressively": "aggressive",
-    "bold": "aggressive",
-    "boldly": "aggressive",
-    "risky": "aggressive",
-    "riskily": "aggressive",
-}
-RISK_LEVELS = {"low": "conservative", "medium": "moderate", "high": "aggressive"}
-TIMEFRAMES = {"1m", "3m", "5m", "15m", "30m", "45m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d"}
-STAGES = ("exploration", "paper", "live")
-BUILTIN_STRATEGIES = ("trend_following", "mean_reversion", "breakout", "momentum")
-UNITS_DAYS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30, "months": 30, "year": 365, "years": 365}
-FILLER = {
-    "a", "an", "the", "please", "run", "do", "me", "my", "for", "of", "on", "with", "using", "over", "in", "and",
-    "to", "from", "profile", "risk", "last", "past", "strategy", "can", "you", "show", "what", "is", "are", "get",
-    "check", "how", "now", "today", "some", "give", "tell", "about", "at",
-}  # fmt: skip
+from trading_cli.ask.words import (
+    BUILTIN_STRATEGIES,
+    FILLER,
+    NOT_TICKERS,
+    PROFILE_WORDS,
+    RISK_LEVELS,
+    STAGES,
+    TIMEFRAMES,
+    UNITS_DAYS,
+)
 
 EXAMPLES: dict[str, str] = {
     "backtest": "backtest trend_following conservatively",
     "backtest_range": "backtest breakout 4h from 2025-06-01 to 2025-08-01 with the moderate profile",
     "backtest_days": "backtest mean_reversion on ETH-USDT over the last 90 days aggressively",
     "compare": "compare risk profiles for momentum",
+    "batch": "backtest all strategies on BTC and ETH",
     "stress": "stress test trend_following",
     "price": "price of BTC, ETH and AAPL",
     "news": "news on SOL",
@@ -254,6 +231,38 @@ def _compare(text: str, words: list[str]) -> Plan:
     return Plan("compare", Call("jesse-mcp", "compare_risk_profiles", args))
 
 
+def _tickers(words: list[str]) -> list[str]:
+    """The markets after 'on' or 'for': 'on BTC and ETH' -> BTC-USDT, ETH-USDT (a bare ticker: its USDT market)."""
+    out, collecting = [], False
+    for w in words:
+        if w in ("on", "for"):
+            collecting = True
+        elif collecting and w not in ("and", "both"):
+            collecting = w not in NOT_TICKERS and bool(re.fullmatch(r"\$?[a-z][a-z0-9]{0,9}(?:[-/][a-z0-9]{2,10})?", w))
+            ticker = w.lstrip("$").upper().replace("/", "-")
+            out += [ticker if "-" in ticker else f"{ticker}-USDT"] if collecting else []
+    return list(dict.fromkeys(out))
+
+
+def _batch(text: str, words: list[str]) -> Plan:
+    """'backtest all strategies on BTC and ETH': every built-in strategy on each market, one ranked table."""
+    args: dict[str, Any] = {"strategies": list(BUILTIN_STRATEGIES)}
+    symbols = _tickers(words)
+    if symbols:
+        args["symbols"] = symbols
+    timeframe = _timeframe(words)
+    if timeframe:
+        args["timeframes"] = [timeframe]
+    if re.search(r"\b(?:all|every|each|three|compare) (?:the )?(?:risk )?profiles?\b", text):
+        args["risk_profiles"] = ["conservative", "moderate", "aggressive"]
+    elif profile := _profile(words, text):
+        args["risk_profiles"] = [profile]
+    args.update(_range(text))
+    bare = [s for s in symbols if s.split("-")[0].lower() in words]
+    notes = [f"{', '.join(s.split('-')[0] for s in bare)} read as {', '.join(bare)}."] if bare else []
+    return Plan("batch", Call("jesse-mcp", "backtest_batch", args), notes=notes)
+
+
 def _stress(text: str, words: list[str]) -> Plan:
     strategy = _need_strategy("stress", _strategy(words, {"stress", "test"}))
     return Plan("stress", Call("jesse-mcp", "stress_test", {}), latest_backtest_of=strategy)
@@ -333,6 +342,7 @@ def _simple(command: str, server: str, tool: str, strategy_from: set[str] | None
 
 # keyword -> parser; the first keyword found in the command decides (order matters: 'compare' before 'backtest').
 COMMANDS: tuple[tuple[str, Any], ...] = (
+    (r"\b(?:backtest|compare)\b.*\b(?:all|every|each) (?:the )?(?:built-?in )?strateg(?:y|ies)\b", _batch),
     (r"\bcompare\b", _compare),
     (r"\bstress\b", _stress),
     (r"\bbacktest\b", _backtest),

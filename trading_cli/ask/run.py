@@ -42,6 +42,8 @@ async def run_plan(plan: Plan, as_json: bool, env: dict[str, str] | None = None,
             arguments["backtest_id"] = results[0]["id"]
         if announce:
             print(f"-> {call.server}.{call.tool} {json.dumps(arguments)}")
+        for note in plan.notes:  # how the parser read the command (e.g. BTC as BTC-USDT)
+            print(f"   note: {note}", file=sys.stderr)
         result = await session.call_tool(call.tool, arguments, progress_callback=_progress)
     return show(result, as_json)
 
@@ -73,6 +75,8 @@ def table(payload: Any) -> str:
             return head + synthetic + "\n" + "\n".join(f"  {k:<16} {_fmt(v)}" for k, v in rows)
         if "table" in payload and isinstance(payload["table"], str):  # comparisons, stress tests
             extra = f"\n{payload['verdict']}" if payload.get("verdict") else ""
+            if "sort_by" in payload:  # a batch: its notes say whether data was synthetic and what failed
+                extra += "".join(f"\nnote: {n}" for n in payload.get("notes", []))
             return payload["table"] + extra
         if "gates" in payload:
             lines = [f"{payload.get('strategy') or 'global'}: {payload['from_stage']} -> {payload['to_stage']}"]
