@@ -250,7 +250,8 @@ class _ProgressSampler:
         total, last = self.end_ms - self.start_ms, self.start_ms
         while not self._stop.wait(PROGRESS_EVERY_S):
             now = getattr(store.app, "time", None)
-            if now and last < now <= self.end_ms:  # only forward: MCP progress must increase
+            # only forward (MCP progress must increase), and short of the end: the end is the "done" report
+            if now and last < now < self.end_ms:
                 last = now
                 report_progress(now - self.start_ms, total, self.label)
 
