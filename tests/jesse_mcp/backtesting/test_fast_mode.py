@@ -62,6 +62,28 @@ def test_fast_mode_gives_the_normal_modes_daily_metrics_trade_metrics_trades_and
     assert fast["equity"] == normal["equity"] and len(fast["equity"]) == 31  # start, 29 days, the end
 
 
+@pytest.mark.parametrize(
+    ("strategy", "timeframe", "transform"),
+    [
+        ("trend_following", "15m", None),
+        ("breakout", "4h", None),
+        ("mean_reversion", "1h", {"kind": "bootstrap", "seed": 3, "block_minutes": 1440}),
+        ("mean_reversion", "1h", {"kind": "scenario", "scenario": "flash_crash", "offset_minutes": 10 * 1440}),
+        ("mean_reversion", "1h", {"kind": "scenario", "scenario": "gap_down", "offset_minutes": 10 * 1440}),
+    ],
+)
+def test_other_timeframes_and_transformed_candles_keep_fast_mode_and_equal_the_normal_mode(
+    candles, strategy, timeframe, transform
+):
+    req = PlanRequest(days=30, timeframe=timeframe, risk_profile="aggressive")
+    plan = build_plan(cfg=TradingConfig(), candles=candles, strategy=BUILTIN[strategy], req=req)
+    if transform:
+        plan.spec["transform"] = transform
+    normal, fast = _both(plan)
+    assert fast["fast_mode"] is True and len(normal["trades"]) > 3
+    assert (fast["metrics"], fast["trades"], fast["equity"]) == (normal["metrics"], normal["trades"], normal["equity"])
+
+
 def test_jesse_fast_mode_alone_saves_the_daily_balance_late_and_changes_the_daily_metrics(candles):
     """Why the rebuild exists: on a 1h route, Jesse's own fast mode saves each daily balance 59 minutes later."""
     from jesse.research import backtest
