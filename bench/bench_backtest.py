@@ -1,19 +1,25 @@
 """Backtest figures of issue 3 on a year of 1-minute candles (525,600 rows), trend_following on the 1h route.
 
 1. One `backtest` tool call through a real stdio MCP session to jesse-mcp (a child process, `python -m jesse_mcp`,
-   with a fresh TRADING_MCP_HOME) versus `jesse.research.backtest` called in this process on the same candles,
-   strategy and config (rebuilt from the tool result's `request` and `risk_settings`): ratio of medians, target
-   <= 1.2 with a warm worker. Both sides get one untimed run first; the metrics of both must be the same run.
+   with a fresh TRADING_MCP_HOME; the tool runs Jesse's fast mode with normal mode's daily metrics rebuilt) versus
+   `jesse.research.backtest` in its normal mode, called in this process on the same candles, strategy and config
+   (rebuilt from the tool result's `request` and `risk_settings`): ratio of medians, target <= 0.5 with a warm
+   worker. Both sides get one untimed run first; all of Jesse's metrics of both must be equal.
 2. `compare_risk_profiles` (three runs in parallel in the pool) versus the three profiles as three `backtest`
    calls one after another in the same session: ratio of medians, target <= 0.65.
 3. Loading the stored year (`CandleStore.load` plus the private copy the engine makes): target <= 0.3 s
    (bench_candles.py measures the CSV import).
 
+`--modes` measures instead one engine run (jesse_mcp.backtesting.engine.run_backtest, in this process, store load
+included) in Jesse's normal mode versus fast mode with the rebuilt daily equity: ratio of medians, results equal.
+`--batch` measures instead `backtest_batch` of 12 runs (the 4 built-ins x 3 profiles, in parallel in the pool)
+versus the same 12 as `backtest` calls one after another in the same session: ratio of medians, rows equal.
+
 Data: a synthetic year (exchange 'synthetic', seed 7) by default; `--real` imports the team's 90-day Binance
 BTCUSDT 1-minute file instead (../shared/data/candles) and runs the same measurements on those 90 days. No network;
 the server is reached over stdio only; every wait has a time limit; the temporary home and the server end with it.
 
-Run: uv run python bench/bench_backtest.py [--repeat 3] [--real]
+Run: uv run python bench/bench_backtest.py [--repeat 3] [--real] [--modes | --batch]
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ YEAR_DAYS = 365
 REAL = Path(__file__).resolve().parents[2] / "shared/data/candles/binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
 STRATEGY, TIMEFRAME, PROFILE = "trend_following", "1h", "moderate"
 PROFILES = ("conservative", "moderate", "aggressive")
+BUILTINS = ("trend_following", "mean_reversion", "momentum", "breakout")
+BATCH_KEYS = ("net_profit_pct", "sharpe", "sortino", "max_drawdown_pct", "trades")
 WORKERS = 3  # the default backtest_config.workers
 START_LIMIT_S = 120  # server start and the workers' Jesse import (~8 s each, on 2 cores)
 CALL_LIMIT_S = 900  # one tool call or one direct run on a year
@@ -198,7 +206,7 @@ def direct_run_factory(home: Path, result: dict[str, Any]) -> Callable[[], dict[
 
     def run() -> dict[str, Any]:
         rows = np.array(store.load(req["exchange"], symbol, req["start_ms"] - warm_minutes * MINUTE_MS, req["end_ms"]))
-        return backtest(
+        return backtest(  # Jesse's normal mode: the baseline the tool's fast mode must beat and equal
             config,
             [{"exchange": venue, "strategy": TrendFollowing, "symbol": symbol, "timeframe": req["timeframe"]}],
             [],
@@ -227,6 +235,75 @@ def direct_side(home: Path, result: dict[str, Any], repeat: int) -> tuple[list[f
     return times, metrics
 
 
+# --- normal mode versus fast mode, in this process ----------------------------------------------------------------
+def modes_side(home: Path, repeat: int) -> None:
+    """Median seconds of one engine run (store load included) in each mode, and whether the results are equal."""
+    from jesse_mcp.backtesting import engine
+    from jesse_mcp.backtesting.catalog import BUILTIN
+    from jesse_mcp.backtesting.plans import PlanRequest, build_plan
+    from shared.config.models import TradingConfig
+
+    req = PlanRequest(timeframe=TIMEFRAME, risk_profile=PROFILE)
+    plan = build_plan(cfg=TradingConfig(), candles=CandleStore(home / "candles"), strategy=BUILTIN[STRATEGY], req=req)
+    out, times = {}, {False: [], True: []}
+    for fast in (False, True):  # warm (untimed): imports Jesse, fills its caches
+        with alarm_after(CALL_LIMIT_S):
+            out[fast] = engine.run_backtest({**plan.spec, "fast_mode": fast})
+    for _ in range(repeat):
+        for fast in (False, True):
+            with alarm_after(CALL_LIMIT_S):
+                run = engine.run_backtest({**plan.spec, "fast_mode": fast})
+            times[fast].append(run["duration_s"])
+        print(f"  normal {times[False][-1]:.2f} s, fast {times[True][-1]:.2f} s", flush=True)
+    same = all(out[False][k] == out[True][k] for k in ("metrics", "trades", "equity"))
+    normal_s, fast_s = statistics.median(times[False]), statistics.median(times[True])
+    print(f"\nsummary ({plan.request.start} .. {plan.request.end}, {TIMEFRAME} route, {STRATEGY}, {PROFILE}):")
+    print(
+        f"  one run, {len(out[True]['trades'])} trades: normal mode {normal_s:.2f} s | fast mode + rebuilt daily "
+        f"equity {fast_s:.2f} s (ran fast: {out[True]['fast_mode']}) | ratio {fast_s / normal_s:.2f}, speed-up "
+        f"{normal_s / fast_s:.1f}x (medians of {repeat}); metrics, trades and equity {'equal' if same else 'DIFFER'}"
+    )
+
+
+# --- backtest_batch versus the same runs one after another -------------------------------------------------------
+def batch_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple]:
+    return {(r["strategy"], r["risk_profile"]): tuple(r[k] for k in BATCH_KEYS) for r in rows}
+
+
+async def batch_side(home: Path, repeat: int) -> None:
+    """backtest_batch of the 4 built-ins x 3 profiles versus 12 sequential backtest calls, one session."""
+    env = {"TRADING_MCP_HOME": str(home), "TRADING_MCP_CONFIG": str(home / "config.json")}
+    env |= {"TRADING_MCP_LOG_LEVEL": "INFO", "JESSE_CACHE_DIR": str(home / "jesse-cache")}
+    args = {"strategies": list(BUILTINS), "risk_profiles": list(PROFILES), "timeframes": [TIMEFRAME]}
+    errlog, times = home / "server-stderr.log", {"batch": [], "sequential": []}
+    with open(errlog, "w") as err, anyio.fail_after(START_LIMIT_S + (26 * repeat + 13) * CALL_LIMIT_S):
+        async with open_session("jesse-mcp", env, interactive=False, errlog=err) as session:
+            print(f"workers ready after {await wait_for_workers(session, errlog):.1f} s; warming up", flush=True)
+            await call(session, "backtest_batch", args)  # warm (untimed): every worker runs each strategy
+            for _ in range(repeat):
+                elapsed, report = await call(session, "backtest_batch", args)
+                times["batch"].append(elapsed)
+                t, sequential = time.perf_counter(), []
+                for strategy in BUILTINS:
+                    for profile in PROFILES:
+                        result = (await call(session, "backtest", {**backtest_args(profile), "strategy": strategy}))[1]
+                        perf = result["performance"]
+                        sequential.append({"strategy": strategy, "risk_profile": profile, **perf})
+                times["sequential"].append(time.perf_counter() - t)
+                same = batch_rows(report["rows"]) == batch_rows(sequential)
+                print(
+                    f"  backtest_batch ({report['succeeded']}/{report['runs']} ran): {elapsed:.2f} s, 12 sequential: "
+                    f"{times['sequential'][-1]:.2f} s; rows {'equal' if same else 'DIFFER'}",
+                    flush=True,
+                )
+    batch_s, seq_s = statistics.median(times["batch"]), statistics.median(times["sequential"])
+    print(
+        f"\nsummary (a year, {TIMEFRAME} route, {WORKERS} workers, {os.cpu_count()} CPUs): backtest_batch of 12: "
+        f"{batch_s:.2f} s | 12 sequential backtest calls: {seq_s:.2f} s | ratio {batch_s / seq_s:.2f} "
+        f"(medians of {repeat})"
+    )
+
+
 # --- report -------------------------------------------------------------------------------------------------------
 def report(args: argparse.Namespace, data: str, tool: dict[str, Any], direct: list[float], metrics: dict) -> None:
     tool_metrics = tool["result"]["jesse_metrics"]
@@ -238,9 +315,12 @@ def report(args: argparse.Namespace, data: str, tool: dict[str, Any], direct: li
         f"{wall:.0f} s of measurements ({max(others, 0.0) / wall:.2f} cores on average; anything well above 0 skews "
         "the figures, the parallel ones most)"
     )
-    for key in ("net_profit_percentage", "total"):
-        same = tool_metrics[key] == metrics[key]
-        print(f"same run: {key} tool {tool_metrics[key]!r} direct {metrics[key]!r} -> {'equal' if same else 'DIFFER'}")
+    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()}
+    differ = sorted(k for k in clean if tool_metrics.get(k) != clean[k])
+    print(
+        f"same run: tool (run.fast_mode {tool['result']['run']['fast_mode']}) vs direct normal mode, "
+        f"{len(clean)} Jesse metrics -> {'all equal' if not differ else 'DIFFER: ' + ', '.join(differ)}"
+    )
     fmt = ", ".join
     print(f"backtest tool calls (s): {fmt(f'{x:.2f}' for x in tool['tool'])}")
     print(f"  of which inside the worker (run.duration_s): {fmt(f'{x:.2f}' for x in tool['worker'])}")
@@ -255,7 +335,7 @@ def report(args: argparse.Namespace, data: str, tool: dict[str, Any], direct: li
     print(f"summary ({span}, {TIMEFRAME} route, {STRATEGY}; medians of {args.repeat}):")
     print(
         f"  backtest via stdio MCP (median of {args.repeat}): {tool_s:.2f} s | direct jesse.research.backtest: "
-        f"{direct_s:.2f} s | ratio {tool_s / direct_s:.2f} (target <= 1.2)"
+        f"{direct_s:.2f} s (normal mode) | ratio {tool_s / direct_s:.2f} (target <= 0.5)"
     )
     print(
         f"  compare_risk_profiles: {compare_s:.2f} s | 3 sequential backtests: {seq_s:.2f} s | ratio "
@@ -273,6 +353,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (default 3)")
     parser.add_argument("--real", action="store_true", help="the real 90-day Binance BTCUSDT file instead")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--modes", action="store_true", help="only: one run in normal vs fast mode, in this process")
+    only.add_argument("--batch", action="store_true", help="only: backtest_batch of 12 vs 12 sequential backtests")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -284,6 +367,15 @@ def main() -> None:
         t = time.perf_counter()
         exchange, symbol, data = prepare_data(home, args.real)
         print(f"{data}: stored in {time.perf_counter() - t:.1f} s", flush=True)
+        if args.modes or args.batch:
+            busy, own, wall = busy_cpu_s(), own_cpu_s(), time.perf_counter()
+            if args.modes:
+                modes_side(home, args.repeat)
+            else:
+                anyio.run(batch_side, home, args.repeat)
+            others, wall = busy_cpu_s() - busy - (own_cpu_s() - own), time.perf_counter() - wall
+            print(f"  machine: other processes used {max(others, 0.0) / wall:.2f} cores on average meanwhile")
+            return
         load = measure_store_load(home, exchange, symbol)
         busy, own, wall = busy_cpu_s(), own_cpu_s(), time.perf_counter()
         tool = anyio.run(tool_side, home, args.repeat)

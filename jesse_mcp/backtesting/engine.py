@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import inspect
 import io
+import logging
 import math
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from jesse_mcp.backtesting import daily_equity
 from jesse_mcp.backtesting.results import intraday_drawdown_pct
 from jesse_mcp.backtesting.workers import report_progress
 from shared.market.candles import MINUTE_MS, CandleStore
@@ -29,6 +31,7 @@ from shared.market.exchanges import jesse_exchange
 # Jesse is handed the data's exchange under Jesse's name (shared.market.exchanges; synthetic data: Binance Perpetual
 # Futures) and always simulates futures (type "futures") at the fee and leverage asked for, also for spot data.
 PROGRESS_EVERY_S = 0.5
+log = logging.getLogger(__name__)
 
 
 class StrategyLoadError(Exception):
@@ -256,10 +259,36 @@ class _ProgressSampler:
                 report_progress(now - self.start_ms, total, self.label)
 
 
-def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
-    """One backtest. Returns metrics (Jesse's, cleaned), compact trades, the daily equity, optional PNG bytes."""
+def _simulate(inputs: dict[str, Any], fast: bool) -> tuple[dict[str, Any], list[list[float]]]:
     from jesse.research import backtest
 
+    result = backtest(**inputs, fast_mode=fast, generate_equity_curve=True, generate_logs=False)
+    return result, _portfolio_series(result.get("equity_curve"))
+
+
+def _run_jesse(inputs: dict[str, Any], spec: dict[str, Any], trading: np.ndarray) -> tuple[dict, list, bool]:
+    """Jesse's result, the daily equity, and whether fast mode ran. Fast mode unless spec["fast_mode"] is False, with
+    normal mode's daily equity and ten daily metrics rebuilt (daily_equity.py); normal mode when the rebuild fails."""
+    fast = bool(spec.get("fast_mode", True))
+    with _ProgressSampler(spec["start_ms"], spec["end_ms"], spec.get("label", "backtest")):
+        result, equity = _simulate(inputs, fast)
+        if not fast or not result.get("trades"):  # no closed trade: no daily metrics and no curve in either mode
+            return result, equity, fast
+        balance, fee = float(spec["starting_balance"]), float(spec["fee"])
+        annualization = int(result["metrics"]["annualization"])
+        rebuilt = daily_equity.normal_mode_daily(result["trades"], equity, trading, balance, fee, annualization)
+        if rebuilt is None:
+            log.warning("the daily equity of a fast-mode run could not be rebuilt from its orders; running normal mode")
+            result, equity = _simulate(inputs, False)
+            return result, equity, False
+    equity, daily = rebuilt
+    result["metrics"].update(daily)
+    return result, equity, True
+
+
+def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
+    """One backtest. Returns metrics (Jesse's, cleaned), compact trades, the daily equity, optional PNG bytes, and
+    whether Jesse's fast mode ran (with normal mode's daily equity and metrics rebuilt) or its normal mode."""
     from jesse_mcp.backtesting.strategies import base
 
     started = time.perf_counter()
@@ -271,22 +300,18 @@ def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
     if not issubclass(cls, base.RiskManagedStrategy):
         inputs["hyperparameters"].pop("_risk", None)
     base.RUN_STATE.clear()
-    with _ProgressSampler(spec["start_ms"], spec["end_ms"], spec.get("label", "backtest")):
-        result = backtest(
-            **inputs, fast_mode=bool(spec.get("fast_mode")), generate_equity_curve=True, generate_logs=False
-        )
+    trading = rows[int(spec["warmup_minutes"]) :]
+    result, equity, fast = _run_jesse(inputs, spec, trading)
     duration = time.perf_counter() - started
-    equity = _portfolio_series(result.get("equity_curve"))
     trades = [_compact_trade(t) for t in result.get("trades") or []]
     out = {
         "metrics": _clean(result["metrics"]),
         "trades": trades,
-        "intraday_drawdown_pct": intraday_drawdown_pct(
-            rows[int(spec["warmup_minutes"]) :], trades, float(spec["starting_balance"])
-        ),
+        "intraday_drawdown_pct": intraday_drawdown_pct(trading, trades, float(spec["starting_balance"])),
         "equity": equity,
         "entries_halted_at": base.RUN_STATE.get("entries_halted_at"),
         "duration_s": duration,
+        "fast_mode": fast,
         "transform": _clean(transform_info),
         "png": None,
     }

@@ -274,6 +274,7 @@ def spec_of(
         "fee": request.fee_rate,
         "leverage": int(lev) if float(lev).is_integer() else lev,
         "label": label,
+        "fast_mode": True,  # Jesse's fast mode, normal mode's daily metrics rebuilt; False forces the normal mode
     }
 
 
@@ -320,7 +321,7 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
             gaps_in_range=0,
             filled_gaps_in_range=_gap_minutes_in(plan.market.filled, warm_start, req.end_ms),
         ),
-        run=RunInfo(engine=ENGINE, fast_mode=bool(plan.spec.get("fast_mode")), duration_s=out["duration_s"]),
+        run=RunInfo(engine=ENGINE, fast_mode=bool(out.get("fast_mode")), duration_s=out["duration_s"]),
         notes=notes,
         jesse_metrics=out["metrics"],
     )

@@ -107,7 +107,10 @@ class DataProvenance(BaseModel):
 
 class RunInfo(BaseModel):
     engine: str
-    fast_mode: bool
+    fast_mode: bool = Field(
+        description="True: Jesse's fast mode ran, with normal mode's daily equity and daily metrics rebuilt; "
+        "false: Jesse's normal mode ran (asked for, or the rebuild did not match)."
+    )
     duration_s: float = Field(description="Time the worker spent, seconds.")
 
 
