@@ -7,6 +7,7 @@ import pytest
 from scipy import integrate, stats
 
 from jesse_mcp.backtesting.analysis.tail_risk import MIN_RETURNS, all_tail_risks, tail_risk
+from jesse_mcp.backtesting.results import daily_returns, tail_risk_of
 
 
 @pytest.fixture
@@ -86,3 +87,17 @@ def test_too_few_returns_or_constant_returns_are_undefined_not_zero():
 def test_bad_input_says_what_to_fix(values, confidence, method, message):
     with pytest.raises(ValueError, match=message):
         tail_risk(np.array(values), confidence, method)
+
+
+def test_a_backtest_reports_the_three_estimates_of_its_daily_equity_returns():
+    equity = [[86_400.0 * i, 10_000 * (1 + 0.01 * ((i * 7) % 5 - 2))] for i in range(30)]
+    values = np.array([v for _, v in equity])
+    returns = values[1:] / values[:-1] - 1
+    np.testing.assert_array_equal(daily_returns(equity), returns)
+    report = tail_risk_of(returns, 0.95)
+    assert report.confidence == 0.95 and report.daily_returns == 29
+    assert [e.method for e in report.estimates] == ["historical", "parametric", "cornish_fisher"]
+    hist = tail_risk(returns, 0.95, "historical")
+    assert report.estimates[0].var_pct == pytest.approx(hist.var * 100, abs=1e-4)
+    assert report.estimates[0].cvar_pct == pytest.approx(hist.cvar * 100, abs=1e-4)
+    assert daily_returns(equity[:1]).size == 0 and tail_risk_of(np.array([]), 0.99).estimates[0].var_pct is None
