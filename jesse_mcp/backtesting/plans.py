@@ -26,8 +26,10 @@ from jesse_mcp.backtesting.results import (
     RunDrawdown,
     RunInfo,
     RunRequest,
+    daily_returns,
     performance,
     risk_adherence,
+    tail_risk_of,
 )
 from jesse_mcp.candles import ops as candle_ops
 from shared.config.models import TradingConfig
@@ -322,6 +324,7 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
             filled_gaps_in_range=_gap_minutes_in(plan.market.filled, warm_start, req.end_ms),
         ),
         run=RunInfo(engine=ENGINE, fast_mode=bool(out.get("fast_mode")), duration_s=out["duration_s"]),
+        tail_risk=tail_risk_of(daily_returns(out.get("equity") or []), settings["var_confidence"]),
         notes=notes,
         jesse_metrics=out["metrics"],
     )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from jesse_mcp.backtesting.analysis.tail_risk import all_tail_risks
 from shared.market.candles import iso
 
 # engine.TRADE_FIELDS order
@@ -114,6 +115,40 @@ class RunInfo(BaseModel):
     duration_s: float = Field(description="Time the worker spent, seconds.")
 
 
+class TailRiskEstimate(BaseModel):
+    method: str = Field(description="historical, parametric (normal) or cornish_fisher (skew and fat tails).")
+    var_pct: float | None = Field(description="Daily Value at Risk, % of equity: the loss not exceeded on c of days.")
+    cvar_pct: float | None = Field(description="Daily CVaR (expected shortfall), % of equity: the mean loss beyond it.")
+
+
+class TailRisk(BaseModel):
+    confidence: float = Field(description="The profile's var_confidence (0.95 = 95 %).")
+    daily_returns: int = Field(description="Daily equity returns the estimates come from (at least 10 needed).")
+    estimates: list[TailRiskEstimate]
+
+
+def daily_returns(equity: list[list[float]]) -> np.ndarray:
+    """Returns between consecutive daily equity samples ([time, value] pairs)."""
+    values = np.array([v for _, v in equity], dtype=float)
+    if len(values) < 2 or np.any(values <= 0):
+        return np.array([], dtype=float)
+    return values[1:] / values[:-1] - 1
+
+
+def tail_risk_of(returns: np.ndarray, confidence: float) -> TailRisk:
+    def pct(x: float | None) -> float | None:
+        return None if x is None else round(x * 100, 4)
+
+    return TailRisk(
+        confidence=confidence,
+        daily_returns=len(returns),
+        estimates=[
+            TailRiskEstimate(method=t.method, var_pct=pct(t.var), cvar_pct=pct(t.cvar))
+            for t in all_tail_risks(returns, confidence)
+        ],
+    )
+
+
 class BacktestResult(BaseModel):
     id: str
     kind: Literal["backtest"] = "backtest"
@@ -126,6 +161,9 @@ class BacktestResult(BaseModel):
     risk_adherence: RiskAdherence
     data: DataProvenance
     run: RunInfo
+    tail_risk: TailRisk | None = Field(
+        None, description="VaR and CVaR of the daily equity returns at the profile's var_confidence (three estimates)."
+    )
     notes: list[str]
     jesse_metrics: dict[str, Any] = Field(description="Jesse's metrics as returned (NaN shown as null).")
     image: str | None = Field(None, description="'attached' when an equity-curve PNG was returned with this result.")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from jesse_mcp.backtesting.analysis import resampling
 from jesse_mcp.backtesting.plans import BacktestError, Progress, new_id
-from jesse_mcp.backtesting.results import T_PNL, BacktestResult, num
+from jesse_mcp.backtesting.results import T_PNL, BacktestResult, TailRisk, daily_returns, num, tail_risk_of
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.backtesting.workers import WorkerError
 from shared.state import results as result_store
@@ -41,6 +41,11 @@ class MonteCarloPart(BaseModel):
     original_return_pct: float | None
     original_max_drawdown_pct: float | None
     failed_runs: int = 0
+    tail_risk: TailRisk | None = Field(
+        None,
+        description="Daily VaR and CVaR at the profile's var_confidence over the daily returns of every resampled "
+        "path (candles only: trade resampling has no daily equity).",
+    )
 
 
 class MonteCarloReport(BaseModel):
@@ -172,7 +177,7 @@ async def _candle_monte_carlo(
         raise BacktestError("Candle resampling needs a backtest of at least 2 days (it resamples 1-day blocks).")
     balance = plan.request.starting_balance
     # by path index, so the statistics do not depend on the order in which the runs finish
-    outcomes: dict[int, tuple[float, float]] = {}
+    outcomes: dict[int, tuple[float, float, np.ndarray]] = {}
     failures: list[str] = []
     finished = 0
 
@@ -190,7 +195,8 @@ async def _candle_monte_carlo(
             failures.append(str(e))
             return
         net = num(out["metrics"].get("net_profit_percentage"))
-        outcomes[i] = (net if net is not None else 0.0, realised_drawdown_pct(out["trades"], balance))
+        drawdown = realised_drawdown_pct(out["trades"], balance)
+        outcomes[i] = (net if net is not None else 0.0, drawdown, daily_returns(out.get("equity") or []))
         finished += 1
         if progress is not None:
             await progress(finished, n, f"{finished} of {n} resampled runs")
@@ -211,4 +217,5 @@ async def _candle_monte_carlo(
         original_return_pct=base.performance.net_profit_pct,
         original_max_drawdown_pct=realised_drawdown_pct(trades, balance),
         failed_runs=len(failures),
+        tail_risk=tail_risk_of(np.concatenate([x[2] for x in ordered]), base.risk_settings["var_confidence"]),
     )

@@ -35,6 +35,8 @@ class ScenarioOutcome(BaseModel):
     sharpe: float | None = None
     trades: int | None = None
     largest_loss_pct_of_equity: float | None = None
+    daily_var_pct: float | None = Field(None, description="Historical daily VaR at the profile's var_confidence, %.")
+    daily_cvar_pct: float | None = Field(None, description="Historical daily CVaR (expected shortfall), %.")
     max_drawdown_breached: bool | None = Field(None, description="Drawdown went past the profile's max_drawdown.")
     emergency_stop_breached: bool | None = Field(None, description="Drawdown reached the emergency_stop level.")
     entries_halted_at: str | None = None
@@ -64,6 +66,7 @@ class StressReport(BaseModel):
 
 def _outcome(name: str, description: str, result: BacktestResult, applied: Any, at: str | None) -> ScenarioOutcome:
     p, a = result.performance, result.risk_adherence
+    hist = result.tail_risk.estimates[0] if result.tail_risk else None  # historical comes first
     return ScenarioOutcome(
         scenario=name,
         description=description,
@@ -75,6 +78,8 @@ def _outcome(name: str, description: str, result: BacktestResult, applied: Any, 
         sharpe=p.sharpe,
         trades=p.trades,
         largest_loss_pct_of_equity=a.largest_loss_pct_of_equity,
+        daily_var_pct=hist.var_pct if hist else None,
+        daily_cvar_pct=hist.cvar_pct if hist else None,
         max_drawdown_breached=None if a.drawdown_within_profile is None else not a.drawdown_within_profile,
         emergency_stop_breached=a.emergency_stop_breached,
         entries_halted_at=a.entries_halted_at,
@@ -104,17 +109,17 @@ def _breach_table(rows: list[ScenarioOutcome]) -> str:
     yn = {True: "YES", False: "no", None: "n/a"}
     lines = [
         "| Scenario | Net profit % | Max drawdown % (daily) | Max drawdown % (intraday) | Largest loss % equity "
-        "| Past max_drawdown | Emergency stop |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| Daily CVaR % | Past max_drawdown | Emergency stop |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         if r.skipped:
-            lines.append(f"| {r.scenario} | skipped: {r.skipped} | | | | | |")
+            lines.append(f"| {r.scenario} | skipped: {r.skipped} | | | | | | |")
             continue
         lines.append(
             f"| {r.scenario} | {fmt(r.net_profit_pct)} | {fmt(r.max_drawdown_pct)} | "
             f"{fmt(r.max_drawdown_intraday_pct)} | "
-            f"{fmt(r.largest_loss_pct_of_equity, 3)} | {yn[r.max_drawdown_breached]} | "
+            f"{fmt(r.largest_loss_pct_of_equity, 3)} | {fmt(r.daily_cvar_pct)} | {yn[r.max_drawdown_breached]} | "
             f"{yn[r.emergency_stop_breached]} |"
         )
     return "\n".join(lines)

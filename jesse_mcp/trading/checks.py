@@ -3,10 +3,11 @@ for the guard to decide on. Pure: the venue hands over its `Book` (trading/venue
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jesse_mcp.trading.models import Check, Position
+from jesse_mcp.trading.tail import DailyReturns, exposures, order_tail
 from jesse_mcp.trading.venue import Book
 from shared.config.models import PortfolioLimits
 from shared.policy import checks as policy
@@ -25,6 +26,7 @@ class CheckInputs:
     book: Book
     trade_counts: dict[str, int]  # paper trades so far this "day", "week" and "month" (UTC), across processes
     correlations: dict[str, float | str]  # per held symbol: the return correlation, or why it was not measured
+    daily_returns: DailyReturns | str  # of the order's and every held symbol, or why they could not be had
 
 
 class _Checks:
@@ -47,6 +49,7 @@ def pre_trade_checks(
     _count_checks(out, x, limits)
     _account_checks(out, x, risk, limits)
     _correlation_checks(out, x, risk)
+    _tail_check(out, x, risk)
     return out.checks, out.violations
 
 
@@ -189,3 +192,38 @@ def _correlation_checks(out: _Checks, x: CheckInputs, risk: Any) -> None:
             if effective <= risk.max_correlation
             else policy.check_correlation(effective, held, risk.max_correlation),
         )
+
+
+def _tail_check(out: _Checks, x: CheckInputs, risk: Any) -> None:
+    """The account's one-day CVaR with this order against max_cvar; an unmeasured one is a violation."""
+    if isinstance(x.daily_returns, str):
+        out.add(
+            "max_cvar",
+            None,
+            risk.max_cvar,
+            "",
+            policy.Violation(
+                "max_cvar",
+                f"the one-day CVaR of the account with this order could not be measured ({x.daily_returns}), and "
+                "an unmeasured tail risk is not allowed.",
+                "make daily candles of the symbols available (import_candles, or a price provider that has them).",
+                None,
+                risk.max_cvar,
+            ),
+        )
+        return
+    unmeasured = sorted(set(exposures(x.book)) - set(x.daily_returns.by_symbol))
+    if unmeasured:  # opened by another call while this order's prices were fetched
+        reason = f"{', '.join(unmeasured)} was opened while this order was being checked; place the order again"
+        _tail_check(out, replace(x, daily_returns=reason), risk)
+        return
+    signed = x.notional if x.long else -x.notional
+    tail = order_tail(x.book, x.symbol, signed, x.daily_returns, risk.var_confidence, risk.max_cvar)
+    out.add(
+        "max_cvar",
+        tail.after,
+        risk.max_cvar,
+        f"one-day CVaR at {risk.var_confidence:.0%}: {tail.after * 100:.2f} % of equity with this order "
+        f"({tail.before * 100:.2f} % without), from {x.daily_returns.days} daily returns",
+        policy.check_cvar(tail.after, tail.before, risk.max_cvar, risk.var_confidence, tail.room_usd),
+    )

@@ -14,6 +14,7 @@ from jesse_mcp.trading.kill_switch import snapshot_and_trip
 from jesse_mcp.trading.models import Check, OrderRequest, OrderResult
 from jesse_mcp.trading.prices import PaperQuote
 from jesse_mcp.trading.rows import OrderRow
+from jesse_mcp.trading.tail import DailyReturns
 from jesse_mcp.trading.venue import Book
 from shared.config.models import TradingConfig
 from shared.errors import InvalidArgumentsError, PolicyDenied, TradingMcpError
@@ -28,13 +29,15 @@ class PaperError(TradingMcpError):
 
 @dataclass(frozen=True)
 class Placement:
-    """An order with everything fetched before its transaction: configuration, resolved risk, quote, correlations."""
+    """An order with everything fetched before its transaction: configuration, resolved risk, quote, correlations
+    and the daily returns the CVaR check revalues the book on."""
 
     req: OrderRequest
     cfg: TradingConfig
     risk: Any
     quote: PaperQuote
     correlations: dict[str, float | str]
+    daily_returns: DailyReturns | str
     record: CallRecord
     now: int
 
@@ -105,6 +108,7 @@ class PaperOrders:
             book=book,
             trade_counts={period: counts[keys[period]] for period in ("day", "week", "month")},
             correlations=p.correlations,
+            daily_returns=p.daily_returns,
         )
         checks, violations = pre_trade_checks(inputs, p.risk, cfg.portfolio_limits)
         decision = decide(p.record, cfg, trading_state.read_in(db).state, violations)

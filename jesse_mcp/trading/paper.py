@@ -39,6 +39,7 @@ from jesse_mcp.trading.orders import PaperError
 from jesse_mcp.trading.prices import NoPrice, PaperQuote, PriceSource
 from jesse_mcp.trading.rows import OrderRow, PositionRow
 from jesse_mcp.trading.stats import correlations_with, performance_of
+from jesse_mcp.trading.tail import DailyReturns, aligned_returns
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.errors import ConfigError
@@ -161,12 +162,12 @@ class PaperService:
         events, _ = await self.reconcile()
         quote = await self.prices.quote(req.symbol)
         held_now = self._read(lambda db: [*ledger.open_positions(db), *ledger.open_orders(db)])
-        correlations = await self._correlations(req, held_now)
+        correlations, daily = await self._daily_risk(req, held_now, quote.as_of_ms)
         now = self.now_ms()
         record = CallRecord(scope.server, scope.tool, "paper", req.strategy)
         cfg = self.config()  # again: a demotion or a tightening while prices were fetched counts
         risk = resolve_risk(cfg, req.strategy, per_call=per_call, mode="paper").settings
-        placement = orders.Placement(req, cfg, risk, quote, correlations, record, now)
+        placement = orders.Placement(req, cfg, risk, quote, correlations, daily, record, now)
         with self.store.transaction() as db:
             existing = orders.existing(db, req)
             if existing is None:
@@ -176,25 +177,31 @@ class PaperService:
             return self._duplicate_result(existing, cfg, events)
         return outcome.model_copy(update={"events": events + outcome.events})
 
-    async def _correlations(self, req: OrderRequest, positions: list[PositionRow | OrderRow]) -> dict[str, float | str]:
-        """Directional return correlation with each open position's symbol (or why it could not be measured)."""
-        days = self.config().paper.correlation_days
-        now = self.now_ms()
+    async def _daily_risk(
+        self, req: OrderRequest, positions: list[PositionRow | OrderRow], as_of_ms: int
+    ) -> tuple[dict[str, float | str], DailyReturns | str]:
+        """From one fetch of daily closes per symbol, the days before the order's quote (a replay quote is as of the
+        stored data's end): the directional return correlation with each held symbol (or why it could not be
+        measured), and the daily returns the CVaR check revalues the book on."""
+        paper = self.config().paper
+        now = min(self.now_ms(), as_of_ms)
         others = sorted({p.symbol for p in positions})
-        if not others:
-            return {}
         series: dict[str, list[tuple[int, float]] | str] = {}
 
         async def load(symbol: str) -> None:
             try:
-                series[symbol] = await self.prices.daily_closes(symbol, days, now)
+                series[symbol] = await self.prices.daily_closes(
+                    symbol, max(paper.correlation_days, paper.cvar_days), now
+                )
             except NoPrice as e:
                 series[symbol] = str(e)
 
         async with anyio.create_task_group() as tg:
             for s in {req.symbol, *others}:
                 tg.start_soon(load, s)
-        return correlations_with(req.symbol, others, series)
+        recent = {s: v if isinstance(v, str) else v[-paper.correlation_days :] for s, v in series.items()}
+        correlations = correlations_with(req.symbol, others, recent) if others else {}
+        return correlations, aligned_returns(series, paper.cvar_days)
 
     async def cancel_order(self, order_id: str) -> CancelResult:
         events, _ = await self.reconcile()

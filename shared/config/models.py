@@ -57,16 +57,27 @@ _RISK_FIELDS: dict[str, tuple[dict[str, Any], Riskier, str]] = {
     "var_confidence": ({"gt": 0.5, "lt": 1}, "lower", "Confidence level of Value-at-Risk estimates (0.95 = 95 %)."),
     "max_correlation": ({"ge": 0, "le": 1}, "higher", "Largest return correlation allowed with any open position."),
     "emergency_stop": ({"gt": 0, "lt": 1}, "higher", "Fall of equity from its peak that halts all trading, fraction."),
+    "max_cvar": (
+        {"gt": 0, "le": 1},
+        "higher",
+        "Largest one-day CVaR (expected shortfall at var_confidence) of everything held once an order fills, "
+        "fraction of equity; historical simulation on daily closes (0.02 = a 2 % average loss on the worst days).",
+    ),
 }
 RISK_FIELD_NAMES: tuple[str, ...] = tuple(_RISK_FIELDS)
 # +1: a larger value is looser (more risk). -1: a smaller value is looser.
 RISK_LOOSER_DIRECTION: dict[str, int] = {f: +1 if r == "higher" else -1 for f, (_, r, _) in _RISK_FIELDS.items()}
 
 
+# Risk fields added after the seed format: a file that leaves them out gets this value (the moderate profile's).
+_LATER_RISK_DEFAULTS: dict[str, float] = {"max_cvar": 0.04}
+
+
 def _risk(field: str, optional: bool = False) -> Any:
     """The pydantic Field of one risk setting, from its one definition in _RISK_FIELDS."""
     bounds, riskier, description = _RISK_FIELDS[field]
-    return knob(None if optional else ..., riskier, description, compare="resolved", **bounds)
+    default = None if optional else _LATER_RISK_DEFAULTS.get(field, ...)
+    return knob(default, riskier, description, compare="resolved", **bounds)
 
 
 # No docstrings on the two risk models: the schema carries no model description (as before).
@@ -81,6 +92,7 @@ class RiskSettings(BaseModel):  # every risk setting, each required (the global 
     var_confidence: float = _risk("var_confidence")
     max_correlation: float = _risk("max_correlation")
     emergency_stop: float = _risk("emergency_stop")
+    max_cvar: float = _risk("max_cvar")
 
 
 class RiskOverrides(BaseModel):  # a strategy's own values of some risk settings; None = the profile's
@@ -94,6 +106,7 @@ class RiskOverrides(BaseModel):  # a strategy's own values of some risk settings
     var_confidence: float | None = _risk("var_confidence", optional=True)
     max_correlation: float | None = _risk("max_correlation", optional=True)
     emergency_stop: float | None = _risk("emergency_stop", optional=True)
+    max_cvar: float | None = _risk("max_cvar", optional=True)
 
 
 for _model in (RiskSettings, RiskOverrides):  # the classes name each field of the table, no more, no less
@@ -152,6 +165,14 @@ class PaperConfig(BaseModel):
     )
     correlation_days: int = knob(
         30, "lower", "Daily closes used for the return correlation with open positions.", ge=10, le=365
+    )
+    cvar_days: int = knob(
+        90,
+        "lower",
+        "Daily returns the max_cvar check revalues the book on (historical simulation); fewer days can miss the "
+        "last crash.",
+        ge=20,
+        le=1000,
     )
 
 

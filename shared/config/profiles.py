@@ -12,7 +12,12 @@ ProfileName = Literal["conservative", "moderate", "aggressive"]
 PROFILE_NAMES: tuple[ProfileName, ...] = ("conservative", "moderate", "aggressive")
 PROFILE_RANK: dict[str, int] = {name: rank for rank, name in enumerate(PROFILE_NAMES)}
 
-# Exact seed values (ARCHITECTURE "Policy model"). Fields a template leaves out (max_correlation 0.7 and
+# Exact seed values (ARCHITECTURE "Policy model"), plus max_cvar (not in the seed): the one-day CVaR budget at the
+# profile's own confidence. Chosen so that the profile's own position limits fit inside it with room: a crypto
+# position's daily CVaR is about 10 % of its notional at 99 %, 6 % at 95 %, 4.5 % at 90 % (BTC, 2019-2024), so
+# conservative (2 % at 99 %) holds about 20 % of equity in crypto, moderate (4 % at 95 %) about 65 %, aggressive
+# (8 % at 90 %) about 1.8x equity, below what their max_account_usage and leverage would otherwise allow.
+# Fields a template leaves out (max_correlation 0.7 and
 # emergency_stop 0.25 by default) come from `global_risk_settings` during resolution, for every profile.
 PROFILE_TEMPLATES: dict[str, dict[str, float]] = {
     "conservative": {
@@ -23,6 +28,7 @@ PROFILE_TEMPLATES: dict[str, dict[str, float]] = {
         "stop_loss": 0.015,
         "take_profit": 0.025,
         "var_confidence": 0.99,
+        "max_cvar": 0.02,
     },
     "moderate": {
         "max_portfolio_risk": 0.02,
@@ -32,6 +38,7 @@ PROFILE_TEMPLATES: dict[str, dict[str, float]] = {
         "stop_loss": 0.02,
         "take_profit": 0.04,
         "var_confidence": 0.95,
+        "max_cvar": 0.04,
     },
     "aggressive": {
         "max_portfolio_risk": 0.04,
@@ -41,6 +48,7 @@ PROFILE_TEMPLATES: dict[str, dict[str, float]] = {
         "stop_loss": 0.03,
         "take_profit": 0.06,
         "var_confidence": 0.90,
+        "max_cvar": 0.08,
     },
 }
 

@@ -123,6 +123,25 @@ def check_account_usage(
     )
 
 
+def check_cvar(after: float, before: float, max_cvar: float, confidence: float, room_usd: float) -> Violation | None:
+    """The account's one-day CVaR once the order fills (`after`) against max_cvar; an order that lowers it passes."""
+    if after <= max_cvar + EPS or after <= before:
+        return None
+    room = (
+        f"at most {room_usd:,.2f} USD of notional keeps it within the limit"
+        if room_usd > 0
+        else "the account is over the limit already, so no size of this order fits"
+    )
+    return Violation(
+        "max_cvar",
+        f"the one-day CVaR at {confidence:.0%} of everything held would be {_pct(after)} of equity with this order "
+        f"({_pct(before)} without it), above max_cvar {_pct(max_cvar)}.",
+        f"place a smaller order ({room}), or close or reduce a position first.",
+        after,
+        max_cvar,
+    )
+
+
 def check_correlation(correlation: float, other: str, max_correlation: float) -> Violation | None:
     """`other` names what is held, e.g. 'the open long position in BTC-USDT'."""
     if abs(correlation) <= max_correlation:

@@ -26,6 +26,7 @@ def test_defaults_equal_the_seed_values_field_by_field():
         "var_confidence": 0.95,
         "max_correlation": 0.7,
         "emergency_stop": 0.25,
+        "max_cvar": 0.04,  # not in the seed: added with the CVaR pre-trade check (the moderate profile's value)
     }
     news = {name: (s.priority, s.weight, s.enabled) for name, s in cfg.news_priorities.items()}
     assert list(news)[7:] == ["theblock", "cointelegraph", "decrypt", "yahoo_finance", "bitcoinmagazine"]
@@ -204,7 +205,13 @@ def test_the_three_profile_templates_hold_the_exact_seed_values():
         "aggressive": (0.04, 0.20, 5.0, 0.25, 0.03, 0.06, 0.90),
     }
     assert {name: tuple(t[f] for f in fields) for name, t in PROFILE_TEMPLATES.items()} == expected
-    assert all(set(t) == set(fields) for t in PROFILE_TEMPLATES.values())
+    # the one field the seed does not have: each profile's daily CVaR budget, tighter for the safer profiles
+    assert {name: t["max_cvar"] for name, t in PROFILE_TEMPLATES.items()} == {
+        "conservative": 0.02,
+        "moderate": 0.04,
+        "aggressive": 0.08,
+    }
+    assert all(set(t) == {*fields, "max_cvar"} for t in PROFILE_TEMPLATES.values())
 
 
 def test_the_remaining_sections_have_their_documented_defaults():

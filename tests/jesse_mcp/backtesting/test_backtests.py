@@ -139,6 +139,8 @@ async def test_results_on_synthetic_data_say_so_and_are_stored_with_provenance(s
     assert made["notes"][0].startswith("SYNTHETIC DATA")
     assert made["data"]["sources"] == ["synthetic(seed=7)"] and made["data"]["gaps_in_range"] == 0
     assert made["image"] == "attached"
+    tail = made["tail_risk"]  # the moderate profile's 95 %, on about 20 daily returns
+    assert tail["confidence"] == 0.95 and 18 <= tail["daily_returns"] <= 21 and len(tail["estimates"]) == 3
     listed = payload(await call(server, "list_backtests", {"strategy": "momentum"}))
     assert listed["results"][0]["id"] == made["id"] and listed["results"][0]["synthetic"] is True
 
@@ -311,6 +313,7 @@ async def test_stress_test_applies_each_scenario_and_reports_limit_breaches(serv
     assert by_name["gap_down"]["applied"]["parameters"] == {"gap": 0.15}
     for s in by_name.values():
         assert s["skipped"] is None and isinstance(s["max_drawdown_breached"], bool)
+        assert s["daily_cvar_pct"] >= s["daily_var_pct"]  # historical, at the aggressive profile's 90 %
         worst = max(s["max_drawdown_pct"], s["max_drawdown_intraday_pct"])
         assert s["emergency_stop_breached"] == (worst >= 25.0) and s["max_drawdown_breached"] == (worst > 25.0)
     # shocks change the outcome: at least one scenario differs from the baseline
@@ -350,6 +353,9 @@ async def test_monte_carlo_gives_distributions_and_is_reproducible(server):
     assert candles["return_pct"]["p5"] < candles["return_pct"]["p95"]  # different candles, different outcomes
     assert [p["return_pct"] for p in again["parts"]] == [p["return_pct"] for p in first["parts"]]
     assert first["drawdown_limit_pct"] == 15.0  # the moderate profile's max_drawdown
+    tail = candles["tail_risk"]  # every path's daily returns: about 4 x 40
+    assert tail["confidence"] == 0.95 and 4 * 38 <= tail["daily_returns"] <= 4 * 41
+    assert all(e["cvar_pct"] >= e["var_pct"] for e in tail["estimates"]) and order["tail_risk"] is None
 
 
 async def test_monte_carlo_on_trades_needs_trades(server):

@@ -50,6 +50,7 @@ ALL_CHECKS = [
     "min_account_balance",
     "max_account_usage",
     "max_drawdown",
+    "max_cvar",
 ]
 
 
@@ -388,6 +389,7 @@ def correlated_ledger(open_ledger) -> Ledger:
     ledger.prices.set_series("BTC-USDT", btc)
     ledger.prices.set_series("ETH-USDT", eth)
     ledger.prices.set_series("SOL-USDT", sol)
+    ledger.prices.no_daily.add("XRP-USDT")
     return ledger
 
 
@@ -433,14 +435,15 @@ async def test_an_order_without_daily_candles_is_refused_because_its_correlation
         await placed(s, notional_usd=500.0)
         before = ledger.rows()
         refused = await place(s, symbol="XRP-USDT", notional_usd=500.0)
-    assert_refused(
+    text = assert_refused(
         ledger,
         before,
         refused,
-        "max_correlation",
+        "max_correlation,max_cvar",  # neither its correlation nor the account's tail risk with it can be measured
         "could not be measured (no daily candles for XRP-USDT)",
         "make daily candles available",
     )
+    assert "one-day CVaR of the account with this order could not be measured (XRP-USDT: no daily candles" in text
 
 
 # --- all checks at once ----------------------------------------------------------------------------------------------
@@ -452,7 +455,7 @@ async def test_every_failed_limit_is_reported_in_one_refusal(open_ledger):
         before = ledger.rows()
         refused = await place(s, notional_usd=15_000.0, leverage=9.0)  # size, leverage and risk (15,000 x 2 %)
     text = assert_refused(ledger, before, refused, "max_position_size,max_leverage,max_portfolio_risk")
-    assert "3 of 11 checks failed" in text
+    assert "3 of 12 checks failed" in text
     assert "(1) [max_position_size] position 15,000.00 USD" in text
     assert "(2) [max_leverage] leverage 9x exceeds the limit 2x." in text
     assert "(3) [max_portfolio_risk] risk 300.00 USD" in text
@@ -476,6 +479,7 @@ async def test_a_filled_order_reports_every_check_with_its_value_and_limit(open_
         "min_account_balance": (True, START - 900.0 * (1 + FEE), 1_000.0),
         "max_account_usage": (True, 900.0, 0.95 * START),
         "max_drawdown": (True, 0.0, 0.15),
+        "max_cvar": (True, 0.000694, 0.04),  # 900 USD on the quiet test series
     }
     assert all(c["detail"] for c in ok["checks"])
 

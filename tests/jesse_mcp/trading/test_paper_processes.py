@@ -232,14 +232,14 @@ async def test_an_order_is_not_refused_for_a_same_symbol_position_another_proces
     configure(home, **PAPER)
     with open_store(home) as mine, open_store(home) as theirs:  # two connections, as two processes have
         me, other = service(mine, home), service(theirs, home)
-        measure = me._correlations
+        measure = me._daily_risk
 
-        async def measure_then_the_other_process_fills(*args: Any) -> dict[str, float | str]:
+        async def measure_then_the_other_process_fills(*args: Any) -> Any:
             measured = await measure(*args)
             await other.place_order(OrderRequest(**order("theirs-1")))
             return measured
 
-        monkeypatch.setattr(me, "_correlations", measure_then_the_other_process_fills)
+        monkeypatch.setattr(me, "_daily_risk", measure_then_the_other_process_fills)
         result = await me.place_order(OrderRequest(**order("mine-1")))
         assert result.fill is not None and counts(mine)["positions"] == 2
 

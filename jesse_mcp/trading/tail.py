@@ -1,0 +1,99 @@
+"""The one-day CVaR of a book, before and after an order: historical simulation on daily closes. Pure.
+
+Every symbol held (open positions and resting orders, signed: long +, short -) and the order's own symbol is
+revalued on each of the last days' returns, which gives the account's P&L on those days as a fraction of equity;
+the CVaR is the mean of the worst (1 - var_confidence) of them (jesse_mcp.backtesting.analysis.tail_risk,
+historical). The same numbers back the max_cvar pre-trade check and the CVaR shown in the paper portfolio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jesse_mcp.backtesting.analysis.tail_risk import MIN_RETURNS, tail_risk
+from jesse_mcp.trading.venue import Book
+
+Series = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class DailyReturns:
+    """Simple daily returns of several symbols over the same days (the days every series has)."""
+
+    days: int
+    by_symbol: dict[str, np.ndarray]
+
+
+def aligned_returns(series: dict[str, Series | str], days: int) -> DailyReturns | str:
+    """Returns of every symbol over the last `days` days they all have, or why they cannot be measured."""
+    missing = [f"{s}: {v}" for s, v in sorted(series.items()) if isinstance(v, str)]
+    if missing:
+        return "; ".join(missing)
+    closes = {s: dict(v) for s, v in series.items() if not isinstance(v, str)}
+    common = sorted(set.intersection(*(set(c) for c in closes.values()))) if closes else []
+    common = common[-(days + 1) :]
+    if len(common) < MIN_RETURNS + 1:
+        names = " and ".join(sorted(closes))
+        return f"fewer than {MIN_RETURNS} common daily returns of {names} ({max(len(common) - 1, 0)})"
+    out = {}
+    for symbol, c in closes.items():
+        prices = np.array([c[d] for d in common], dtype=float)
+        if np.any(prices <= 0):
+            return f"{symbol}: a daily close at or below 0"
+        out[symbol] = prices[1:] / prices[:-1] - 1
+    return DailyReturns(len(common) - 1, out)
+
+
+def exposures(book: Book) -> dict[str, float]:
+    """Signed USD exposure per symbol: open positions at their mark, resting orders at their limit price."""
+    out: dict[str, float] = {}
+    for p in book.positions:
+        out[p.symbol] = out.get(p.symbol, 0.0) + (p.notional if p.side == "long" else -p.notional)
+    for o in book.orders:
+        notional = o.qty * (o.limit_price or 0.0)
+        out[o.symbol] = out.get(o.symbol, 0.0) + (notional if o.side == "long" else -notional)
+    return out
+
+
+def cvar_of(exposure: dict[str, float], returns: DailyReturns, equity: float, confidence: float) -> float:
+    """One-day historical CVaR of these exposures, fraction of equity (0 with nothing held)."""
+    pnl = np.zeros(returns.days)
+    for symbol, usd in exposure.items():
+        if usd:
+            pnl += usd * returns.by_symbol[symbol]
+    if equity <= 0:
+        return float("inf")
+    cvar = tail_risk(pnl / equity, confidence, "historical").cvar
+    return max(0.0, cvar or 0.0)
+
+
+@dataclass(frozen=True)
+class OrderTail:
+    before: float
+    after: float
+    room_usd: float  # the largest notional of this order that keeps the CVaR within the limit (0: none)
+
+
+def order_tail(
+    book: Book, symbol: str, signed_notional: float, returns: DailyReturns, confidence: float, limit: float
+) -> OrderTail:
+    """The book's CVaR without and with the order, and how large the order could be within `limit`."""
+    held = exposures(book)
+
+    def with_order(fraction: float) -> float:
+        e = dict(held)
+        e[symbol] = e.get(symbol, 0.0) + signed_notional * fraction
+        return cvar_of(e, returns, book.equity, confidence)
+
+    before, after = with_order(0.0), with_order(1.0)
+    if after <= limit:
+        return OrderTail(before, after, abs(signed_notional))
+    lo, hi = 0.0, 1.0  # CVaR is convex in the order's size: the sizes within the limit form one interval from 0
+    if before > limit:
+        return OrderTail(before, after, 0.0)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if with_order(mid) <= limit else (lo, mid)
+    return OrderTail(before, after, abs(signed_notional) * lo)
