@@ -185,7 +185,6 @@ async def _candle_monte_carlo(
         nonlocal finished
         spec = {
             **plan.spec,
-            "fast_mode": True,
             "transform": {"kind": "bootstrap", "seed": seed + i, "block_minutes": 1440},
             "label": f"monte carlo {i + 1}/{n}",
         }

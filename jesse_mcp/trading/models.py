@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from jesse_mcp.backtesting.results import TailRiskEstimate
+
 Side = Literal["long", "short"]
 
 
@@ -156,6 +158,16 @@ class Account(BaseModel):
     daily_loss_limit: float = Field(description="Loss from the day's start that halts trading, fraction.")
 
 
+class BookTailRisk(BaseModel):
+    confidence: float = Field(description="var_confidence of the global risk profile (0.95 = 95 %).")
+    max_cvar: float = Field(description="The global profile's max_cvar, fraction of equity.")
+    daily_returns: int = Field(description="Days of daily closes the book was revalued on (paper.cvar_days).")
+    estimates: list[TailRiskEstimate] = Field(
+        description="One-day VaR and CVaR of everything held now, % of equity: historical (what max_cvar checks), "
+        "parametric (normal) and cornish_fisher (skew and fat tails)."
+    )
+
+
 class Portfolio(BaseModel):
     account: Account
     trading_state: str
@@ -165,6 +177,10 @@ class Portfolio(BaseModel):
     recent_fills: list[Fill]
     events: list[Event] = Field(description="What reconciliation did for this call.")
     unpriced: list[str] = Field(description="Symbols with no fresh price now: their marks are older.")
+    tail_risk: BookTailRisk | None = Field(
+        None, description="One-day VaR/CVaR of the open book (None with nothing open, see tail_risk_unmeasured)."
+    )
+    tail_risk_unmeasured: str | None = Field(None, description="Why the open book's tail risk could not be measured.")
 
 
 class PaperTrade(BaseModel):

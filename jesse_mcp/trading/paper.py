@@ -39,10 +39,11 @@ from jesse_mcp.trading.orders import PaperError
 from jesse_mcp.trading.prices import NoPrice, PaperQuote, PriceSource
 from jesse_mcp.trading.rows import OrderRow, PositionRow
 from jesse_mcp.trading.stats import correlations_with, performance_of
-from jesse_mcp.trading.tail import DailyReturns, aligned_returns
+from jesse_mcp.trading.tail import DailyReturns, Series, aligned_returns, book_tail_risk
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.errors import ConfigError
+from shared.market.candles import iso_ms
 from shared.policy.guard import CallRecord
 from shared.state import trading_state
 from shared.state.callscope import current_call
@@ -186,19 +187,7 @@ class PaperService:
         paper = self.config().paper
         now = min(self.now_ms(), as_of_ms)
         others = sorted({p.symbol for p in positions})
-        series: dict[str, list[tuple[int, float]] | str] = {}
-
-        async def load(symbol: str) -> None:
-            try:
-                series[symbol] = await self.prices.daily_closes(
-                    symbol, max(paper.correlation_days, paper.cvar_days), now
-                )
-            except NoPrice as e:
-                series[symbol] = str(e)
-
-        async with anyio.create_task_group() as tg:
-            for s in {req.symbol, *others}:
-                tg.start_soon(load, s)
+        series = await self._daily_closes({req.symbol, *others}, max(paper.correlation_days, paper.cvar_days), now)
         recent = {s: v if isinstance(v, str) else v[-paper.correlation_days :] for s, v in series.items()}
         correlations = correlations_with(req.symbol, others, recent) if others else {}
         return correlations, aligned_returns(series, paper.cvar_days)
@@ -265,7 +254,37 @@ class PaperService:
         cfg = self.config()
         now = self.now_ms()
 
-        return self._read(lambda db: paper_views.portfolio_of(db, self.store, cfg, now, events, missing))
+        held = self._read(lambda db: paper_views.portfolio_of(db, self.store, cfg, now, events, missing))
+        if not held.positions and not held.open_orders:
+            return held
+        return await self._with_tail_risk(held, cfg)
+
+    async def _daily_closes(self, symbols: set[str], days: int, as_of: int) -> dict[str, Series | str]:
+        """Daily closes of each symbol up to `as_of`, fetched at once, or why a symbol has none."""
+        series: dict[str, Series | str] = {}
+
+        async def load(symbol: str) -> None:
+            try:
+                series[symbol] = await self.prices.daily_closes(symbol, days, as_of)
+            except NoPrice as e:
+                series[symbol] = str(e)
+
+        async with anyio.create_task_group() as tg:
+            for s in sorted(symbols):
+                tg.start_soon(load, s)
+        return series
+
+    async def _with_tail_risk(self, held: Portfolio, cfg: TradingConfig) -> Portfolio:
+        """The open book revalued on the last paper.cvar_days daily closes, as the max_cvar check does."""
+        symbols = sorted({p.symbol for p in held.positions} | {o.symbol for o in held.open_orders})
+        marks = [iso_ms(p.marked_at) for p in held.positions]
+        as_of = min(self.now_ms(), max(marks)) if marks else self.now_ms()
+        series = await self._daily_closes(set(symbols), cfg.paper.cvar_days, as_of)
+        returns = aligned_returns(series, cfg.paper.cvar_days)
+        if isinstance(returns, str):
+            return held.model_copy(update={"tail_risk_unmeasured": returns})
+        risk = resolve_risk(cfg, None, mode="paper").settings
+        return held.model_copy(update={"tail_risk": book_tail_risk(held, returns, risk)})
 
     def performance(self, strategy: str | None = None, max_points: int = 500) -> Performance:
         cfg = self.config()

@@ -9,10 +9,13 @@ historical). The same numbers back the max_cvar pre-trade check and the CVaR sho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from jesse_mcp.backtesting.analysis.tail_risk import MIN_RETURNS, tail_risk
+from jesse_mcp.backtesting.results import tail_risk_of
+from jesse_mcp.trading.models import BookTailRisk, Portfolio
 from jesse_mcp.trading.venue import Book
 
 Series = list[tuple[int, float]]
@@ -57,15 +60,20 @@ def exposures(book: Book) -> dict[str, float]:
     return out
 
 
-def cvar_of(exposure: dict[str, float], returns: DailyReturns, equity: float, confidence: float) -> float:
-    """One-day historical CVaR of these exposures, fraction of equity (0 with nothing held)."""
+def book_returns(exposure: dict[str, float], returns: DailyReturns, equity: float) -> np.ndarray:
+    """The account's P&L on each of the days, fraction of equity, had it held these exposures."""
     pnl = np.zeros(returns.days)
     for symbol, usd in exposure.items():
         if usd:
             pnl += usd * returns.by_symbol[symbol]
+    return pnl / equity
+
+
+def cvar_of(exposure: dict[str, float], returns: DailyReturns, equity: float, confidence: float) -> float:
+    """One-day historical CVaR of these exposures, fraction of equity (0 with nothing held)."""
     if equity <= 0:
         return float("inf")
-    cvar = tail_risk(pnl / equity, confidence, "historical").cvar
+    cvar = tail_risk(book_returns(exposure, returns, equity), confidence, "historical").cvar
     return max(0.0, cvar or 0.0)
 
 
@@ -97,3 +105,20 @@ def order_tail(
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if with_order(mid) <= limit else (lo, mid)
     return OrderTail(before, after, abs(signed_notional) * lo)
+
+
+def book_tail_risk(held: Portfolio, returns: DailyReturns, risk: Any) -> BookTailRisk:
+    """VaR and CVaR (three estimates) of the portfolio's open book, at the profile's var_confidence."""
+    book = Book(
+        cash=held.account.cash,
+        equity=held.account.equity,
+        peak_equity=held.account.peak_equity,
+        margin_used=held.account.margin_used,
+        positions=held.positions,
+        orders=held.open_orders,
+    )
+    pnl = book_returns(exposures(book), returns, held.account.equity)
+    report = tail_risk_of(pnl, risk.var_confidence)
+    return BookTailRisk(
+        confidence=risk.var_confidence, max_cvar=risk.max_cvar, daily_returns=returns.days, estimates=report.estimates
+    )

@@ -19,6 +19,7 @@ from tests.jesse_mcp.trading.test_paper_ledger import (  # noqa: F401 (open_ledg
     place,
     placed,
 )
+from tests.mcp_helpers import payload
 
 DAY = 86_400_000
 
@@ -118,6 +119,23 @@ async def test_an_order_whose_tail_risk_is_too_large_is_refused_with_the_numbers
     room = float(text.split("(at most ")[1].split(" USD")[0].replace(",", ""))
     assert room == pytest.approx(0.04 * 10_000 / fall, abs=0.01)  # 889 USD of a 45 % fall is 4 % of equity
     assert "of equity with this order (" in text
+
+
+@pytest.mark.anyio
+async def test_the_portfolio_reports_the_tail_risk_of_its_open_book(open_ledger):  # noqa: F811
+    ledger = open_ledger()
+    ledger.prices.set_series("BTC-USDT", [0.0 if i % 10 else -0.6 for i in range(1, 91)])
+    async with ledger.session() as s:
+        empty = payload(await s.call_tool("get_paper_portfolio", {}))
+        await placed(s, notional_usd=800.0)
+        held = payload(await s.call_tool("get_paper_portfolio", {}))
+    assert empty["tail_risk"] is None and empty["tail_risk_unmeasured"] is None
+    tail = held["tail_risk"]
+    assert (tail["confidence"], tail["max_cvar"], tail["daily_returns"]) == (0.95, 0.04, 90)
+    hist = tail["estimates"][0]
+    exposure = held["positions"][0]["notional"] / held["account"]["equity"]
+    assert hist["method"] == "historical"
+    assert hist["cvar_pct"] == pytest.approx(exposure * (1 - math.exp(-0.6)) * 100, abs=1e-4)
 
 
 @pytest.mark.anyio
