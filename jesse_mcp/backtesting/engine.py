@@ -310,6 +310,8 @@ def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
         "intraday_drawdown_pct": intraday_drawdown_pct(trading, trades, float(spec["starting_balance"])),
         "equity": equity,
         "entries_halted_at": base.RUN_STATE.get("entries_halted_at"),
+        "protection_locks": base.RUN_STATE.get("protection_locks", []),
+        "refused_by_lock": base.RUN_STATE.get("refused_by_lock", {}),
         "duration_s": duration,
         "fast_mode": fast,
         "transform": _clean(transform_info),

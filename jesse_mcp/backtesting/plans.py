@@ -23,6 +23,7 @@ from jesse_mcp.backtesting.catalog import (
 from jesse_mcp.backtesting.results import (
     BacktestResult,
     DataProvenance,
+    ProtectionLock,
     RunDrawdown,
     RunInfo,
     RunRequest,
@@ -289,7 +290,18 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
     perf = performance(out["metrics"], out["trades"], req.start_ms, req.end_ms, req.starting_balance)
     drawdown = RunDrawdown(perf.max_drawdown_pct, out.get("intraday_drawdown_pct"), out.get("entries_halted_at"))
     adherence = risk_adherence(out["trades"], req.starting_balance, settings, plan.strategy.risk_managed, drawdown)
+    locks = [
+        ProtectionLock(
+            rule=k["rule"], market=k["symbol"], start=iso(k["from_ms"]), end=iso(k["until_ms"]), reason=k["reason"]
+        )
+        for k in out.get("protection_locks") or []
+    ]
+    refused = dict(out.get("refused_by_lock") or {})
+    adherence = adherence.model_copy(update={"protection_locks": locks, "entries_refused_by_protection": refused})
     notes = list(plan.notes)
+    if refused:
+        counts = ", ".join(f"{n} by {rule}" for rule, n in sorted(refused.items()))
+        notes.append(f"Protections refused entry signals ({counts}); see risk_adherence.protection_locks.")
     if perf.trades == 0:
         notes.append(
             "No trades: the strategy's entry conditions never held in this range. Try a longer range, another "

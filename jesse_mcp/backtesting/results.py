@@ -90,6 +90,22 @@ class RiskAdherence(BaseModel):
         description="UTC time from which no new entries were made because drawdown reached max_drawdown."
     )
     violations: list[str] = Field(description="Every limit a trade or the run went past; empty when none.")
+    protection_locks: list[ProtectionLock] = Field(
+        default_factory=list,
+        description="Every pause the profile's protections made (cooldown, stoploss_guard, low_profit_lock, "
+        "drawdown_pause), with its reason: the same rules as paper trading.",
+    )
+    entries_refused_by_protection: dict[str, int] = Field(
+        default_factory=dict, description="Entry signals a protection lock refused, by rule (one per candle)."
+    )
+
+
+class ProtectionLock(BaseModel):
+    rule: str
+    market: str | None = Field(description="The locked market; None: every market.")
+    start: str
+    end: str
+    reason: str
 
 
 class DataProvenance(BaseModel):

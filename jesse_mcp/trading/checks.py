@@ -11,6 +11,7 @@ from jesse_mcp.trading.tail import DailyReturns, exposures, order_tail
 from jesse_mcp.trading.venue import Book
 from shared.config.models import PortfolioLimits
 from shared.policy import checks as policy
+from shared.policy.protections import Lock, blocking
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class CheckInputs:
     trade_counts: dict[str, int]  # paper trades so far this "day", "week" and "month" (UTC), across processes
     correlations: dict[str, float | str]  # per held symbol: the return correlation, or why it was not measured
     daily_returns: DailyReturns | str  # of the order's and every held symbol, or why they could not be had
+    locks: list[Lock]  # what the strategy's recent exits and equity locked (shared.policy.protections)
+    now_ms: int
 
 
 class _Checks:
@@ -50,6 +53,7 @@ def pre_trade_checks(
     _account_checks(out, x, risk, limits)
     _correlation_checks(out, x, risk)
     _tail_check(out, x, risk)
+    _protection_checks(out, x)
     return out.checks, out.violations
 
 
@@ -227,3 +231,24 @@ def _tail_check(out: _Checks, x: CheckInputs, risk: Any) -> None:
         f"({tail.before * 100:.2f} % without), from {x.daily_returns.days} daily returns",
         policy.check_cvar(tail.after, tail.before, risk.max_cvar, risk.var_confidence, tail.room_usd),
     )
+
+
+def _protection_checks(out: _Checks, x: CheckInputs) -> None:
+    """Cooldown, stop-loss guard, low-profit lock and drawdown pause: one failed check per lock that blocks."""
+    locks = blocking(x.locks, x.symbol, x.now_ms)
+    if not locks:
+        out.add("protections", 0, 0, f"no protection lock on new entries in {x.symbol}", None)
+        return
+    for lock in locks:
+        out.add(
+            lock.rule,
+            None,
+            None,
+            "",
+            policy.Violation(
+                lock.rule,
+                f"{lock.describe()}.",
+                "wait until the lock ends, or loosen the protection in the risk profile (needs the person's "
+                "confirmation).",
+            ),
+        )

@@ -13,6 +13,7 @@ from jesse_mcp.trading.checks import CheckInputs, pre_trade_checks
 from jesse_mcp.trading.kill_switch import snapshot_and_trip
 from jesse_mcp.trading.models import Check, OrderRequest, OrderResult
 from jesse_mcp.trading.prices import PaperQuote
+from jesse_mcp.trading.protect import locks_in
 from jesse_mcp.trading.rows import OrderRow
 from jesse_mcp.trading.tail import DailyReturns
 from jesse_mcp.trading.venue import Book
@@ -109,6 +110,8 @@ class PaperOrders:
             trade_counts={period: counts[keys[period]] for period in ("day", "week", "month")},
             correlations=p.correlations,
             daily_returns=p.daily_returns,
+            locks=locks_in(db, req.strategy, p.risk, now),
+            now_ms=now,
         )
         checks, violations = pre_trade_checks(inputs, p.risk, cfg.portfolio_limits)
         decision = decide(p.record, cfg, trading_state.read_in(db).state, violations)

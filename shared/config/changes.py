@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.config.directions import COMPARE_KEY, RISKIER_KEY, declared, is_riskier
-from shared.config.models import RISK_FIELD_NAMES, RISK_LOOSER_DIRECTION, STAGE_RANK, TradingConfig
+from shared.config.models import STAGE_RANK, TradingConfig
 from shared.config.news import sources_by_name
 from shared.config.profiles import PROFILE_RANK, is_looser
 from shared.config.resolve import resolve_risk
+from shared.config.risk_fields import RISK_FIELD_NAMES, RISK_LOOSER_DIRECTION
 from shared.errors import ConfigError, ConfigProblem
 
 # Dict-valued sections whose keys are names chosen by the user (new entries may be created).

@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from shared.config.directions import Riskier, knob
+from shared.config.directions import knob
 from shared.config.news import (  # re-exported: the news sections are part of the configuration
     NEWS_FEEDS,
     DiscoveryConfig,
@@ -28,6 +28,7 @@ from shared.config.news import (  # re-exported: the news sections are part of t
     sources_by_name,
 )
 from shared.config.profiles import PROFILE_NAMES, PROFILE_TEMPLATES, ProfileName
+from shared.config.risk_fields import RISK_FIELD_NAMES, risk_field
 from shared.net.glm import DEFAULT_BASE_URL
 from shared.policy.readable import check_folder
 
@@ -41,72 +42,46 @@ StrategyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
 
-# One definition of each risk field: bounds, the riskier direction and the description, shared by RiskSettings and
-# RiskOverrides. Risk fields are compared after resolution (global -> profile -> overrides, shared.config.resolve).
-_RISK_FIELDS: dict[str, tuple[dict[str, Any], Riskier, str]] = {
-    "max_portfolio_risk": (
-        {"gt": 0, "le": 0.5},
-        "higher",
-        "Capital risked per trade, fraction of equity (0.02 = 2 %).",
-    ),
-    "max_position_size": ({"gt": 0, "le": 1}, "higher", "Largest position notional, fraction of equity."),
-    "max_leverage": ({"ge": 1, "le": 125}, "higher", "Largest leverage, a multiple (1.0 = no leverage)."),
-    "max_drawdown": ({"gt": 0, "lt": 1}, "higher", "Drawdown from peak at which no new entries are made, fraction."),
-    "stop_loss": ({"gt": 0, "lt": 1}, "higher", "Stop-loss distance from entry, fraction of price."),
-    "take_profit": ({"gt": 0, "le": 10}, "higher", "Take-profit distance from entry, fraction of price."),
-    "var_confidence": ({"gt": 0.5, "lt": 1}, "lower", "Confidence level of Value-at-Risk estimates (0.95 = 95 %)."),
-    "max_correlation": ({"ge": 0, "le": 1}, "higher", "Largest return correlation allowed with any open position."),
-    "emergency_stop": ({"gt": 0, "lt": 1}, "higher", "Fall of equity from its peak that halts all trading, fraction."),
-    "max_cvar": (
-        {"gt": 0, "le": 1},
-        "higher",
-        "Largest one-day CVaR (expected shortfall at var_confidence) of everything held once an order fills, "
-        "fraction of equity; historical simulation on daily closes (0.02 = a 2 % average loss on the worst days).",
-    ),
-}
-RISK_FIELD_NAMES: tuple[str, ...] = tuple(_RISK_FIELDS)
-# +1: a larger value is looser (more risk). -1: a smaller value is looser.
-RISK_LOOSER_DIRECTION: dict[str, int] = {f: +1 if r == "higher" else -1 for f, (_, r, _) in _RISK_FIELDS.items()}
-
-
-# Risk fields added after the seed format: a file that leaves them out gets this value (the moderate profile's).
-_LATER_RISK_DEFAULTS: dict[str, float] = {"max_cvar": 0.04}
-
-
-def _risk(field: str, optional: bool = False) -> Any:
-    """The pydantic Field of one risk setting, from its one definition in _RISK_FIELDS."""
-    bounds, riskier, description = _RISK_FIELDS[field]
-    default = None if optional else _LATER_RISK_DEFAULTS.get(field, ...)
-    return knob(default, riskier, description, compare="resolved", **bounds)
-
 
 # No docstrings on the two risk models: the schema carries no model description (as before).
 class RiskSettings(BaseModel):  # every risk setting, each required (the global settings, the profiles)
     model_config = _STRICT
-    max_portfolio_risk: float = _risk("max_portfolio_risk")
-    max_position_size: float = _risk("max_position_size")
-    max_leverage: float = _risk("max_leverage")
-    max_drawdown: float = _risk("max_drawdown")
-    stop_loss: float = _risk("stop_loss")
-    take_profit: float = _risk("take_profit")
-    var_confidence: float = _risk("var_confidence")
-    max_correlation: float = _risk("max_correlation")
-    emergency_stop: float = _risk("emergency_stop")
-    max_cvar: float = _risk("max_cvar")
+    max_portfolio_risk: float = risk_field("max_portfolio_risk")
+    max_position_size: float = risk_field("max_position_size")
+    max_leverage: float = risk_field("max_leverage")
+    max_drawdown: float = risk_field("max_drawdown")
+    stop_loss: float = risk_field("stop_loss")
+    take_profit: float = risk_field("take_profit")
+    var_confidence: float = risk_field("var_confidence")
+    max_correlation: float = risk_field("max_correlation")
+    emergency_stop: float = risk_field("emergency_stop")
+    cooldown_minutes: float = risk_field("cooldown_minutes")
+    stoploss_guard_stops: float = risk_field("stoploss_guard_stops")
+    low_profit_max_loss: float = risk_field("low_profit_max_loss")
+    window_drawdown: float = risk_field("window_drawdown")
+    protection_window_hours: float = risk_field("protection_window_hours")
+    protection_pause_hours: float = risk_field("protection_pause_hours")
+    max_cvar: float = risk_field("max_cvar")
 
 
 class RiskOverrides(BaseModel):  # a strategy's own values of some risk settings; None = the profile's
     model_config = _STRICT
-    max_portfolio_risk: float | None = _risk("max_portfolio_risk", optional=True)
-    max_position_size: float | None = _risk("max_position_size", optional=True)
-    max_leverage: float | None = _risk("max_leverage", optional=True)
-    max_drawdown: float | None = _risk("max_drawdown", optional=True)
-    stop_loss: float | None = _risk("stop_loss", optional=True)
-    take_profit: float | None = _risk("take_profit", optional=True)
-    var_confidence: float | None = _risk("var_confidence", optional=True)
-    max_correlation: float | None = _risk("max_correlation", optional=True)
-    emergency_stop: float | None = _risk("emergency_stop", optional=True)
-    max_cvar: float | None = _risk("max_cvar", optional=True)
+    max_portfolio_risk: float | None = risk_field("max_portfolio_risk", optional=True)
+    max_position_size: float | None = risk_field("max_position_size", optional=True)
+    max_leverage: float | None = risk_field("max_leverage", optional=True)
+    max_drawdown: float | None = risk_field("max_drawdown", optional=True)
+    stop_loss: float | None = risk_field("stop_loss", optional=True)
+    take_profit: float | None = risk_field("take_profit", optional=True)
+    var_confidence: float | None = risk_field("var_confidence", optional=True)
+    max_correlation: float | None = risk_field("max_correlation", optional=True)
+    emergency_stop: float | None = risk_field("emergency_stop", optional=True)
+    cooldown_minutes: float | None = risk_field("cooldown_minutes", optional=True)
+    stoploss_guard_stops: float | None = risk_field("stoploss_guard_stops", optional=True)
+    low_profit_max_loss: float | None = risk_field("low_profit_max_loss", optional=True)
+    window_drawdown: float | None = risk_field("window_drawdown", optional=True)
+    protection_window_hours: float | None = risk_field("protection_window_hours", optional=True)
+    protection_pause_hours: float | None = risk_field("protection_pause_hours", optional=True)
+    max_cvar: float | None = risk_field("max_cvar", optional=True)
 
 
 for _model in (RiskSettings, RiskOverrides):  # the classes name each field of the table, no more, no less

@@ -10,8 +10,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.config.file import problems_from
 from shared.config.models import (
-    RISK_FIELD_NAMES,
-    RISK_LOOSER_DIRECTION,
     STAGE_RANK,
     STAGES,
     RiskSettings,
@@ -19,6 +17,7 @@ from shared.config.models import (
     TradingConfig,
 )
 from shared.config.profiles import PROFILE_RANK, PROFILE_TEMPLATES, ProfileName, is_looser
+from shared.config.risk_fields import RISK_FIELD_NAMES, RISK_LOOSER_DIRECTION
 from shared.errors import InvalidArgumentsError, PolicyDenied
 
 Mode = Literal["backtest", "paper", "live"]

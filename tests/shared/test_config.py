@@ -26,7 +26,14 @@ def test_defaults_equal_the_seed_values_field_by_field():
         "var_confidence": 0.95,
         "max_correlation": 0.7,
         "emergency_stop": 0.25,
-        "max_cvar": 0.04,  # not in the seed: added with the CVaR pre-trade check (the moderate profile's value)
+        # not in the seed: the CVaR budget and the protections (the moderate profile's values)
+        "cooldown_minutes": 60.0,
+        "stoploss_guard_stops": 3.0,
+        "low_profit_max_loss": 0.06,
+        "window_drawdown": 0.08,
+        "protection_window_hours": 24.0,
+        "protection_pause_hours": 12.0,
+        "max_cvar": 0.04,
     }
     news = {name: (s.priority, s.weight, s.enabled) for name, s in cfg.news_priorities.items()}
     assert list(news)[7:] == ["theblock", "cointelegraph", "decrypt", "yahoo_finance", "bitcoinmagazine"]
@@ -211,7 +218,14 @@ def test_the_three_profile_templates_hold_the_exact_seed_values():
         "moderate": 0.04,
         "aggressive": 0.08,
     }
-    assert all(set(t) == {*fields, "max_cvar"} for t in PROFILE_TEMPLATES.values())
+    protections = ("cooldown_minutes", "stoploss_guard_stops", "low_profit_max_loss", "window_drawdown")
+    assert {name: tuple(t[f] for f in protections) for name, t in PROFILE_TEMPLATES.items()} == {
+        "conservative": (240.0, 2.0, 0.03, 0.05),
+        "moderate": (60.0, 3.0, 0.06, 0.08),
+        "aggressive": (0.0, 4.0, 0.12, 0.12),
+    }
+    later = {"max_cvar", *protections, "protection_window_hours", "protection_pause_hours"}
+    assert all(set(t) == {*fields, *later} for t in PROFILE_TEMPLATES.values())
 
 
 def test_the_remaining_sections_have_their_documented_defaults():

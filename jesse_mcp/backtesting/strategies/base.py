@@ -6,7 +6,10 @@ rest the same way for every strategy:
 - size: notional = max_portfolio_risk x equity / stop_loss (the stop distance), capped at
   min(max_position_size, max_leverage) x equity and at what the margin allows;
 - stop loss and take profit at the profile's distances from the entry price;
-- no new entries once equity has fallen max_drawdown from its peak (entries stay off for the rest of the run).
+- no new entries once equity has fallen max_drawdown from its peak (entries stay off for the rest of the run);
+- the protections of the profile (shared.policy.protections, the same code paper trading uses): a cooldown after an
+  exit, the stop-loss guard, the low-profit lock and the drawdown pause; every lock and every entry signal it
+  refused are reported at the end of the run.
 
 The risk settings reach the strategy as the hyperparameter `_risk` (a dict), so a direct
 `jesse.research.backtest(..., hyperparameters=...)` call with the same dict reproduces a run exactly.
@@ -18,6 +21,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from jesse.strategies import Strategy
+
+from shared.policy.protections import (
+    FIELDS,
+    Exit,
+    Lock,
+    Protections,
+    WindowPeak,
+    blocking,
+    drawdown_lock,
+    locks_on_exit,
+)
 
 RISK_KEY = "_risk"
 REQUIRED_RISK = ("max_portfolio_risk", "max_position_size", "max_leverage", "max_drawdown", "stop_loss", "take_profit")
@@ -34,6 +48,10 @@ class RiskManagedStrategy(Strategy):
         super().__init__()
         self._peak_equity: float | None = None
         self.entries_halted_at: int | None = None
+        self._exits: list[Exit] = []
+        self._locks: list[Lock] = []  # every lock made, in order (a drawdown pause extended in place)
+        self._window_peak: WindowPeak | None = None
+        self.refused_by_lock: dict[str, int] = {}
 
     # --- what subclasses implement ---------------------------------------------------------------------------
     def long_signal(self) -> bool:
@@ -68,7 +86,29 @@ class RiskManagedStrategy(Strategy):
             )
         return risk
 
+    @property
+    def protections(self) -> Protections | None:
+        """None when the risk dict has no protections (a direct call with only the sizing fields)."""
+        risk = self.risk
+        return Protections.of(risk) if all(f in risk for f in FIELDS) else None
+
+    def _watch_drawdown(self, p: Protections) -> None:
+        if self._window_peak is None:
+            self._window_peak = WindowPeak(p.window_ms)
+        value = self.portfolio_value
+        lock = drawdown_lock(self.time, value, self._window_peak.add(self.time, value), p)
+        if lock is None:
+            return
+        last = self._locks[-1] if self._locks else None
+        if last is not None and last.rule == lock.rule and last.until_ms >= lock.from_ms:  # still paused: extend
+            self._locks[-1] = Lock(last.rule, None, last.from_ms, lock.until_ms, last.reason)
+        else:
+            self._locks.append(lock)
+
     def before(self) -> None:
+        p = self.protections
+        if p is not None:
+            self._watch_drawdown(p)
         if self.position.is_open:
             return
         equity = self.balance
@@ -81,11 +121,18 @@ class RiskManagedStrategy(Strategy):
     def entries_allowed(self) -> bool:
         return self.entries_halted_at is None
 
+    def _unlocked(self) -> bool:
+        """False while a protection lock blocks entries here; the refused signal is counted by its rule."""
+        locks = blocking(self._locks[-32:], self.symbol, self.time)  # only recent locks can still be active
+        if locks:
+            self.refused_by_lock[locks[0].rule] = self.refused_by_lock.get(locks[0].rule, 0) + 1
+        return not locks
+
     def should_long(self) -> bool:
-        return self.entries_allowed and self.long_signal()
+        return self.entries_allowed and self.long_signal() and self._unlocked()
 
     def should_short(self) -> bool:
-        return self.entries_allowed and bool(self.hp.get("allow_short", 1)) and self.short_signal()
+        return self.entries_allowed and bool(self.hp.get("allow_short", 1)) and self.short_signal() and self._unlocked()
 
     def should_cancel_entry(self) -> bool:
         return True
@@ -112,8 +159,23 @@ class RiskManagedStrategy(Strategy):
             self.stop_loss = self.position.qty, entry * (1 + r["stop_loss"])
             self.take_profit = self.position.qty, entry * (1 - r["take_profit"])
 
+    def on_close_position(self, order: Any, closed_trade: Any) -> None:
+        p = self.protections
+        if p is None or closed_trade is None:
+            return
+        size = abs(closed_trade.qty) * closed_trade.entry_price
+        exit = Exit(self.symbol, int(self.time), closed_trade.pnl / size if size else 0.0, bool(order.is_stop_loss))
+        recent = [e for e in self._exits if e.closed_ms > exit.closed_ms - p.window_ms]
+        self._locks += locks_on_exit(exit, recent, p)
+        self._exits = [*recent, exit]
+
     def before_terminate(self) -> None:
         RUN_STATE["entries_halted_at"] = self.entries_halted_at
+        RUN_STATE["protection_locks"] = [
+            {"rule": k.rule, "symbol": k.symbol, "from_ms": k.from_ms, "until_ms": k.until_ms, "reason": k.reason}
+            for k in self._locks
+        ]
+        RUN_STATE["refused_by_lock"] = dict(self.refused_by_lock)
 
     def update_position(self) -> None:
         if (self.is_long and self.exit_long()) or (self.is_short and self.exit_short()):

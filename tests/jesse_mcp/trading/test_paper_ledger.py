@@ -51,6 +51,7 @@ ALL_CHECKS = [
     "max_account_usage",
     "max_drawdown",
     "max_cvar",
+    "protections",
 ]
 
 
@@ -455,7 +456,7 @@ async def test_every_failed_limit_is_reported_in_one_refusal(open_ledger):
         before = ledger.rows()
         refused = await place(s, notional_usd=15_000.0, leverage=9.0)  # size, leverage and risk (15,000 x 2 %)
     text = assert_refused(ledger, before, refused, "max_position_size,max_leverage,max_portfolio_risk")
-    assert "3 of 12 checks failed" in text
+    assert "3 of 13 checks failed" in text
     assert "(1) [max_position_size] position 15,000.00 USD" in text
     assert "(2) [max_leverage] leverage 9x exceeds the limit 2x." in text
     assert "(3) [max_portfolio_risk] risk 300.00 USD" in text
@@ -480,6 +481,7 @@ async def test_a_filled_order_reports_every_check_with_its_value_and_limit(open_
         "max_account_usage": (True, 900.0, 0.95 * START),
         "max_drawdown": (True, 0.0, 0.15),
         "max_cvar": (True, 0.000694, 0.04),  # 900 USD on the quiet test series
+        "protections": (True, 0, 0),  # no lock
     }
     assert all(c["detail"] for c in ok["checks"])
 
@@ -774,7 +776,7 @@ async def test_the_monitor_executes_a_stop_while_a_session_is_open_without_any_t
 
 
 async def test_paper_performance_reports_the_equity_curve_win_rate_and_profit_factor(open_ledger):
-    ledger = open_ledger()
+    ledger = open_ledger(**{f"strategies.{STRATEGY}.risk_overrides.cooldown_minutes": 0.0})  # a trade a minute
     trades = [("long", 60_000.0, 61_000.0), ("long", 61_000.0, 60_000.0), ("short", 60_000.0, 59_000.0)]
     curve, fees, nets, equity = [], 0.0, [], START
     for side, entry, exit_ in trades:  # the expected ledger, one equity point per minute
