@@ -31,7 +31,10 @@ from shared.market.candles import iso
 def _state(t: FrozenTrial) -> str:
     if t.state == TrialState.COMPLETE:
         return "feasible" if t.user_attrs.get("feasible") else "infeasible"
-    return "running" if t.state in (TrialState.RUNNING, TrialState.WAITING) else "failed"
+    if t.state in (TrialState.RUNNING, TrialState.WAITING):
+        return "running"
+    # ran, but its objective is undefined (e.g. no trades): told to Optuna as failed, counted as infeasible
+    return "infeasible" if t.user_attrs.get("figures") else "failed"
 
 
 def row_of(t: FrozenTrial, objectives: tuple[str, ...]) -> TrialRow:
@@ -109,7 +112,7 @@ def deflated(chosen: FrozenTrial, trials: list[FrozenTrial], oos_returns: np.nda
     returns = _returns(chosen)
     if len(returns) < 3:
         return None
-    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    completed = [t for t in trials if t.state.is_finished() and t.user_attrs.get("figures")]  # every trial run
     sharpes = np.array([s for t in completed if (s := t.user_attrs.get("daily_sharpe")) is not None])
     n = max(len(completed), len(sharpes), 1)
     dsr = sharpe_stats.deflated_sharpe_ratio(returns, n_trials=n, trial_sharpes=sharpes if len(sharpes) >= 2 else None)
@@ -175,9 +178,12 @@ async def judge_fold(service: BacktestService, setup: Setup, fold: Fold, study: 
 
 
 def combine(figs: list[Figures]) -> Figures | None:
-    """Several folds' figures: means of the ratios and returns, the worst drawdown, all trades."""
+    """Several folds' figures: means of the ratios and returns, the worst drawdown, all trades (each fold's markets
+    are in its FoldReport)."""
     if not figs:
         return None
+    if len(figs) == 1:
+        return figs[0]  # a holdout: the one window, with its markets
 
     def mean(key: str) -> float | None:
         vals = [getattr(f, key) for f in figs]

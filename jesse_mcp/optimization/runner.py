@@ -50,6 +50,7 @@ class OptimizationRunner:
         self.service = service
         self.config_load = config_load
         self._storage: Any = None
+        self._storage_lock = threading.Lock()
         self._active: dict[str, Future | None] = {}  # id -> background future (None: a waited-for call)
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
@@ -59,9 +60,10 @@ class OptimizationRunner:
 
     @property
     def storage(self):
-        if self._storage is None:
-            self._storage = storage_at(self.folder.parent)
-        return self._storage
+        with self._storage_lock:  # two threads creating Optuna's schema at once would collide
+            if self._storage is None:
+                self._storage = storage_at(self.folder.parent)
+            return self._storage
 
     # records
     def _path(self, study_id: str) -> Path:
@@ -117,8 +119,15 @@ class OptimizationRunner:
     async def _execute(self, study_id: str, req: OptimizeRequest, setup: optimizer.Setup, progress: Progress | None):
         """Run the study and record how it ended. A cancellation from cancel_optimization is 'cancelled'; any other
         (the server stopping) leaves the record 'running', which a restart reads as 'interrupted'."""
+
+        async def told(done: float, total: float, message: str) -> None:
+            with self._changed:
+                self._changed.notify_all()
+            if progress is not None:
+                await progress(done, total, message)
+
         try:
-            result = await optimizer.run(self.service, self.storage, setup, req, progress)
+            result = await optimizer.run(self.service, self.storage, setup, req, told)
             self._write(study_id, status="finished", report=result.model_dump(mode="json"), finished_at=utc_now_iso())
             return result
         except anyio.get_cancelled_exc_class():
@@ -200,7 +209,7 @@ class OptimizationRunner:
         if future is not None:
             future.cancel()  # cancels the task in the portal: its pool.run calls kill and replace their workers
             await anyio.to_thread.run_sync(self._settled, study_id)
-        if self.record(study_id)["status"] != "cancelled":
+        if self.record(study_id)["status"] in ("running", "interrupted"):  # not one that finished meanwhile
             self._write(study_id, status="cancelled", finished_at=utc_now_iso())
         return self.view(study_id, 0, 10)
 
@@ -210,6 +219,20 @@ class OptimizationRunner:
         while study_id in self._active and time.monotonic() < deadline:
             with self._changed:
                 self._changed.wait(0.5)
+
+    def wait_until(self, study_id: str, done: Callable[[StudyView], bool], timeout_s: float) -> StudyView:
+        """Block until `done(view)` holds (checked after every told trial and when a study ends), or raise
+        TimeoutError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            view = self.view(study_id, 0, 1)
+            if done(view):
+                return view
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{study_id} did not reach the awaited state within {timeout_s:g} s")
+            with self._changed:
+                self._changed.wait(min(left, 0.5))
 
     def _ensure_portal(self) -> BlockingPortal:
         if self._portal is None:

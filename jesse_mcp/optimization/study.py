@@ -212,7 +212,7 @@ async def optimize_fold(
     ticker.done += len([t for t in kept(study) if t.state.is_finished()])
     runs = Runs(service, setup, fold)
     while True:
-        index = len(kept(study))
+        index = len([t for t in kept(study) if t.state != TrialState.WAITING])  # queued re-runs are asked first
         left = setup.trials - index
         if left <= 0 or (setup.budget_s is not None and time.monotonic() - started >= setup.budget_s):
             return study

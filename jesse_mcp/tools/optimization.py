@@ -40,12 +40,6 @@ class SpaceBound(BaseModel):
     step: Annotated[float, Field(gt=0, le=1e9)] | None = None
 
 
-class Started(BaseModel):
-    id: str
-    status: str
-    note: str
-
-
 def register_optimization_tools(tools: ToolRegistry, runner: OptimizationRunner) -> None:
     _register_optimize(tools, runner)
     _register_study_tools(tools, runner)
@@ -91,7 +85,7 @@ def _register_optimize(tools: ToolRegistry, runner: OptimizationRunner) -> None:
         min_trades: Annotated[int, Field(ge=0, le=100_000, description="Fewer trades: infeasible.")] = 5,
         wait: Annotated[bool, Field(description="false: return the id at once; the study goes on.")] = True,
         ctx: Context | None = None,
-    ) -> StudyView | Started:
+    ) -> StudyView:
         """Search a strategy's hyperparameters with Optuna (trials are backtests on the worker pool, in parallel)
         and judge the winner out of sample (holdout or walk-forward). Trials breaching the profile's max drawdown
         or below min_trades are infeasible. Answers the out-of-sample figures first, deflated Sharpe over every
@@ -121,9 +115,7 @@ def _register_optimize(tools: ToolRegistry, runner: OptimizationRunner) -> None:
             min_trades=min_trades,
         )
         study_id = await runner.start(req, wait, progress_reporter(ctx) if wait else None)
-        if not wait:
-            return Started(id=study_id, status="running", note="get_optimization(id) for progress and the result.")
-        return runner.view(study_id, 0, 10)
+        return runner.view(study_id, 0, 10)  # wait false: status running; get_optimization(id) follows it
 
 
 def _register_study_tools(tools: ToolRegistry, runner: OptimizationRunner) -> None:

@@ -303,7 +303,6 @@ class BacktestConfig(BaseModel):
     )
 
 
-
 class OptimizeConfig(BaseModel):
     model_config = _STRICT
     max_trials: int = knob(
@@ -324,6 +323,7 @@ class OptimizeConfig(BaseModel):
         ge=1,
         le=16,
     )
+
 
 PriceProvider = Literal["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
 PRICE_PROVIDERS: tuple[PriceProvider, ...] = get_args(PriceProvider)
