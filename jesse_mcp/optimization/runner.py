@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 import optuna
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from jesse_mcp.backtesting.plans import Progress, new_id
 from jesse_mcp.backtesting.service import BacktestService
@@ -56,7 +56,6 @@ class OptimizationRunner:
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._portal: BlockingPortal | None = None
-        self._portal_cm: Any = None
 
     @property
     def storage(self):
@@ -235,19 +234,31 @@ class OptimizationRunner:
                 self._changed.wait(min(left, 0.5))
 
     def _ensure_portal(self) -> BlockingPortal:
-        if self._portal is None:
-            self._portal_cm = start_blocking_portal()
-            self._portal = self._portal_cm.__enter__()
-        return self._portal
+        """The event loop background studies run on: a daemon thread, so it never keeps the process alive (anyio's
+        start_blocking_portal runs in a non-daemon pool thread that interpreter exit would wait for)."""
+        with self._lock:
+            if self._portal is not None:
+                return self._portal
+            ready = threading.Event()
+
+            async def serve() -> None:
+                async with BlockingPortal() as portal:
+                    self._portal = portal
+                    ready.set()
+                    await portal.sleep_until_stopped()
+
+            threading.Thread(target=anyio.run, args=(serve,), name="optimization-studies", daemon=True).start()
+            if not ready.wait(30):
+                raise RuntimeError("the background study thread did not start")
+            assert self._portal is not None
+            return self._portal
 
     def close(self) -> None:
-        if self._portal_cm is not None:
-            for future in list(self._active.values()):
-                if future is not None:
-                    future.cancel()
-            with contextlib.suppress(BaseException):
-                self._portal_cm.__exit__(None, None, None)
-            self._portal = self._portal_cm = None
+        """Stop the background studies (tests, shutdown); their records stay 'running', read as interrupted."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            with contextlib.suppress(RuntimeError):  # already stopped
+                portal.call(portal.stop, True)
 
     # reading
     def _trials(self, data: dict[str, Any]) -> tuple[list[TrialRow], int]:

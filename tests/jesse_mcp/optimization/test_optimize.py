@@ -94,6 +94,18 @@ async def test_infeasible_trials_are_counted_and_never_chosen(server):
     )
 
 
+async def test_walk_forward_optimizes_each_window_and_runs_its_choice_on_the_next(server):
+    _, deps = server
+    runner = deps.extras.optimizations
+    study = await runner.start(_request(trials=3, validation="walk_forward", folds=2, sampler="random"), wait=True)
+    report = runner.view(study, 0, 10).report
+    assert [f.fold for f in report.folds] == [1, 2] and report.trials.total == 6
+    first, second = report.folds
+    assert first.out_of_sample.split(" .. ")[0] == first.in_sample.split(" .. ")[1] == second.in_sample.split(" .. ")[0]
+    assert report.chosen_hyperparameters == second.chosen_hyperparameters  # the most recent fold's choice
+    assert all(f.trials.total == 3 for f in report.folds)
+
+
 async def test_a_study_left_running_by_a_stopped_server_resumes_to_the_uninterrupted_answer(server, opt_home):
     _, deps = server
     runner = deps.extras.optimizations
