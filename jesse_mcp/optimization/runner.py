@@ -53,6 +53,7 @@ class OptimizationRunner:
         self._storage_lock = threading.Lock()
         self._active: dict[str, Future | None] = {}  # id -> background future (None: a waited-for call)
         self._cancelled: set[str] = set()
+        self._scopes: dict[str, anyio.CancelScope] = {}  # id -> the scope of a study a call waits for
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._portal: BlockingPortal | None = None
@@ -125,23 +126,26 @@ class OptimizationRunner:
             if progress is not None:
                 await progress(done, total, message)
 
-        try:
-            result = await optimizer.run(self.service, self.storage, setup, req, told)
-            self._write(study_id, status="finished", report=result.model_dump(mode="json"), finished_at=utc_now_iso())
-            return result
-        except anyio.get_cancelled_exc_class():
-            if study_id in self._cancelled:
-                with anyio.CancelScope(shield=True):
-                    self._write(study_id, status="cancelled", finished_at=utc_now_iso())
-            raise
-        except Exception as e:  # a background study has no caller to tell: record why it failed, then re-raise
-            self._write(study_id, status="failed", error=str(e), finished_at=utc_now_iso())
-            raise
-        finally:
-            with self._lock:
-                self._active.pop(study_id, None)
-            with self._changed:
-                self._changed.notify_all()
+        with anyio.CancelScope() as scope:  # cancel_optimization of a study a call is waiting for cancels this
+            self._scopes[study_id] = scope
+            try:
+                result = await optimizer.run(self.service, self.storage, setup, req, told)
+                report = result.model_dump(mode="json")
+                self._write(study_id, status="finished", report=report, finished_at=utc_now_iso())
+            except anyio.get_cancelled_exc_class():
+                if study_id in self._cancelled:
+                    with anyio.CancelScope(shield=True):
+                        self._write(study_id, status="cancelled", finished_at=utc_now_iso())
+                raise
+            except Exception as e:  # a background study has no caller to tell: record why it failed, then re-raise
+                self._write(study_id, status="failed", error=str(e), finished_at=utc_now_iso())
+                raise
+            finally:
+                with self._lock:
+                    self._active.pop(study_id, None)
+                    self._scopes.pop(study_id, None)
+                with self._changed:
+                    self._changed.notify_all()
 
     async def start(self, req: OptimizeRequest, wait: bool, progress: Progress | None = None) -> str:
         """Plan and check the study (raising before anything is stored), record it, then run it here (wait) or
@@ -204,9 +208,12 @@ class OptimizationRunner:
         if data["status"] not in ("running", "interrupted"):
             raise InvalidArgumentsError(f"{study_id} is already {data['status']}; nothing to cancel.")
         self._cancelled.add(study_id)
-        future = self._active.get(study_id)
+        future, scope = self._active.get(study_id), self._scopes.get(study_id)
         if future is not None:
             future.cancel()  # cancels the task in the portal: its pool.run calls kill and replace their workers
+            await anyio.to_thread.run_sync(self._settled, study_id)
+        elif scope is not None:
+            scope.cancel()  # a study a call waits for on this event loop: its call answers 'cancelled'
             await anyio.to_thread.run_sync(self._settled, study_id)
         if self.record(study_id)["status"] in ("running", "interrupted"):  # not one that finished meanwhile
             self._write(study_id, status="cancelled", finished_at=utc_now_iso())

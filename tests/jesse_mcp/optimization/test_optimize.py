@@ -187,3 +187,26 @@ async def test_a_background_study_is_read_while_running_and_cancel_stops_its_wor
     cancelled = await runner.cancel(study)
     assert cancelled.status == "cancelled" and 2 <= cancelled.trials_done < 200
     assert before - {w["pid"] for w in jesse_pool.status()}  # the busy workers were killed and replaced
+
+
+async def test_cancelling_a_study_a_call_waits_for_ends_that_call_as_cancelled(server):
+    _, deps = server
+    runner = deps.extras.optimizations
+    ids_before = set(runner.ids())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: runner.start(_request(trials=200, base=PlanRequest(timeframe="5m")), wait=True))
+
+        def started() -> str:
+            new = set(runner.ids()) - ids_before
+            while not new:
+                with runner._changed:
+                    runner._changed.wait(0.2)
+                new = set(runner.ids()) - ids_before
+            (study,) = new
+            runner.wait_until(study, lambda v: v.trials_done >= 2, hang_guard(120))
+            return study
+
+        with anyio.fail_after(hang_guard(150)):
+            study = await anyio.to_thread.run_sync(started)
+            view = await runner.cancel(study)
+    assert view.status == "cancelled" and view.trials_done < 200  # and the waiting call returned
