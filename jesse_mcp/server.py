@@ -12,8 +12,10 @@ import anyio
 
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.backtesting.workers import DEFAULT_WARMUP, WorkerPool
+from jesse_mcp.optimization.runner import OptimizationRunner
 from jesse_mcp.tools.candles import register_candle_tools
 from jesse_mcp.tools.config import register_config_tools
+from jesse_mcp.tools.optimization import register_optimization_tools
 from jesse_mcp.tools.prompts import add_prompts
 from jesse_mcp.tools.research import add_backtest_resources, register_analysis_tools, register_backtest_tools
 from jesse_mcp.tools.trading import register_paper_tools
@@ -56,6 +58,8 @@ def build_server(
     deps.extras.backtests = service
     register_backtest_tools(tools, service)
     register_analysis_tools(tools, service)
+    optimizations = deps.extras.optimizations = OptimizationRunner(deps.extras.home, service, deps.config.load)
+    register_optimization_tools(tools, optimizations)
     paper = deps.extras.paper = _paper_service(deps)
     register_paper_tools(tools, paper, service)
     monitor = PaperMonitor(paper)

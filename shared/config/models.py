@@ -299,6 +299,28 @@ class BacktestConfig(BaseModel):
     )
 
 
+class OptimizeConfig(BaseModel):
+    model_config = _STRICT
+    max_trials: int = knob(
+        200,
+        "higher",
+        "Most trials one optimize_strategy study may run (all walk-forward folds together); more trials make a "
+        "lucky winner likelier.",
+        ge=1,
+        le=10_000,
+    )
+    max_budget_s: float = knob(
+        3600, "higher", "Longest time budget (budget_s) one optimize_strategy study may ask for.", gt=0, le=86_400
+    )
+    max_concurrent_studies: int = knob(
+        2,
+        "higher",
+        "Most optimize_strategy studies running at once in one server (waited for or in the background).",
+        ge=1,
+        le=16,
+    )
+
+
 PriceProvider = Literal["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
 PRICE_PROVIDERS: tuple[PriceProvider, ...] = get_args(PriceProvider)
 
@@ -370,6 +392,7 @@ class TradingConfig(BaseModel):
     zai_glm_config: GlmConfig = Field(default_factory=GlmConfig)
     mcp_config: McpConfig = Field(default_factory=McpConfig)
     backtest_config: BacktestConfig = Field(default_factory=BacktestConfig)
+    optimize_config: OptimizeConfig = Field(default_factory=OptimizeConfig)
     price_config: PriceConfig = Field(default_factory=PriceConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)

@@ -41,6 +41,7 @@ class ServerExtras:
     discovery: Any = None  # discovery_mcp.service.DiscoveryService
     pool: Any = None  # jesse_mcp.backtesting WorkerPool
     backtests: Any = None  # jesse_mcp.backtesting BacktestService
+    optimizations: Any = None  # jesse_mcp.optimization OptimizationRunner
     paper: Any = None  # jesse_mcp.trading paper service
     paper_monitor: Any = None  # jesse_mcp.trading paper monitor
 
