@@ -6,22 +6,17 @@ worker does. Candles are put in the object store once per market, range and stor
 a node once; user strategies travel as source. A task over its time limit, or cancelled, has its actor killed
 (ray.kill) and replaced, so it really stops. Progress is forwarded: the pool polls the actor every POLL_S.
 
-Only Ray Client addresses (ray://host:port) are used. A bare cluster address (host:6379) would make this process a
-Ray driver, and Ray ends a driver's process 60 s after losing the head, taking the MCP server with it; a client only
-loses its connection, which becomes a WorkerError. Every Ray call is bounded: connecting (a TCP probe, then ray.init
-in a thread), putting, submitting, waiting and killing.
+Only Ray Client addresses are used (jesse_mcp.backtesting.ray_connect says why). Every Ray call is bounded:
+connecting (a TCP probe, then ray.init in a thread), putting, submitting, waiting and killing.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,116 +25,20 @@ import anyio
 import anyio.to_thread
 
 from jesse_mcp.backtesting import ray_actor
+from jesse_mcp.backtesting.ray_connect import (
+    CALL_TIMEOUT_S,
+    bounded,
+    cluster_errors,
+    connect,
+    connected_ray,
+    disconnected,
+)
 from jesse_mcp.backtesting.workers import DEFAULT_WARMUP, ProgressCallback, WorkerError, WorkerTimeout
 
 log = logging.getLogger("jesse_mcp.backtesting.ray_pool")
-ADDRESS_RE = re.compile(r"^ray://(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
-CONNECT_TIMEOUT_S = 120.0  # ray.init against a loaded head takes 5-20 s; a head just started, longer
-CALL_TIMEOUT_S = 30.0  # any single Ray call (put, submit, get of a finished task, kill)
 READY_TIMEOUT_S = 900.0  # an actor importing Jesse on a busy node; a pending one (no free CPU) waits this long
 POLL_S = 0.5
 CACHED_MARKETS = 16  # candle objects kept in the object store (refs held here pin them)
-
-_connection_lock = threading.Lock()
-_connected: str | None = None  # the address this process's Ray client is connected to
-
-
-def check_address(address: str) -> tuple[str, int]:
-    m = ADDRESS_RE.match(address.strip())
-    if not m:
-        raise WorkerError(
-            f"The Ray address {address!r} is not a Ray Client address. Use ray://<head host>:<client port> (Ray's "
-            "client server listens on 10001 by default; for KubeRay, the head service, e.g. "
-            "ray://raycluster-head-svc:10001) in RAY_ADDRESS or backtest_config.ray_address, or unset both to run "
-            "backtests in local worker processes."
-        )
-    return m["host"].strip("[]"), int(m["port"])
-
-
-def _bounded(call: Callable[[], Any], seconds: float, what: str) -> Any:
-    """`call()` in a daemon thread, given up after `seconds` (a Ray call against a vanished cluster may not return)."""
-    box: dict[str, Any] = {}
-
-    def go() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as e:  # re-raised in the caller's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=go, name="ray-call", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise WorkerError(f"{what} did not answer within {seconds:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def _unreachable(address: str, why: str) -> WorkerError:
-    return WorkerError(
-        f"Could not reach the Ray cluster at {address}: {why}. Check that the head node is running with its client "
-        "server on that port (ray start --head --ray-client-server-port=<port>, or the KubeRay head service), that "
-        "this machine can reach it, and that it runs the same Ray and Python versions; or unset RAY_ADDRESS and "
-        "backtest_config.ray_address to run backtests locally."
-    )
-
-
-def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Connect this process's Ray client to `address` (once; again after a lost connection), bounded in time."""
-    global _connected
-    host, port = check_address(address)
-    # a Ray call without a connection would otherwise start a private local cluster (and token files in ~/.ray)
-    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
-    import ray
-
-    with _connection_lock:
-        if _connected == address and ray.is_initialized():
-            return
-        try:
-            socket.create_connection((host, port), timeout=min(5.0, timeout_s)).close()
-        except OSError as e:
-            raise _unreachable(address, f"nothing answers on {host}:{port} ({e})") from None
-        if ray.is_initialized():
-            _bounded(ray.shutdown, CALL_TIMEOUT_S, "disconnecting from the previous Ray cluster")
-        deadline = time.monotonic() + timeout_s
-        while True:  # a head that just started answers on its port before its client server is ready
-            try:
-                _bounded(
-                    lambda: ray.init(address=address, log_to_driver=False, namespace="trading-mcp"),
-                    max(1.0, deadline - time.monotonic()),
-                    f"the Ray cluster at {address}",
-                )
-                break
-            except (WorkerError, ConnectionError, RuntimeError, ValueError, Warning) as e:
-                # Ray's client reports a connection timeout as a UserWarning (an error under -W error)
-                if isinstance(e, WorkerError) or time.monotonic() >= deadline:
-                    raise _unreachable(address, str(e)) from None
-                log.info("the Ray cluster at %s is not ready yet (%s); connecting again", address, e)
-        _connected = address
-        log.info("connected to the Ray cluster at %s", address)
-
-
-def _disconnected() -> None:
-    """The client lost its cluster: the next connect() starts over."""
-    global _connected
-    with _connection_lock:
-        _connected = None
-
-
-def _ray() -> Any:
-    """The ray module, connected: never let a call start a local cluster of its own."""
-    import ray
-
-    if not ray.is_initialized():
-        raise WorkerError("the connection to the cluster was lost")
-    return ray
-
-
-def _cluster_errors() -> tuple[type[BaseException], ...]:
-    from ray.exceptions import RayError
-
-    return (RayError, ConnectionError)
 
 
 @dataclass
@@ -207,9 +106,9 @@ class RayPool:
             if self._closed:
                 return
         try:
-            actor = _bounded(self._new_actor, CALL_TIMEOUT_S, f"starting an actor on the Ray cluster at {self.address}")
-        except (WorkerError, *_cluster_errors()) as e:
-            _disconnected()
+            actor = bounded(self._new_actor, CALL_TIMEOUT_S, f"starting an actor on the Ray cluster at {self.address}")
+        except (WorkerError, *cluster_errors()) as e:
+            disconnected()
             slot = _Slot(actor=None, state="failed", error=f"no actor could start on {self.address}: {e}")
             with self._lock:
                 self._slots.append(slot)
@@ -217,15 +116,16 @@ class RayPool:
             return
         slot = _Slot(actor)
         with self._lock:
-            if self._closed:
-                self._kill(slot)
-                return
-            self._slots.append(slot)
+            closed = self._closed
+            if not closed:
+                self._slots.append(slot)
+        if closed:  # shut down meanwhile
+            self._kill(slot)
+            return
         threading.Thread(target=self._await_ready, args=(slot,), name="ray-actor-ready", daemon=True).start()
 
     def _new_actor(self) -> Any:
-        ray = _ray()
-
+        ray = connected_ray()
         cls = ray.remote(num_cpus=1, max_concurrency=2, max_restarts=0)(ray_actor.JesseActor)
         return cls.remote(self.warmup)
 
@@ -234,7 +134,7 @@ class RayPool:
 
         try:
             info = ray.get(slot.actor.ready.remote(), timeout=READY_TIMEOUT_S)
-        except (*_cluster_errors(), WorkerError) as e:
+        except (*cluster_errors(), WorkerError) as e:
             info = {"error": f"{type(e).__name__}: {e}"}
         with self._lock:
             if slot.state != "starting":
@@ -259,9 +159,9 @@ class RayPool:
         slot.state = "dead"
         if slot.actor is not None:
             try:
-                ray = _ray()  # without a connection the actor is gone already: it ends with its client's session
-                _bounded(lambda: ray.kill(slot.actor, no_restart=True), CALL_TIMEOUT_S, "killing a Ray actor")
-            except (WorkerError, *_cluster_errors()) as e:  # the cluster is gone: so is the actor
+                ray = connected_ray()  # not connected: the actor ended with its client's session
+                bounded(lambda: ray.kill(slot.actor, no_restart=True), CALL_TIMEOUT_S, "killing a Ray actor")
+            except (WorkerError, *cluster_errors()) as e:  # the cluster is gone: so is the actor
                 log.warning("could not kill a ray actor on %s: %s", self.address, e)
 
     def shutdown(self) -> None:
@@ -315,7 +215,7 @@ class RayPool:
 
     def _rows_ref(self, spec: dict[str, Any]) -> Any:
         """The object reference of a spec's candles, put once per market, range and store file."""
-        ray = _ray()
+        ray = connected_ray()
 
         from jesse_mcp.backtesting import engine
         from shared.market.candles import MINUTE_MS, CandleStore
@@ -329,7 +229,7 @@ class RayPool:
                 self._rows.move_to_end(key)
                 return self._rows[key]
         rows = engine.load_rows(spec)
-        ref = _bounded(lambda: ray.put(rows), CALL_TIMEOUT_S, f"the Ray cluster at {self.address} (storing candles)")
+        ref = bounded(lambda: ray.put(rows), CALL_TIMEOUT_S, f"the Ray cluster at {self.address} (storing candles)")
         with self._rows_lock:
             self._rows[key] = ref
             while len(self._rows) > CACHED_MARKETS:
@@ -343,7 +243,7 @@ class RayPool:
             refs = [self._rows_ref(s) for s in specs]
         except (OSError, ValueError, KeyError) as e:
             return ("error", f"{type(e).__name__}: {e}", "")
-        return _bounded(lambda: slot.actor.run.remote(module, func, packed, *refs), CALL_TIMEOUT_S, "submitting")
+        return bounded(lambda: slot.actor.run.remote(module, func, packed, *refs), CALL_TIMEOUT_S, "submitting")
 
     async def _follow(self, slot: _Slot, ref: Any, on_progress: ProgressCallback | None) -> tuple:
         import ray
@@ -357,9 +257,10 @@ class RayPool:
 
         while True:
             done = await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
-            if on_progress is not None:
+            if on_progress is not None or done:  # drained at the end in any case: none is left for the next task
                 for d, t, m in await anyio.to_thread.run_sync(reports, abandon_on_cancel=True):
-                    await on_progress(d, t, m)
+                    if on_progress is not None:
+                        await on_progress(d, t, m)
             if done:
                 return await anyio.to_thread.run_sync(
                     lambda: ray.get(ref, timeout=CALL_TIMEOUT_S), abandon_on_cancel=True
@@ -381,7 +282,7 @@ class RayPool:
             self.start_in_background()
         slot = await anyio.to_thread.run_sync(self._acquire, wait_s)
         healthy = False
-        errors = _cluster_errors()
+        errors = cluster_errors()
         try:
             with anyio.fail_after(timeout_s):
                 sent = await anyio.to_thread.run_sync(self._submit, slot, module, func, kwargs, abandon_on_cancel=True)
@@ -391,7 +292,7 @@ class RayPool:
             raise WorkerTimeout(f"the task exceeded its time limit of {timeout_s:g} s and was stopped") from None
         except (WorkerError, *errors) as e:
             if isinstance(e, ConnectionError):
-                _disconnected()
+                disconnected()
             raise WorkerError(
                 f"the Ray cluster at {self.address} lost the task ({type(e).__name__}: {e}); check that its head and "
                 "nodes are up (ray status on the head) and try again, or unset RAY_ADDRESS and "

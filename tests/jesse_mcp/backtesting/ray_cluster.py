@@ -53,6 +53,7 @@ class LocalRayCluster:
             "PYTHONPATH": str(ROOT),  # actors import tests.*
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_AUTH_MODE": "disabled",  # even if ~/.ray holds a token
+            "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",  # the tests run under `uv run`: see docs/cluster.md
         }
         log = (self.temp_dir / "ray-start.log").open("wb")
         self.process = subprocess.Popen(

@@ -3,6 +3,10 @@ that cannot be used failing fast with an error that says what to check."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import anyio
 import pytest
 
@@ -60,3 +64,22 @@ async def test_a_bare_cluster_address_is_refused_with_the_client_form_to_use():
             await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 2}, timeout_s=30)
     finally:
         pool.detach()
+
+
+@pytest.mark.slow
+def test_the_server_starts_without_importing_ray_even_with_a_cluster_configured(tmp_path):
+    code = (
+        "import sys\n"
+        "from jesse_mcp.server import build_server\n"
+        "from shared.server.common import make_deps\n"
+        "for address in ('', 'ray://127.0.0.1:1'):\n"
+        "    import os; os.environ['RAY_ADDRESS'] = address\n"
+        "    deps = make_deps('jesse-mcp', __import__('pathlib').Path(sys.argv[1]))\n"
+        "    build_server(deps, warmup=())\n"
+        "    print(type(deps.extras.pool).__name__, 'ray' in sys.modules)\n"
+    )
+    env = {**os.environ, "TRADING_MCP_HOME": str(tmp_path), "TRADING_MCP_CONFIG": str(tmp_path / "config.json")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True, timeout=hang_guard(120)
+    )
+    assert done.stdout.split("\n")[:2] == ["WorkerPool False", "RayPool False"], done.stderr
