@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("ray-
 START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY = 86_400_000
 TASKS = "tests.jesse_mcp.backtesting.worker_tasks"
+ENGINE = "jesse_mcp.backtesting.engine"
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,18 @@ async def test_a_backtest_on_ray_gives_the_same_metrics_and_trades_as_on_local_w
     there = await remote.execute(plan.spec, progress)
     assert here["trades"] and _same(there) == _same(here)
     assert reports[-1][0] == reports[-1][1] and reports[-1][2].endswith("done")  # Jesse's progress forwarded
+
+
+async def test_walk_forward_windows_run_many_on_ray_as_on_local_workers_with_each_range_put_once(
+    deps, bt_home, ray_jesse, local_jesse
+):
+    service = BacktestService(bt_home, deps.config.load, deps.store, local_jesse)
+    specs = [(await service.plan("breakout", PlanRequest(days=d))).spec for d in (8, 12, 8)]
+    here = await local_jesse.run(ENGINE, "run_many", {"specs": specs}, timeout_s=hang_guard(300))
+    before = len(ray_jesse._rows)
+    there = await ray_jesse.run(ENGINE, "run_many", {"specs": specs}, timeout_s=hang_guard(300))
+    assert [_same(r) for r in there] == [_same(r) for r in here] and "error" not in here[0]
+    assert len(ray_jesse._rows) - before == 2  # two distinct ranges: the third spec's candles were put already
 
 
 async def test_a_user_strategy_is_shipped_to_the_cluster_and_backtests_the_same_through_mcp(
