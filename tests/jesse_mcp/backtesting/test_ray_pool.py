@@ -11,6 +11,7 @@ import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 from jesse_mcp.backtesting.plans import PlanRequest
+from jesse_mcp.backtesting.ray_connect import disconnect
 from jesse_mcp.backtesting.ray_pool import RayPool
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.backtesting.workers import WorkerError, WorkerPool, WorkerTimeout
@@ -34,6 +35,7 @@ ENGINE = "jesse_mcp.backtesting.engine"
 def cluster():
     c = LocalRayCluster(num_cpus=2).start()
     yield c
+    disconnect()  # first, or the client keeps trying to reach the cluster after it is gone
     c.stop()
 
 
@@ -205,6 +207,7 @@ async def test_a_cluster_that_dies_mid_run_gives_a_clear_error_not_a_hang():
                     await pool.run(TASKS, "sleep", {"seconds": 600}, timeout_s=hang_guard(600))
     finally:
         pool.detach()
+        disconnect()
         doomed.stop()
     assert f"the Ray cluster at {doomed.address} lost the task" in str(raised.value)
     assert "ray status" in str(raised.value)
