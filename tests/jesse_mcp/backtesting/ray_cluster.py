@@ -87,6 +87,19 @@ class LocalRayCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=hang_guard(30))
+        self._await_group_gone()
+
+    def _await_group_gone(self) -> None:
+        """Every process of the cluster has ended (they write into temp_dir until then)."""
+        if self.process is None:
+            return
+        deadline = time.monotonic() + hang_guard(30)
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)  # polling the group's end, bounded above
 
     def stop(self) -> None:
         self.kill()
