@@ -10,6 +10,8 @@ from typing import Any
 
 import anyio
 
+from jesse_mcp.backtesting.pools import make_pool
+from jesse_mcp.backtesting.ray_pool import RayPool
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.backtesting.workers import DEFAULT_WARMUP, WorkerPool
 from jesse_mcp.optimization.runner import OptimizationRunner
@@ -37,17 +39,18 @@ INSTRUCTIONS = (
 
 
 def build_server(
-    deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP, pool: WorkerPool | None = None
+    deps: ServerDeps, warmup: tuple[str, ...] = DEFAULT_WARMUP, pool: WorkerPool | RayPool | None = None
 ) -> GuardedServer:
-    """The jesse-mcp server. `pool` lets several servers (tests, benchmarks) share one warm worker pool."""
+    """The jesse-mcp server. `pool` lets several servers (tests, benchmarks) share one warm worker pool; without it
+    backtests run in local worker processes, or on the Ray cluster RAY_ADDRESS or backtest_config.ray_address names."""
     tools = ToolRegistry(deps)
     register_common_tools(tools)
     register_config_tools(tools)
     try:
-        workers = deps.config.load().backtest_config.workers
+        backtest_config = deps.config.load().backtest_config
     except ConfigError:  # every call reports the broken file; the server still starts
-        workers = BacktestConfig().workers
-    pool = pool if pool is not None else WorkerPool(workers, warmup, workdir=deps.extras.home / "jesse")
+        backtest_config = BacktestConfig()
+    pool = pool if pool is not None else make_pool(backtest_config, warmup, workdir=deps.extras.home / "jesse")
     deps.extras.pool = pool
 
     def readable() -> ReadableFolders:  # read per call: a folder the person adds counts at once
@@ -81,7 +84,7 @@ def _paper_service(deps: ServerDeps) -> PaperService:
     return PaperService(deps.store, deps.config.load, prices, clock=clock, server=deps.server_name)
 
 
-def _lifespan(pool: WorkerPool, monitor: PaperMonitor) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+def _lifespan(pool: WorkerPool | RayPool, monitor: PaperMonitor) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         # The lifespan runs once per MCP session (several at once over HTTP): the pool and the monitor are shared

@@ -286,14 +286,16 @@ def _run_jesse(inputs: dict[str, Any], spec: dict[str, Any], trading: np.ndarray
     return result, equity, True
 
 
-def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
+def run_backtest(spec: dict[str, Any], rows: np.ndarray | None = None) -> dict[str, Any]:
     """One backtest. Returns metrics (Jesse's, cleaned), compact trades, the daily equity, optional PNG bytes, and
-    whether Jesse's fast mode ran (with normal mode's daily equity and metrics rebuilt) or its normal mode."""
+    whether Jesse's fast mode ran (with normal mode's daily equity and metrics rebuilt) or its normal mode. `rows`
+    are the spec's candles (what load_rows returns) when the caller loaded them (a Ray actor)."""
     from jesse_mcp.backtesting.strategies import base
 
     started = time.perf_counter()
     cls = strategy_class(spec["strategy"])
-    rows = load_rows(spec)
+    if rows is None:
+        rows = load_rows(spec)
     rows, transform_info = transform_rows(rows, spec)
     inputs = jesse_inputs(spec, rows)
     inputs["routes"][0]["strategy"] = cls
@@ -322,13 +324,14 @@ def run_backtest(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_many(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Several short runs in one task (walk-forward windows): one round trip, errors per run."""
+def run_many(specs: list[dict[str, Any]], rows: list[np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """Several short runs in one task (walk-forward windows): one round trip, errors per run. `rows`: see
+    run_backtest, one array per spec."""
     results = []
     for i, spec in enumerate(specs):
         report_progress(i, len(specs), spec.get("label", "run"))
         try:
-            r = run_backtest({**spec, "png": False})
+            r = run_backtest({**spec, "png": False}, None if rows is None else rows[i])
             r["trades_count"] = len(r["trades"])
             results.append(r)
         except Exception as e:

@@ -297,6 +297,21 @@ class BacktestConfig(BaseModel):
         ge=1,
         le=1000,
     )
+    ray_address: str | None = knob(
+        None,
+        "change",
+        "Run backtests on this Ray cluster (a Ray Client address, ray://<head>:10001) instead of local worker "
+        "processes; the RAY_ADDRESS environment variable wins. Read at server start. See docs/cluster.md.",
+        max_length=300,
+    )
+    ray_actors: int = knob(
+        4,
+        "neutral",
+        "Jesse actors (one CPU each, each imports Jesse once) the server starts on the Ray cluster, when one is set.",
+        why="how many backtests run at once on the cluster (its load, not risk)",
+        ge=1,
+        le=256,
+    )
 
 
 class OptimizeConfig(BaseModel):

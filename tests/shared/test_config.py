@@ -238,7 +238,13 @@ def test_the_remaining_sections_have_their_documented_defaults():
         "timeout_s": 30,
         "batch_size": 20,
     }
-    assert cfg.backtest_config.model_dump() == {"workers": 3, "timeout_s": 600, "max_batch_runs": 48}
+    assert cfg.backtest_config.model_dump() == {
+        "workers": 3,
+        "timeout_s": 600,
+        "max_batch_runs": 48,
+        "ray_address": None,
+        "ray_actors": 4,
+    }
     prices = cfg.price_config
     assert list(prices.providers) == ["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
     assert [p.enabled for p in prices.providers.values()] == [True] * 5 + [False]  # replay only when asked
