@@ -141,12 +141,28 @@ def portfolio_lines(book: dict[str, Any]) -> list[str]:
         f"   equity {a['equity']:,.2f} USD, cash {a['cash']:,.2f}, margin {a['margin_used']:,.2f}, "
         f"fees {a['fees_paid']:,.2f}, state {book['trading_state']}"
     )
-    return [head] + [
-        f"   {p['strategy']} {p['side']} {p['qty']:.6f} {p['symbol']} entry {p['entry_price']:,.2f} "
-        f"mark {p['mark_price']:,.2f} stop {p['stop_loss_price']:,.2f} "
-        f"take profit {p['take_profit_price']:,.2f} unrealised {p['unrealised_pnl']:,.2f} USD"
-        for p in book["positions"]
-    ]
+    return (
+        [head]
+        + [
+            f"   {p['strategy']} {p['side']} {p['qty']:.6f} {p['symbol']} entry {p['entry_price']:,.2f} "
+            f"mark {p['mark_price']:,.2f} stop {p['stop_loss_price']:,.2f} "
+            f"take profit {p['take_profit_price']:,.2f} unrealised {p['unrealised_pnl']:,.2f} USD"
+            for p in book["positions"]
+        ]
+        + tail_lines(book)
+    )
+
+
+def tail_lines(book: dict[str, Any]) -> list[str]:
+    """The open book's one-day VaR/CVaR (historical first), or why it could not be measured."""
+    tail = book.get("tail_risk")
+    if tail is None:
+        why = book.get("tail_risk_unmeasured")
+        return [f"   one-day VaR/CVaR not measured: {why}"] if why else []
+    parts = [f"{e['method']} VaR {num(e['var_pct'])} % / CVaR {num(e['cvar_pct'])} %" for e in tail["estimates"]]
+    days, limit = tail["daily_returns"], tail["max_cvar"] * 100
+    head = f"   one-day at {tail['confidence']:.0%} ({days} days; max_cvar {limit:g} %): "
+    return [head + "; ".join(parts)]
 
 
 def journal_lines(entries: list[dict[str, Any]]) -> list[str]:

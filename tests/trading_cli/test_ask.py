@@ -54,6 +54,9 @@ ISSUE_EXAMPLES = [
     ),
     ("demote mean_reversion", "jesse-mcp", "demote_stage", {"strategy": "mean_reversion"}),
     ("portfolio", "jesse-mcp", "get_paper_portfolio", {}),
+    ("what is my VaR", "jesse-mcp", "get_paper_portfolio", {}),
+    ("show my CVaR", "jesse-mcp", "get_paper_portfolio", {}),
+    ("what's the tail risk of my account", "jesse-mcp", "get_paper_portfolio", {}),
 ]
 
 

@@ -38,6 +38,7 @@ EXAMPLES: dict[str, str] = {
     "gates": "gates for trend_following to paper",
     "demote": "demote mean_reversion",
     "portfolio": "portfolio",
+    "var": "what is my VaR",
     "performance": "performance of trend_following",
     "history": "stage history",
     "policy": "policy for trend_following",
@@ -353,6 +354,10 @@ COMMANDS: tuple[tuple[str, Any], ...] = (
     (r"\b(news|headlines|stories)\b", _news),
     (r"\b(opportunit(y|ies)|ideas|what to (buy|trade))\b", _opportunities),
     (r"\b(performance|track record)\b", _simple("performance", "jesse-mcp", "get_paper_performance", {"performance"})),
+    (
+        r"\b(c?var|value at risk|tail risk|expected shortfall)\b",
+        _simple("var", "jesse-mcp", "get_paper_portfolio"),
+    ),
     (r"\b(portfolio|positions|account|balance|equity)\b", _simple("portfolio", "jesse-mcp", "get_paper_portfolio")),
     (r"\bstage history\b|\bhistory\b", _simple("history", "jesse-mcp", "get_stage_history", {"stage", "history"})),
     (r"\bpolicy\b|\blimits\b", _simple("policy", "jesse-mcp", "get_policy", {"policy", "limits"})),
