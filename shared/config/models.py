@@ -28,11 +28,12 @@ from shared.config.news import (  # re-exported: the news sections are part of t
     sources_by_name,
 )
 from shared.config.profiles import PROFILE_NAMES, PROFILE_TEMPLATES, ProfileName
+from shared.config.research import BacktestConfig, OptimizeConfig
 from shared.config.risk_fields import RISK_FIELD_NAMES, risk_field
 from shared.net.glm import DEFAULT_BASE_URL
 from shared.policy.readable import check_folder
 
-__all__ = ["NEWS_FEEDS", "DiscoveryConfig", "NewsSource", "SourceName"]
+__all__ = ["NEWS_FEEDS", "BacktestConfig", "DiscoveryConfig", "NewsSource", "OptimizeConfig", "SourceName"]
 
 Stage = Literal["exploration", "paper", "live"]
 STAGES: tuple[Stage, ...] = ("exploration", "paper", "live")
@@ -274,66 +275,6 @@ class McpConfig(BaseModel):
     asset_price_port: int = _listen(8001, "Port of asset-price-mcp.", ge=1, le=65535)
     discovery_host: str = _listen("127.0.0.1", "Bind address of discovery-mcp.", min_length=1, max_length=255)
     discovery_port: int = _listen(8002, "Port of discovery-mcp.", ge=1, le=65535)
-
-
-class BacktestConfig(BaseModel):
-    model_config = _STRICT
-    workers: int = knob(
-        3,
-        "neutral",
-        "Jesse worker processes (each imports Jesse once); 3 lets compare_risk_profiles run its three profiles at "
-        "once.",
-        why="how many backtests run at once (memory and speed, not risk)",
-        ge=1,
-        le=64,
-    )
-    timeout_s: float = knob(
-        600, "neutral", "Longest single backtest run.", why="a research run's time limit", gt=0, le=86_400
-    )
-    max_batch_runs: int = knob(
-        48,
-        "higher",
-        "Most backtests one backtest_batch call may run (strategies x markets x timeframes x profiles).",
-        ge=1,
-        le=1000,
-    )
-    ray_address: str | None = knob(
-        None,
-        "change",
-        "Run backtests on this Ray cluster (a Ray Client address, ray://<head>:10001) instead of local worker "
-        "processes; the RAY_ADDRESS environment variable wins. Read at server start. See docs/cluster.md.",
-        max_length=300,
-    )
-    ray_actors: int = knob(
-        4,
-        "neutral",
-        "Jesse actors (one CPU each, each imports Jesse once) the server starts on the Ray cluster, when one is set.",
-        why="how many backtests run at once on the cluster (its load, not risk)",
-        ge=1,
-        le=256,
-    )
-
-
-class OptimizeConfig(BaseModel):
-    model_config = _STRICT
-    max_trials: int = knob(
-        200,
-        "higher",
-        "Most trials one optimize_strategy study may run (all walk-forward folds together); more trials make a "
-        "lucky winner likelier.",
-        ge=1,
-        le=10_000,
-    )
-    max_budget_s: float = knob(
-        3600, "higher", "Longest time budget (budget_s) one optimize_strategy study may ask for.", gt=0, le=86_400
-    )
-    max_concurrent_studies: int = knob(
-        2,
-        "higher",
-        "Most optimize_strategy studies running at once in one server (waited for or in the background).",
-        ge=1,
-        le=16,
-    )
 
 
 PriceProvider = Literal["binance", "coinbase", "kraken", "coingecko", "yahoo", "replay"]
