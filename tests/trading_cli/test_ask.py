@@ -55,6 +55,38 @@ ISSUE_EXAMPLES = [
     ("demote mean_reversion", "jesse-mcp", "demote_stage", {"strategy": "mean_reversion"}),
     ("portfolio", "jesse-mcp", "get_paper_portfolio", {}),
     ("what is my VaR", "jesse-mcp", "get_paper_portfolio", {}),
+    (
+        "optimize trend_following on ETH",
+        "jesse-mcp",
+        "optimize_strategy",
+        {"strategy": "trend_following", "symbols": ["ETH-USDT"]},
+    ),
+    (
+        "optimise momentum on BTC and SOL with 50 trials for sortino 4h over the last 90 days conservatively",
+        "jesse-mcp",
+        "optimize_strategy",
+        {
+            "strategy": "momentum",
+            "symbols": ["BTC-USDT", "SOL-USDT"],
+            "timeframe": "4h",
+            "trials": 50,
+            "objective": "sortino",
+            "days": 90,
+            "risk_profile": "conservative",
+        },
+    ),
+    (
+        "tune breakout on ETH-USDT for return vs drawdown walk-forward",
+        "jesse-mcp",
+        "optimize_strategy",
+        {
+            "strategy": "breakout",
+            "symbols": ["ETH-USDT"],
+            "objective": ["net_profit", "max_drawdown"],
+            "sampler": "nsga2",
+            "validation": "walk_forward",
+        },
+    ),
     ("show my CVaR", "jesse-mcp", "get_paper_portfolio", {}),
     ("what's the tail risk of my account", "jesse-mcp", "get_paper_portfolio", {}),
 ]

@@ -30,6 +30,7 @@ EXAMPLES: dict[str, str] = {
     "backtest_days": "backtest mean_reversion on ETH-USDT over the last 90 days aggressively",
     "compare": "compare risk profiles for momentum",
     "batch": "backtest all strategies on BTC and ETH",
+    "optimize": "optimize trend_following on ETH",
     "stress": "stress test trend_following",
     "price": "price of BTC, ETH and AAPL",
     "news": "news on SOL",
@@ -47,8 +48,8 @@ EXAMPLES: dict[str, str] = {
     "journal": "journal",
 }
 VERBS = (
-    "backtest", "compare", "stress", "price", "prices", "quote", "news", "headlines", "opportunities", "ideas",
-    "promote", "demote", "portfolio", "positions", "performance", "gates", "history", "policy", "strategies",
+    "backtest", "compare", "optimize", "stress", "price", "prices", "quote", "news", "headlines", "opportunities",
+    "ideas", "promote", "demote", "portfolio", "positions", "performance", "gates", "history", "policy", "strategies",
     "candles", "journal",
 )  # fmt: skip
 
@@ -264,6 +265,51 @@ def _batch(text: str, words: list[str]) -> Plan:
     return Plan("batch", Call("jesse-mcp", "backtest_batch", args), notes=notes)
 
 
+OBJECTIVES = {
+    "sharpe": "sharpe",
+    "sortino": "sortino",
+    "calmar": "calmar",
+    "profit": "net_profit",
+    "return": "net_profit",
+}
+
+
+def _objective(text: str) -> str | list[str] | None:
+    """'return vs drawdown' -> a Pareto front of two; else the first objective word named."""
+    if re.search(r"\b(?:profit|return)s?\b.*\b(?:vs|versus|against|and)\b.*\bdrawdown\b", text):
+        return ["net_profit", "max_drawdown"]
+    found = [
+        (m.start(), OBJECTIVES[m.group(1)]) for m in re.finditer(r"\b(sharpe|sortino|calmar|profit|return)\b", text)
+    ]
+    return min(found)[1] if found else None
+
+
+def _optimize(text: str, words: list[str]) -> Plan:
+    """'optimize trend_following on ETH [with 50 trials] [for sortino] [1h] [over the last 90 days] [safely]'."""
+    symbols = _tickers(words)
+    named = {s.split("-")[0].lower() for s in symbols}
+    strategy = _need_strategy("optimize", _strategy(words, {"optimize", "optimise", "tune", *OBJECTIVES, *named}))
+    args: dict[str, Any] = {"strategy": strategy}
+    if symbols:
+        args["symbols"] = symbols
+    if timeframe := _timeframe(words):
+        args["timeframe"] = timeframe
+    if trials := re.search(r"\b(\d{1,5}) trials?\b", text):
+        args["trials"] = int(trials.group(1))
+    if objective := _objective(text):
+        args["objective"] = objective
+        if isinstance(objective, list):
+            args["sampler"] = "nsga2"
+    if re.search(r"\bwalk[- ]?forward\b", text):
+        args["validation"] = "walk_forward"
+    args.update(_range(text))
+    if profile := _profile(words, text):
+        args["risk_profile"] = profile
+    bare = [s for s in symbols if s.split("-")[0].lower() in words]
+    notes = [f"{', '.join(s.split('-')[0] for s in bare)} read as {', '.join(bare)}."] if bare else []
+    return Plan("optimize", Call("jesse-mcp", "optimize_strategy", args), notes=notes)
+
+
 def _stress(text: str, words: list[str]) -> Plan:
     strategy = _need_strategy("stress", _strategy(words, {"stress", "test"}))
     return Plan("stress", Call("jesse-mcp", "stress_test", {}), latest_backtest_of=strategy)
@@ -344,6 +390,7 @@ def _simple(command: str, server: str, tool: str, strategy_from: set[str] | None
 # keyword -> parser; the first keyword found in the command decides (order matters: 'compare' before 'backtest').
 COMMANDS: tuple[tuple[str, Any], ...] = (
     (r"\b(?:backtest|compare)\b.*\b(?:all|every|each) (?:the )?(?:built-?in )?strateg(?:y|ies)\b", _batch),
+    (r"\b(?:optimi[sz]e|tune)\b", _optimize),
     (r"\bcompare\b", _compare),
     (r"\bstress\b", _stress),
     (r"\bbacktest\b", _backtest),

@@ -41,4 +41,7 @@ FILLER = {
 NOT_TICKERS = {
     *FILLER, *PROFILE_WORDS, *TIMEFRAMES, *UNITS_DAYS, *RISK_LEVELS, *STAGES, "all", "every", "each", "under",
     "across", "by", "per", "profiles", "strategies", "timeframes", "sorted", "ranked",
+    # what an optimization asks for ('on ETH for sortino', 'return vs drawdown', 'walk-forward')
+    "sharpe", "sortino", "calmar", "profit", "return", "returns", "vs", "versus", "against", "drawdown",
+    "trials", "trial", "walk", "walk-forward", "forward", "holdout",
 }  # fmt: skip
