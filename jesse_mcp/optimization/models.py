@@ -78,7 +78,7 @@ class Figures(BaseModel):
 class TrialRow(BaseModel):
     number: int = Field(description="Optuna's trial number (0-based, in the order trials were asked).")
     state: Literal["feasible", "infeasible", "failed", "running"]
-    params: dict[str, float]
+    params: dict[str, int | float]
     values: dict[str, float] | None = Field(None, description="Objective -> value (mean over the markets).")
     in_sample: Figures | None = None
     reasons: list[str] = Field(default_factory=list, description="Why infeasible or failed.")
@@ -110,7 +110,7 @@ class FoldReport(BaseModel):
     in_sample: str = Field(description="UTC range the trials were run on.")
     out_of_sample: str = Field(description="UTC range the chosen settings were then run on, unseen.")
     chosen_trial: int | None
-    chosen_hyperparameters: dict[str, float] | None
+    chosen_hyperparameters: dict[str, int | float] | None
     in_sample_figures: Figures | None
     out_of_sample_figures: Figures | None
     trials: TrialCounts
@@ -135,7 +135,7 @@ class OptimizationReport(BaseModel):
     verdict: str = Field(description="In words: do the chosen settings hold out of sample?")
     out_of_sample: Figures | None = Field(description="The chosen settings on the unseen period(s).")
     in_sample: Figures | None
-    chosen_hyperparameters: dict[str, float] | None
+    chosen_hyperparameters: dict[str, int | float] | None
     deflated_sharpe: DeflatedSharpe | None
     trials: TrialCounts
     importances: dict[str, float] | None = Field(description="Parameter importances (fANOVA, seeded), largest first.")

@@ -18,7 +18,7 @@ from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.optimization import report as rep
 from jesse_mcp.optimization.models import Adoption, OptimizationReport, OptimizeRequest
 from jesse_mcp.optimization.space import build_space, describe
-from jesse_mcp.optimization.study import Fold, Setup, Ticker, optimize_fold
+from jesse_mcp.optimization.study import Fold, Setup, Ticker, optimize_fold, skipped_invalid
 from jesse_mcp.optimization.trials import Judge, Window
 from shared.errors import InvalidArgumentsError
 from shared.market.candles import MINUTE_MS
@@ -165,6 +165,12 @@ def assemble(setup: Setup, req: OptimizeRequest, judged: list[rep.FoldResult], w
     if req.budget_s is not None:
         notes.append("A time budget ends the study by the clock, so a rerun may run a different number of trials.")
     notes.append("Trials are backtests judged here; none is stored as a backtest result or counts as evidence.")
+    skipped = sum(skipped_invalid(j.study) for j in judged)
+    if skipped:
+        notes.append(
+            f"{skipped} proposed combinations were hyperparameters the strategy refuses (e.g. fast_period not below "
+            "slow_period); they were skipped without a backtest and do not count as trials."
+        )
     return OptimizationReport(
         id=setup.id,
         status="finished",

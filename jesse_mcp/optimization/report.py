@@ -43,7 +43,7 @@ def row_of(t: FrozenTrial, objectives: tuple[str, ...]) -> TrialRow:
     return TrialRow(
         number=t.number,
         state=_state(t),  # type: ignore[arg-type]
-        params={k: float(v) for k, v in t.params.items()},
+        params=dict(t.params),  # ints stay ints (IntDistribution)
         values=values,
         in_sample=Figures.model_validate(fig) if fig else None,
         reasons=list(t.user_attrs.get("reasons", [])),

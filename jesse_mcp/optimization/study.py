@@ -20,7 +20,7 @@ from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESample
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from jesse_mcp.backtesting.plans import Progress, RunPlan
+from jesse_mcp.backtesting.plans import BacktestError, Progress, RunPlan
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.optimization.models import OBJECTIVES
 from jesse_mcp.optimization.trials import Judge, Outcome, Window, failed, invalid, resolved, spec_for
@@ -30,6 +30,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna logs every trial 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"  # user attr of a trial that was running when its server stopped; re-run on resume
+INVALID = "invalid"  # user attr of a proposal the strategy refuses (e.g. fast_period >= slow_period): not a trial
+MAX_INVALID_PER_TRIAL = 20  # proposals refused in a row before the study stops: the space is mostly invalid
 
 
 def storage_at(home: Path) -> RDBStorage:
@@ -104,8 +106,45 @@ def open_study(storage: RDBStorage, setup: Setup, fold: int, seed: int) -> optun
 
 
 def kept(study: optuna.Study) -> list[FrozenTrial]:
-    """The study's trials without the interrupted ones (which were run again)."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED)]
+    """The study's trials without the interrupted ones (which were run again) and the invalid proposals."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if not t.user_attrs.get(INTERRUPTED) and not t.user_attrs.get(INVALID)
+    ]
+
+
+def skipped_invalid(study: optuna.Study) -> int:
+    return len([t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(INVALID)])
+
+
+def _asks(study: optuna.Study) -> int:
+    """Proposals made so far, invalid ones included (not the interrupted or queued ones): each new ask is seeded from
+    this count, so an invalid proposal is followed by a different one, and a resumed study asks as an uninterrupted
+    one would."""
+    return len(
+        [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if not t.user_attrs.get(INTERRUPTED) and t.state != TrialState.WAITING
+        ]
+    )
+
+
+def _ask_valid(storage: RDBStorage, setup: Setup, fold: Fold, study: optuna.Study) -> optuna.Trial:
+    """The next proposal the strategy accepts; refused ones are told as failed and marked, costing no backtest."""
+    for _ in range(MAX_INVALID_PER_TRIAL):
+        asker = open_study(storage, setup, fold.index, trial_seed(setup.seed, _asks(study)))
+        trial = asker.ask(setup.space)
+        why = invalid(trial.params, setup.plans)
+        if why is None:
+            return trial
+        trial.set_user_attr(INVALID, why)
+        study.tell(trial.number, state=TrialState.FAIL)
+    raise BacktestError(
+        f"{MAX_INVALID_PER_TRIAL} proposals in a row were hyperparameters the strategy refuses (the last: {why}); "
+        "narrow the search space (space) so that most combinations are valid."
+    )
 
 
 def recover(storage: RDBStorage, study: optuna.Study) -> int:
@@ -216,10 +255,7 @@ async def optimize_fold(
         left = setup.trials - index
         if left <= 0 or (setup.budget_s is not None and time.monotonic() - started >= setup.budget_s):
             return study
-        batch = []
-        for k in range(min(setup.batch_size, left)):
-            asker = open_study(storage, setup, fold.index, trial_seed(setup.seed, index + k))
-            batch.append(asker.ask(setup.space))
+        batch = [_ask_valid(storage, setup, fold, study) for _ in range(min(setup.batch_size, left))]
         outcomes = await runs.batch(batch)
         for trial, outcome in sorted(zip(batch, outcomes, strict=True), key=lambda p: p[0].number):
             tell(study, trial, outcome)

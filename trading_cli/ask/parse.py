@@ -10,43 +10,28 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from trading_cli.ask.parts import (
+    EXAMPLES,
+    AskError,
+    Call,
+    NotUnderstood,
+    Plan,
+    clean,
+    market_in,
+    profile_in,
+    range_in,
+    strategy_in,
+    symbols_in,
+    tickers_in,
+    timeframe_in,
+    words_of,
+)
 from trading_cli.ask.words import (
     BUILTIN_STRATEGIES,
-    FILLER,
-    NOT_TICKERS,
-    PROFILE_WORDS,
-    RISK_LEVELS,
-    STAGES,
-    TIMEFRAMES,
-    UNITS_DAYS,
 )
 
-EXAMPLES: dict[str, str] = {
-    "backtest": "backtest trend_following conservatively",
-    "backtest_range": "backtest breakout 4h from 2025-06-01 to 2025-08-01 with the moderate profile",
-    "backtest_days": "backtest mean_reversion on ETH-USDT over the last 90 days aggressively",
-    "compare": "compare risk profiles for momentum",
-    "batch": "backtest all strategies on BTC and ETH",
-    "optimize": "optimize trend_following on ETH",
-    "stress": "stress test trend_following",
-    "price": "price of BTC, ETH and AAPL",
-    "news": "news on SOL",
-    "opportunities": "opportunities today",
-    "promote": "promote trend_following to paper",
-    "gates": "gates for trend_following to paper",
-    "demote": "demote mean_reversion",
-    "portfolio": "portfolio",
-    "var": "what is my VaR",
-    "performance": "performance of trend_following",
-    "history": "stage history",
-    "policy": "policy for trend_following",
-    "strategies": "strategies",
-    "candles": "candles",
-    "journal": "journal",
-}
 VERBS = (
     "backtest", "compare", "optimize", "stress", "price", "prices", "quote", "news", "headlines", "opportunities",
     "ideas", "promote", "demote", "portfolio", "positions", "performance", "gates", "history", "policy", "strategies",
@@ -54,150 +39,6 @@ VERBS = (
 )  # fmt: skip
 
 
-class AskError(Exception):
-    """The command could not be turned into a tool call; the message says why and what would work."""
-
-
-class NotUnderstood(AskError):
-    """No known command matched at all (as opposed to a known command with a missing or conflicting part): only
-    this kind of text may go to GLM (`trading_cli.ask.glm`)."""
-
-
-@dataclass(frozen=True)
-class Call:
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-
-    def show(self) -> str:
-        import json
-
-        return f"{self.server}.{self.tool} {json.dumps(self.arguments)}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to call. `latest_backtest_of`: first look up that strategy's newest stored backtest (its id becomes
-    `backtest_id` of the call)."""
-
-    command: str
-    call: Call
-    latest_backtest_of: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-# --- tokens ------------------------------------------------------------------------------------------------------
-_DATE = r"\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2})?)?"
-
-
-def _clean(text: str) -> str:
-    text = text.strip().lower().replace("’", "'")
-    text = re.sub(r"[!?;\"]", " ", text)
-    text = re.sub(r"\bback[\s-]?test(ed|ing|s)?\b", "backtest", text)
-    text = re.sub(r"\bstress[\s-]?test(ed|ing|s)?\b", "stress", text)
-    text = re.sub(r"(\w)'s\b", r"\1", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _words(text: str) -> list[str]:
-    return [w for w in re.split(r"[\s,]+", text) if w]
-
-
-def _profile(words: list[str], text: str) -> str | None:
-    found = {PROFILE_WORDS[w] for w in words if w in PROFILE_WORDS}
-    for level, name in RISK_LEVELS.items():
-        if re.search(rf"\b{level}[\s-]risk\b", text):
-            found.add(name)
-    if len(found) > 1:
-        raise AskError(
-            f"the command names more than one risk profile ({', '.join(sorted(found))}); name one, e.g. "
-            f"'{EXAMPLES['backtest']}', or compare them: '{EXAMPLES['compare']}'."
-        )
-    return found.pop() if found else None
-
-
-def _timeframe(words: list[str]) -> str | None:
-    found = [w for w in words if w in TIMEFRAMES]
-    if len(found) > 1:
-        raise AskError(f"more than one timeframe ({', '.join(found)}); give one, e.g. 4h.")
-    return ("1D" if found[0] == "1d" else found[0]) if found else None
-
-
-def _range(text: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    span = re.search(rf"\bfrom ({_DATE}) (?:to|until|till|-) ({_DATE})\b", text)
-    if span:
-        out["start"], out["end"] = span.group(1).upper(), span.group(2).upper()
-    else:
-        since = re.search(rf"\b(?:from|since|starting) ({_DATE})\b", text)
-        if since:
-            out["start"] = since.group(1).upper()
-        until = re.search(rf"\b(?:to|until|till) ({_DATE})\b", text)
-        if until:
-            out["end"] = until.group(1).upper()
-    last = re.search(r"\b(?:last|past|previous) (\d+) ?(days?|weeks?|months?|years?)\b", text) or re.search(
-        r"\b(\d+) ?(days?|weeks?|months?|years?)\b", text
-    )
-    single = re.search(r"\b(?:last|past|previous) (day|week|month|year)\b", text)
-    if last:
-        out["days"] = int(last.group(1)) * UNITS_DAYS[last.group(2)]
-    elif single:
-        out["days"] = UNITS_DAYS[single.group(1)]
-    if "days" in out and "start" in out and "end" in out:
-        raise AskError("give either a date range (from ... to ...) or a number of days, not both.")
-    if "days" in out and not 1 <= out["days"] <= 3650:
-        raise AskError(f"{out['days']} days is outside 1..3650.")
-    for key in ("start", "end"):
-        if key in out:
-            out[key] = out[key].replace(" ", "T")
-    return out
-
-
-_SYMBOL = re.compile(r"^\$?[a-z0-9]{1,10}(?:[-/][a-z0-9]{2,10})?(?:\.[a-z])?$")
-
-
-def _market(words: list[str]) -> str | None:
-    """A market after 'on' or 'for' in a backtest: ETH-USDT, eth/usdt."""
-    for i, w in enumerate(words[:-1]):
-        nxt = words[i + 1]
-        if w in ("on", "for") and ("-" in nxt or "/" in nxt) and _SYMBOL.match(nxt):
-            return nxt.upper().replace("/", "-")
-    return None
-
-
-def _strategy(words: list[str], skip: set[str]) -> str | None:
-    """The first word that can be a strategy name (two words joined when they make a built-in one)."""
-    for i, w in enumerate(words):
-        if i + 1 < len(words) and f"{w}_{words[i + 1]}" in BUILTIN_STRATEGIES:
-            return f"{w}_{words[i + 1]}"
-        if w in skip or w in FILLER or w in PROFILE_WORDS or w in TIMEFRAMES or w in STAGES:
-            continue
-        if w in RISK_LEVELS or w in UNITS_DAYS or w.isdigit() or re.fullmatch(_DATE, w):
-            continue
-        if "-" in w or "/" in w:
-            continue
-        if re.fullmatch(r"[a-z][a-z0-9_]{0,63}", w):
-            return w
-    return None
-
-
-def _symbols(text: str, after: tuple[str, ...]) -> list[str]:
-    """Symbols named after a keyword: 'price of BTC, ETH and AAPL' -> [BTC, ETH, AAPL]."""
-    pattern = r"^.*\b(?:" + "|".join(after) + r")\b(.*)$"  # the last keyword: 'what is the price of X
-    m = re.search(pattern, text)
-    tail = m.group(1) if m else ""
-    out = []
-    for w in re.split(r"[\s,]+|\band\b|&", tail):
-        w = w.strip(" .$")
-        if not w or w in FILLER or w in ("today", "now", "latest", "recent", "please"):
-            continue
-        if not _SYMBOL.match(w):
-            raise AskError(f"{w!r} does not look like a symbol; use tickers such as BTC, ETH-USDT or AAPL.")
-        out.append(w.upper().replace("/", "-"))
-    return list(dict.fromkeys(out))
-
-
-# --- commands ----------------------------------------------------------------------------------------------------
 def _need_strategy(command: str, strategy: str | None) -> str:
     if strategy is None:
         raise AskError(f"which strategy? e.g. '{EXAMPLES[command]}' (trading-mcp ask 'strategies' lists them).")
@@ -205,61 +46,48 @@ def _need_strategy(command: str, strategy: str | None) -> str:
 
 
 def _backtest(text: str, words: list[str]) -> Plan:
-    strategy = _need_strategy("backtest", _strategy(words, {"backtest"}))
+    strategy = _need_strategy("backtest", strategy_in(words, {"backtest"}))
     args: dict[str, Any] = {"strategy": strategy}
-    market = _market(words)
+    market = market_in(words)
     if market:
         args["symbol"] = market
-    timeframe = _timeframe(words)
+    timeframe = timeframe_in(words)
     if timeframe:
         args["timeframe"] = timeframe
-    args.update(_range(text))
-    profile = _profile(words, text)
+    args.update(range_in(text))
+    profile = profile_in(words, text)
     if profile:
         args["risk_profile"] = profile
     return Plan("backtest", Call("jesse-mcp", "backtest", args))
 
 
 def _compare(text: str, words: list[str]) -> Plan:
-    strategy = _need_strategy("compare", _strategy(words, {"compare", "profiles", "profile", "risk"}))
+    strategy = _need_strategy("compare", strategy_in(words, {"compare", "profiles", "profile", "risk"}))
     args: dict[str, Any] = {"strategy": strategy}
-    market = _market(words)
+    market = market_in(words)
     if market:
         args["symbol"] = market
-    timeframe = _timeframe(words)
+    timeframe = timeframe_in(words)
     if timeframe:
         args["timeframe"] = timeframe
-    args.update(_range(text))
+    args.update(range_in(text))
     return Plan("compare", Call("jesse-mcp", "compare_risk_profiles", args))
-
-
-def _tickers(words: list[str]) -> list[str]:
-    """The markets after 'on' or 'for': 'on BTC and ETH' -> BTC-USDT, ETH-USDT (a bare ticker: its USDT market)."""
-    out, collecting = [], False
-    for w in words:
-        if w in ("on", "for"):
-            collecting = True
-        elif collecting and w not in ("and", "both"):
-            collecting = w not in NOT_TICKERS and bool(re.fullmatch(r"\$?[a-z][a-z0-9]{0,9}(?:[-/][a-z0-9]{2,10})?", w))
-            ticker = w.lstrip("$").upper().replace("/", "-")
-            out += [ticker if "-" in ticker else f"{ticker}-USDT"] if collecting else []
-    return list(dict.fromkeys(out))
 
 
 def _batch(text: str, words: list[str]) -> Plan:
     """'backtest all strategies on BTC and ETH': every built-in strategy on each market, one ranked table."""
     args: dict[str, Any] = {"strategies": list(BUILTIN_STRATEGIES)}
-    symbols = _tickers(words)
+    symbols = tickers_in(words)
     if symbols:
         args["symbols"] = symbols
-    timeframe = _timeframe(words)
+    timeframe = timeframe_in(words)
     if timeframe:
         args["timeframes"] = [timeframe]
     if re.search(r"\b(?:all|every|each|three|compare) (?:the )?(?:risk )?profiles?\b", text):
         args["risk_profiles"] = ["conservative", "moderate", "aggressive"]
-    elif profile := _profile(words, text):
+    elif profile := profile_in(words, text):
         args["risk_profiles"] = [profile]
-    args.update(_range(text))
+    args.update(range_in(text))
     bare = [s for s in symbols if s.split("-")[0].lower() in words]
     notes = [f"{', '.join(s.split('-')[0] for s in bare)} read as {', '.join(bare)}."] if bare else []
     return Plan("batch", Call("jesse-mcp", "backtest_batch", args), notes=notes)
@@ -286,13 +114,13 @@ def _objective(text: str) -> str | list[str] | None:
 
 def _optimize(text: str, words: list[str]) -> Plan:
     """'optimize trend_following on ETH [with 50 trials] [for sortino] [1h] [over the last 90 days] [safely]'."""
-    symbols = _tickers(words)
+    symbols = tickers_in(words)
     named = {s.split("-")[0].lower() for s in symbols}
-    strategy = _need_strategy("optimize", _strategy(words, {"optimize", "optimise", "tune", *OBJECTIVES, *named}))
+    strategy = _need_strategy("optimize", strategy_in(words, {"optimize", "optimise", "tune", *OBJECTIVES, *named}))
     args: dict[str, Any] = {"strategy": strategy}
     if symbols:
         args["symbols"] = symbols
-    if timeframe := _timeframe(words):
+    if timeframe := timeframe_in(words):
         args["timeframe"] = timeframe
     if trials := re.search(r"\b(\d{1,5}) trials?\b", text):
         args["trials"] = int(trials.group(1))
@@ -302,8 +130,8 @@ def _optimize(text: str, words: list[str]) -> Plan:
             args["sampler"] = "nsga2"
     if re.search(r"\bwalk[- ]?forward\b", text):
         args["validation"] = "walk_forward"
-    args.update(_range(text))
-    if profile := _profile(words, text):
+    args.update(range_in(text))
+    if profile := profile_in(words, text):
         args["risk_profile"] = profile
     bare = [s for s in symbols if s.split("-")[0].lower() in words]
     notes = [f"{', '.join(s.split('-')[0] for s in bare)} read as {', '.join(bare)}."] if bare else []
@@ -311,12 +139,12 @@ def _optimize(text: str, words: list[str]) -> Plan:
 
 
 def _stress(text: str, words: list[str]) -> Plan:
-    strategy = _need_strategy("stress", _strategy(words, {"stress", "test"}))
+    strategy = _need_strategy("stress", strategy_in(words, {"stress", "test"}))
     return Plan("stress", Call("jesse-mcp", "stress_test", {}), latest_backtest_of=strategy)
 
 
 def _price(text: str, words: list[str]) -> Plan:
-    symbols = _symbols(text, ("of", "for", "prices", "price", "quote", "quotes", "is"))
+    symbols = symbols_in(text, ("of", "for", "prices", "price", "quote", "quotes", "is"))
     if not symbols:
         raise AskError(f"price of what? e.g. '{EXAMPLES['price']}'.")
     if len(symbols) == 1:
@@ -325,7 +153,7 @@ def _price(text: str, words: list[str]) -> Plan:
 
 
 def _news(text: str, words: list[str]) -> Plan:
-    symbols = _symbols(text, ("on", "about", "for", "news", "headlines"))
+    symbols = symbols_in(text, ("on", "about", "for", "news", "headlines"))
     args: dict[str, Any] = {"symbols": symbols} if symbols else {}
     return Plan("news", Call("discovery-mcp", "fetch_news", args))
 
@@ -337,7 +165,7 @@ def _opportunities(text: str, words: list[str]) -> Plan:
         args["top_k"] = max(1, min(20, int(top.group(1))))
     m = re.search(r"\b(?:in|for|on) (.+)$", text)
     if m and not re.fullmatch(r"(?:today|now|the market|markets?)", m.group(1).strip()):
-        args["symbols"] = _symbols(text, ("in", "for", "on"))
+        args["symbols"] = symbols_in(text, ("in", "for", "on"))
     return Plan("opportunities", Call("discovery-mcp", "discover_opportunities", args))
 
 
@@ -347,7 +175,7 @@ def _stage_target(text: str, command: str) -> str | None:
 
 
 def _promote(text: str, words: list[str]) -> Plan:
-    strategy = _strategy(words, {"promote", "stage", "global"})
+    strategy = strategy_in(words, {"promote", "stage", "global"})
     target = _stage_target(text, "promote")
     if target is None or target == "exploration":
         raise AskError(f"promote to which stage, paper or live? e.g. '{EXAMPLES['promote']}'.")
@@ -359,13 +187,13 @@ def _promote(text: str, words: list[str]) -> Plan:
 
 
 def _gates(text: str, words: list[str]) -> Plan:
-    strategy = _need_strategy("gates", _strategy(words, {"gates", "gate", "promotion", "ready", "stage"}))
+    strategy = _need_strategy("gates", strategy_in(words, {"gates", "gate", "promotion", "ready", "stage"}))
     target = _stage_target(text, "gates") or "paper"
     return Plan("gates", Call("jesse-mcp", "get_promotion_gates", {"strategy": strategy, "to_stage": target}))
 
 
 def _demote(text: str, words: list[str]) -> Plan:
-    strategy = _strategy(words, {"demote", "stage", "global"})
+    strategy = strategy_in(words, {"demote", "stage", "global"})
     if strategy is None and "global" not in words:
         raise AskError(f"demote which strategy? e.g. '{EXAMPLES['demote']}' (or 'demote the global stage').")
     args: dict[str, Any] = {"strategy": strategy}
@@ -379,7 +207,7 @@ def _simple(command: str, server: str, tool: str, strategy_from: set[str] | None
     def parse(text: str, words: list[str]) -> Plan:
         args: dict[str, Any] = {}
         if strategy_from is not None:
-            strategy = _strategy(words, strategy_from)
+            strategy = strategy_in(words, strategy_from)
             if strategy:
                 args["strategy"] = strategy
         return Plan(command, Call(server, tool, args))
@@ -420,8 +248,8 @@ def parse(command: str) -> Plan:
         raise AskError("empty command. " + examples_text())
     if len(command) > 500:
         raise AskError("the command is longer than 500 characters; say it in one short sentence.")
-    text = _clean(command)
-    words = _words(text)
+    text = clean(command)
+    words = words_of(text)
     for pattern, handler in COMMANDS:
         if re.search(pattern, text):
             return handler(text, words)

@@ -210,3 +210,19 @@ async def test_cancelling_a_study_a_call_waits_for_ends_that_call_as_cancelled(s
             study = await anyio.to_thread.run_sync(started)
             view = await runner.cancel(study)
     assert view.status == "cancelled" and view.trials_done < 200  # and the waiting call returned
+
+
+async def test_proposals_the_strategy_refuses_are_skipped_and_never_count_as_trials(server):
+    _, deps = server
+    runner = deps.extras.optimizations
+    overlapping = {"fast_period": Narrowing(20, 40), "slow_period": Narrowing(21, 41), "adx_period": Narrowing(5, 14)}
+    study = await runner.start(_request(space=overlapping, sampler="random"), wait=True)
+    view = runner.view(study, 0, 1000)
+    assert len(view.trials) == 6 and all(t.params["fast_period"] < t.params["slow_period"] for t in view.trials)
+    assert all(isinstance(t.params["fast_period"], int) for t in view.trials)  # ints stay ints
+    report = view.report
+    assert report.trials.total == 6 and report.trials.failed == 0
+    [note] = [n for n in report.notes if "skipped without a backtest" in n]
+    assert int(note.split()[0]) > 0  # about half of this space is fast >= slow
+    chosen = report.adopt.changes["strategies.trend_following.custom_params"]
+    assert isinstance(chosen["fast_period"], int)
