@@ -65,8 +65,9 @@ def test_a_changed_store_file_is_read_again(store, reads):
     changed = np.array(store.load("synthetic", "BTC-USDT"))
     changed[:, 1:5] *= 2.0  # every price doubled: still valid candles
     store.save("synthetic", "BTC-USDT", changed, source="test", synthetic=True)
+    reads["n"] = 0
     after = engine.load_rows(_spec(store))
-    assert reads["n"] == 2
+    assert reads["n"] == 1
     assert np.allclose(after[:, 2], before[:, 2] * 2.0)
 
 
