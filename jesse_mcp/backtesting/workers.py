@@ -52,7 +52,15 @@ __all__ = [
 ]
 
 log = logging.getLogger("jesse_mcp.backtesting.workers")
-DEFAULT_WARMUP = ("jesse.research",)
+# Jesse and what every run imports after it: with the zygote, imported once and shared by all workers
+DEFAULT_WARMUP = (
+    "jesse.research",
+    "jesse_mcp.backtesting.engine",
+    *(
+        f"jesse_mcp.backtesting.strategies.{name}"
+        for name in ("trend_following", "mean_reversion", "momentum", "breakout")
+    ),
+)
 START_METHOD_ENV = "JESSE_MCP_WORKER_START"  # "spawn" or "fork"; unset: fork (the zygote) where available
 
 
@@ -294,6 +302,8 @@ class WorkerPool:
 
     def _failed(self, worker: _Worker, error: str) -> None:
         with self._lock:
+            if self._closed:
+                return
             worker.state, worker.error = "failed", error
             log.error("jesse worker failed to start: %s", error)
             self._available.notify_all()

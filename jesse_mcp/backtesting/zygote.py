@@ -118,6 +118,8 @@ class Zygote:
         """A new worker serving `conn`'s other end: returns its pid and a pidfd (the caller closes it)."""
         assert self._control is not None and self.process is not None
         with self._lock:
+            if self._control.closed:
+                raise ZygoteError("the zygote was closed")
             try:
                 self._control.send("fork")
                 send_handle(self._control, conn.fileno(), self.process.pid)
@@ -139,11 +141,14 @@ class Zygote:
         """Ends the zygote and, through the lifeline, every worker it forked."""
         with self._life:
             self._closed = True
-        for c in (self._lifeline, self._control):
-            if c is not None:
-                c.close()
+        if self._lifeline is not None:
+            self._lifeline.close()
         if self.process is not None:
-            self.process.kill()
+            self.process.kill()  # a fork request in flight gets end-of-file now, and lets go of the lock
+        with self._lock:
+            if self._control is not None:
+                self._control.close()
+        if self.process is not None:
             self.process.wait(timeout=5)
 
 
