@@ -20,13 +20,10 @@ and every spawned worker are started by one long-lived spawner thread, never by 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing as mp
 import os
 import queue
-import select
-import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -120,26 +117,6 @@ class _Spawner:
 _spawner = _Spawner()
 
 
-class _Forked:
-    """A worker forked by the zygote: not our child, so it is signalled and awaited through its pidfd."""
-
-    def __init__(self, pid: int, pidfd: int):
-        self.pid, self.pidfd, self.exitcode = pid, pidfd, None
-
-    def is_alive(self) -> bool:
-        return not select.select([self.pidfd], [], [], 0)[0]
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):  # already gone (and reaped by the zygote)
-            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-
-    def join(self, timeout: float) -> None:
-        select.select([self.pidfd], [], [], timeout)
-
-    def close(self) -> None:
-        os.close(self.pidfd)
-
-
 @dataclass
 class _Worker:
     process: Any = None  # None while its zygote is still importing
@@ -158,7 +135,7 @@ class _Worker:
         for c in (self.conn, self.lifeline):
             if c is not None:
                 c.close()
-        if isinstance(self.process, _Forked):
+        if isinstance(self.process, zygotes.Forked):
             self.process.close()
 
 
@@ -293,7 +270,7 @@ class WorkerPool:
         finally:
             child.close()
         with self._lock:
-            worker.process, worker.conn = _Forked(pid, pidfd), parent
+            worker.process, worker.conn = zygotes.Forked(pid, pidfd), parent
             if self._closed or worker not in self._workers:  # shut down meanwhile
                 worker.end()
                 worker.close()

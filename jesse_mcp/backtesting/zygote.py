@@ -20,11 +20,14 @@ lifeline reaches end-of-file for all of them at once.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
 import multiprocessing as mp
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -150,6 +153,26 @@ class Zygote:
                 self._control.close()
         if self.process is not None:
             self.process.wait(timeout=5)
+
+
+class Forked:
+    """A worker forked by the zygote: not our child, so it is signalled and awaited through its pidfd."""
+
+    def __init__(self, pid: int, pidfd: int):
+        self.pid, self.pidfd, self.exitcode = pid, pidfd, None
+
+    def is_alive(self) -> bool:
+        return not select.select([self.pidfd], [], [], 0)[0]
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):  # already gone (and reaped by the zygote)
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def join(self, timeout: float) -> None:
+        select.select([self.pidfd], [], [], timeout)
+
+    def close(self) -> None:
+        os.close(self.pidfd)
 
 
 # --- inside the zygote ----------------------------------------------------------------------------------------
