@@ -17,6 +17,7 @@ import math
 import sys
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +197,39 @@ def jesse_inputs(spec: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     }
 
 
+# Candles a worker has read, reused by its next runs on the same market and range (optimizer trials, batch runs):
+# keyed by the store file's identity (inode, size, mtime: the store replaces files atomically, so a changed market is
+# a new key and is re-read), least recently used first out, at most a few entries and bytes.
+ROWS_CACHE_ENTRIES = 4
+ROWS_CACHE_BYTES = 256 * 1024 * 1024
+_rows_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def _cached_rows(key: tuple, read: Any) -> np.ndarray:
+    rows = _rows_cache.pop(key, None)
+    if rows is None:
+        rows = np.array(read())  # out of the memory map: the store may replace the file meanwhile
+        rows.flags.writeable = False
+    _rows_cache[key] = rows
+    while len(_rows_cache) > ROWS_CACHE_ENTRIES or sum(r.nbytes for r in _rows_cache.values()) > ROWS_CACHE_BYTES:
+        _rows_cache.popitem(last=False)
+    return rows
+
+
 def load_rows(spec: dict[str, Any]) -> np.ndarray:
     store = CandleStore(Path(spec["store_root"]))
     start = spec["start_ms"] - spec["warmup_minutes"] * MINUTE_MS
-    rows = store.load(spec["exchange"], spec["symbol"], start, spec["end_ms"])
+    data_path, _ = store._paths(spec["exchange"], spec["symbol"])
+    try:  # stat before reading: a file replaced in between is cached under its old identity, never served for the new
+        st = data_path.stat()
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except FileNotFoundError:
+        identity = None  # store.load says what is stored instead
+    key = (str(data_path), identity, start, spec["end_ms"])
+    rows = _cached_rows(key, lambda: store.load(spec["exchange"], spec["symbol"], start, spec["end_ms"]))
     expected = (spec["end_ms"] - start) // MINUTE_MS
     if len(rows) != expected:
+        _rows_cache.pop(key, None)
         raise ValueError(
             f"expected {expected} contiguous minutes for {spec['exchange']}:{spec['symbol']} from "
             f"{start} to {spec['end_ms']}, found {len(rows)}; the store changed since the request was checked"

@@ -1,30 +1,31 @@
-"""A small pool of worker processes that import Jesse once and run one task each at a time.
+"""A small pool of worker processes that share one import of Jesse and run one task each at a time.
 
 Written by hand rather than with ProcessPoolExecutor because a timed-out or cancelled backtest must really stop:
-the pool kills that worker and starts a fresh one, which an executor cannot do. Workers are spawned (not forked)
-from a thread, so `initialize` and `tools/list` never wait for Jesse's 5-9 s import, and their stdout is pointed at
+the pool kills that worker and starts a fresh one, which an executor cannot do. Nothing is started on the caller's
+thread, so `initialize` and `tools/list` never wait for Jesse's 5-9 s import, and a worker's stdout is pointed at
 stderr, so nothing Jesse prints can reach the stdio protocol wire.
 
-A worker dies with its server, however the server dies (SIGKILL included): on Linux the kernel sends it SIGKILL
-(PR_SET_PDEATHSIG), and on every platform a watchdog thread in the worker exits as soon as a pipe only the server
-holds reaches end-of-file or the worker's parent pid changes. The parent-death signal fires when the *thread* that
-started the worker ends, so every worker is started by one long-lived spawner thread, never by a passing one.
+On Linux the workers are forked by a zygote (`zygote.py`): one process imports Jesse once, and every worker is a fork
+of it. The first worker is ready as soon as that one import is done, the others at the same moment, and a replacement
+for a killed worker takes a fork, not an import; the workers share the imported pages copy-on-write. Where fork or
+pidfds are missing (or with `start_method="spawn"` / JESSE_MCP_WORKER_START=spawn) each worker is spawned and
+imports Jesse itself, as before.
+
+Workers (and the zygote) die with their server, however it dies (SIGKILL included): on Linux the kernel sends each
+SIGKILL when its parent dies (PR_SET_PDEATHSIG; the zygote's parent is the server, a forked worker's is the zygote),
+and on every platform a watchdog exits as soon as a pipe only the server holds (the lifeline) reaches end-of-file or
+the parent pid changes. The parent-death signal fires when the *thread* that started the process ends, so the zygote
+and every spawned worker are started by one long-lived spawner thread, never by a passing one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import importlib
 import logging
 import multiprocessing as mp
 import os
 import queue
-import signal
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -33,13 +34,31 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from jesse_mcp.backtesting import zygote as zygotes
+from jesse_mcp.backtesting.worker_side import NO_PDEATHSIG_ENV, report_progress, spawned_worker_main
 from shared.errors import TradingMcpError
 
+__all__ = [
+    "DEFAULT_WARMUP",
+    "NO_PDEATHSIG_ENV",
+    "START_METHOD_ENV",
+    "WorkerError",
+    "WorkerPool",
+    "WorkerTimeout",
+    "report_progress",
+]
+
 log = logging.getLogger("jesse_mcp.backtesting.workers")
-DEFAULT_WARMUP = ("jesse.research",)
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-NO_PDEATHSIG_ENV = "JESSE_MCP_WORKER_NO_PDEATHSIG"  # "1": rely on the watchdog alone (tests of the portable path)
-WATCHDOG_POLL_S = 1.0
+# Jesse and what every run imports after it: with the zygote, imported once and shared by all workers
+DEFAULT_WARMUP = (
+    "jesse.research",
+    "jesse_mcp.backtesting.engine",
+    *(
+        f"jesse_mcp.backtesting.strategies.{name}"
+        for name in ("trend_following", "mean_reversion", "momentum", "breakout")
+    ),
+)
+START_METHOD_ENV = "JESSE_MCP_WORKER_START"  # "spawn" or "fork"; unset: fork (the zygote) where available
 
 
 class WorkerError(TradingMcpError):
@@ -52,81 +71,9 @@ class WorkerTimeout(WorkerError):
 
 ProgressCallback = Callable[[float, float, str], Awaitable[None]]
 
-# Inside a worker process: the pipe to the parent, so a running task can report progress.
-_conn: Connection | None = None
-_send_lock = threading.Lock()
-
-
-def report_progress(done: float, total: float, message: str = "") -> None:
-    """Called by a task (from any thread of the worker) to report progress to the caller. No-op outside a worker."""
-    if _conn is None:
-        return
-    with _send_lock:
-        _conn.send(("progress", done, total, message))
-
-
-def _send(conn: Connection, message: tuple) -> None:
-    with _send_lock:
-        conn.send(message)
-
-
-def _arm_parent_death_signal(parent_pid: int) -> None:
-    """Linux: be killed by the kernel when the parent goes; then make sure the parent had not already gone."""
-    if sys.platform.startswith("linux") and os.environ.get(NO_PDEATHSIG_ENV) != "1":
-        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog thread still ends this worker
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed: nobody would send it
-        os._exit(0)
-
-
-def _watch_parent(lifeline: Connection, parent_pid: int) -> None:
-    """Ends the worker when its parent is gone: the lifeline reaches end-of-file (only the parent holds its other
-    end, so the kernel closes it whatever kills the parent) or the parent pid changes (re-parented)."""
-    while not lifeline.poll(WATCHDOG_POLL_S) and os.getppid() == parent_pid:
-        pass
-    os._exit(0)  # a busy task cannot be interrupted politely, and its result has nobody to go to
-
-
-def _worker_main(
-    conn: Connection, lifeline: Connection, parent_pid: int, warmup: tuple[str, ...], workdir: str | None
-) -> None:
-    global _conn
-    _conn = conn
-    _arm_parent_death_signal(parent_pid)
-    threading.Thread(target=_watch_parent, args=(lifeline, parent_pid), name="parent-watchdog", daemon=True).start()
-    if workdir:  # Jesse writes relative paths (storage/...): keep them out of the user's current folder
-        os.makedirs(workdir, exist_ok=True)
-        os.chdir(workdir)
-        os.environ.setdefault("JESSE_CACHE_DIR", os.path.join(workdir, "cache"))
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # anything printed goes to stderr, never to the protocol wire
-    sys.stdout = sys.stderr
-    started = time.perf_counter()
-    try:
-        for module in warmup:
-            importlib.import_module(module)
-    except BaseException as e:
-        conn.send(("failed", f"{type(e).__name__}: {e}"))
-        return
-    try:
-        conn.send(("ready", time.perf_counter() - started))
-        while True:
-            task = conn.recv()
-            if task is None:
-                return
-            module, func, kwargs = task
-            try:
-                result = getattr(importlib.import_module(module), func)(**kwargs)
-                _send(conn, ("ok", result))
-            except Exception as e:
-                _send(conn, ("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return  # the parent went away
-
 
 class _Spawner:
-    """The one long-lived thread that starts every worker (see the module docstring for why), started on first use
+    """The one long-lived thread that starts every process (see the module docstring for why), started on first use
     and kept for the life of the process."""
 
     def __init__(self) -> None:
@@ -140,6 +87,23 @@ class _Spawner:
                 self._thread = threading.Thread(target=self._run, name="jesse-worker-spawner", daemon=True)
                 self._thread.start()
         self._jobs.put(job)
+
+    def call(self, job: Callable[[], None]) -> None:
+        """Runs `job` on the spawner thread and waits for it; its exception is raised here."""
+        done, failure = threading.Event(), []
+
+        def wrapped() -> None:
+            try:
+                job()
+            except Exception as e:
+                failure.append(e)
+            finally:
+                done.set()
+
+        self.submit(wrapped)
+        done.wait()
+        if failure:
+            raise failure[0]
 
     def _run(self) -> None:
         while True:
@@ -155,26 +119,53 @@ _spawner = _Spawner()
 
 @dataclass
 class _Worker:
-    process: Any
-    conn: Connection
-    lifeline: Connection  # never written: the worker exits when it closes, by our hand or with this process
+    process: Any = None  # None while its zygote is still importing
+    conn: Connection | None = None
+    lifeline: Connection | None = None  # spawned workers: never written, the worker exits when it closes
     state: str = "starting"  # starting, ready, busy, failed, dead
     started_at: float = field(default_factory=time.monotonic)
     ready_after_s: float | None = None
     error: str | None = None
 
+    def end(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+
+    def close(self) -> None:
+        for c in (self.conn, self.lifeline):
+            if c is not None:
+                c.close()
+        if isinstance(self.process, zygotes.Forked):
+            self.process.close()
+
+
+def _start_method(requested: str | None) -> str:
+    method = requested or os.environ.get(START_METHOD_ENV) or "fork"
+    if method not in ("fork", "spawn"):
+        raise ValueError(f"start_method must be 'fork' or 'spawn', not {method!r}")
+    return method if method == "spawn" or zygotes.available() else "spawn"
+
 
 class WorkerPool:
-    def __init__(self, size: int, warmup: tuple[str, ...] = DEFAULT_WARMUP, workdir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        size: int,
+        warmup: tuple[str, ...] = DEFAULT_WARMUP,
+        workdir: str | os.PathLike | None = None,
+        start_method: str | None = None,
+    ):
         self.size = size
         self.warmup = warmup
         self.workdir = str(workdir) if workdir is not None else None
+        self.start_method = _start_method(start_method)
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._available = threading.Condition(self._lock)
         self._closed = False
         self._sessions = 0
+        self._zygote: zygotes.Zygote | None = None
+        self._forks: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
 
     def start_in_background(self) -> threading.Thread:
         thread = threading.Thread(target=self._start_all, name="jesse-pool-start", daemon=True)
@@ -199,12 +190,35 @@ class WorkerPool:
         if last:
             self.shutdown()
 
+    def process_ids(self) -> list[int]:
+        """Every process the pool runs: its workers and its zygote (for tests and benchmarks)."""
+        with self._lock:
+            pids = [w.process.pid for w in self._workers if w.process is not None]
+            if self._zygote is not None and self._zygote.pid is not None:
+                pids.append(self._zygote.pid)
+            return pids
+
     def _start_all(self) -> None:
+        if self.start_method == "fork":
+            with self._lock:
+                if self._closed or self._zygote is not None:
+                    return
+                self._zygote, self._forks = zygotes.Zygote(self.warmup, self.workdir), queue.SimpleQueue()
+                zygote, forks = self._zygote, self._forks
+            threading.Thread(target=self._keep, args=(zygote, forks), name="jesse-zygote-keeper", daemon=True).start()
         for _ in range(self.size):
             self._spawn()
 
     def _spawn(self) -> None:
-        _spawner.submit(self._spawn_now)
+        if self.start_method == "spawn":
+            _spawner.submit(self._spawn_now)
+            return
+        with self._lock:
+            if self._closed:
+                return
+            worker = _Worker()
+            self._workers.append(worker)
+            self._forks.put(worker)
 
     def _spawn_now(self) -> None:
         with self._lock:
@@ -213,7 +227,7 @@ class WorkerPool:
             parent, child = self._ctx.Pipe()
             watched, lifeline = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
-                target=_worker_main,
+                target=spawned_worker_main,
                 args=(child, watched, os.getpid(), self.warmup, self.workdir),
                 daemon=True,
                 name="jesse-worker",
@@ -225,7 +239,54 @@ class WorkerPool:
             self._workers.append(worker)
         threading.Thread(target=self._await_ready, args=(worker,), daemon=True).start()
 
+    def _keep(self, zygote: zygotes.Zygote, forks: queue.SimpleQueue[_Worker | None]) -> None:
+        """The zygote's keeper: starts it, waits for its import, then forks each worker asked for, in order."""
+        error: str | None = None
+        try:
+            _spawner.call(zygote.start)
+            seconds = zygote.wait_ready()
+            level = logging.INFO if zygote.threads_at_fork == 1 else logging.WARNING  # fork is safe from one thread
+            log.log(
+                level, "jesse zygote %s: warm-up in %.1f s, %s thread(s)", zygote.pid, seconds, zygote.threads_at_fork
+            )
+        except (zygotes.ZygoteError, OSError) as e:
+            error = f"{type(e).__name__}: {e}" if isinstance(e, OSError) else str(e)
+        while (worker := forks.get()) is not None:
+            with self._lock:
+                if self._closed or worker not in self._workers:
+                    continue
+            if error is None:
+                try:
+                    self._fork(zygote, worker)
+                    continue
+                except zygotes.ZygoteError as e:
+                    error = str(e)
+            self._failed(worker, error)
+
+    def _fork(self, zygote: zygotes.Zygote, worker: _Worker) -> None:
+        parent, child = self._ctx.Pipe()
+        try:
+            pid, pidfd = zygote.fork(child)
+        finally:
+            child.close()
+        with self._lock:
+            worker.process, worker.conn = zygotes.Forked(pid, pidfd), parent
+            if self._closed or worker not in self._workers:  # shut down meanwhile
+                worker.end()
+                worker.close()
+                return
+        threading.Thread(target=self._await_ready, args=(worker,), daemon=True).start()
+
+    def _failed(self, worker: _Worker, error: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            worker.state, worker.error = "failed", error
+            log.error("jesse worker failed to start: %s", error)
+            self._available.notify_all()
+
     def _await_ready(self, worker: _Worker) -> None:
+        assert worker.conn is not None
         try:
             kind, detail = worker.conn.recv()
         except (EOFError, OSError):
@@ -234,17 +295,21 @@ class WorkerPool:
             if self._closed:
                 return
             if kind == "ready":
-                worker.state, worker.ready_after_s = "ready", float(detail)
-                log.info("jesse worker %s ready after %.1f s", worker.process.pid, detail)
-            else:
-                worker.state, worker.error = "failed", str(detail)
-                log.error("jesse worker failed to start: %s", detail)
-            self._available.notify_all()
+                worker.state, worker.ready_after_s = "ready", time.monotonic() - worker.started_at
+                log.info("jesse worker %s ready after %.1f s", worker.process.pid, worker.ready_after_s)
+                self._available.notify_all()
+                return
+        self._failed(worker, str(detail))
 
     def status(self) -> list[dict[str, Any]]:
         with self._lock:
             return [
-                {"pid": w.process.pid, "state": w.state, "ready_after_s": w.ready_after_s, "error": w.error}
+                {
+                    "pid": w.process.pid if w.process is not None else None,
+                    "state": w.state,
+                    "ready_after_s": w.ready_after_s,
+                    "error": w.error,
+                }
                 for w in self._workers
             ]
 
@@ -271,10 +336,8 @@ class WorkerPool:
                 worker.state = "ready"
             else:
                 worker.state = "dead"
-                if worker.process.is_alive():
-                    worker.process.kill()
-                worker.conn.close()
-                worker.lifeline.close()
+                worker.end()
+                worker.close()
                 if worker in self._workers:
                     self._workers.remove(worker)
             self._available.notify_all()
@@ -294,12 +357,13 @@ class WorkerPool:
         """Run `module.func(**kwargs)` in a worker. On timeout or cancellation that worker is killed and
         replaced, so the task really stops. Progress the task reports (report_progress) goes to `on_progress`."""
         worker = await anyio.to_thread.run_sync(self._acquire, wait_s)
-        healthy = False
+        assert worker.conn is not None
+        conn, healthy = worker.conn, False
         try:
-            worker.conn.send((module, func, kwargs))
+            conn.send((module, func, kwargs))
             with anyio.fail_after(timeout_s):
                 while True:
-                    reply = await anyio.to_thread.run_sync(worker.conn.recv, abandon_on_cancel=True)
+                    reply = await anyio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
                     if reply[0] != "progress":
                         break
                     if on_progress is not None:
@@ -320,11 +384,14 @@ class WorkerPool:
         with self._lock:
             self._closed = True
             workers, self._workers = list(self._workers), []
+            zygote, self._zygote = self._zygote, None
+            self._forks.put(None)  # ends the keeper
             self._available.notify_all()
         for w in workers:
-            if w.process.is_alive():
-                w.process.kill()
+            w.end()
+        if zygote is not None:
+            zygote.close()
         for w in workers:
-            w.process.join(timeout=5)
-            w.conn.close()
-            w.lifeline.close()
+            if w.process is not None:
+                w.process.join(timeout=5)
+            w.close()

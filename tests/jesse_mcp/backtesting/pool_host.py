@@ -1,6 +1,7 @@
 """A stand-in for the jesse-mcp server in the worker-lifetime tests: builds WorkerPools as the server does (attach),
-keeps one worker busy with a task that does not end, one idle, and one still warming up, prints their pids as one
-JSON line on stdout, then waits to be killed. Run as `python -m tests.jesse_mcp.backtesting.pool_host WORKDIR`."""
+keeps one worker busy with a task that does not end, one idle, and one still warming up, prints the pids of every
+process the pools run (workers and zygotes) as one JSON line on stdout, then waits to be killed. The start method
+comes from JESSE_MCP_WORKER_START. Run as `python -m tests.jesse_mcp.backtesting.pool_host WORKDIR`."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ async def main(workdir: str) -> None:
         with anyio.fail_after(hang_guard(120)):
             while _states(pool, slow) != ["busy", "ready", "starting"]:
                 await anyio.sleep(0.02)
-        print(json.dumps([w["pid"] for p in (pool, slow) for w in p.status()]), flush=True)
+        print(json.dumps([pid for p in (pool, slow) for pid in p.process_ids()]), flush=True)
         await anyio.sleep_forever()
 
 

@@ -1,5 +1,5 @@
 """Jesse workers never outlive their server: killed (SIGKILL) or terminated (SIGTERM), its workers are gone within
-5 s, whether busy with a task, idle, or still warming up."""
+5 s, whether busy with a task, idle, or still warming up; forked by a zygote (which must go too) or spawned."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from jesse_mcp.backtesting.workers import NO_PDEATHSIG_ENV
+from jesse_mcp.backtesting import zygote
+from jesse_mcp.backtesting.workers import NO_PDEATHSIG_ENV, START_METHOD_ENV
 from tests.timeouts import hang_guard
 
 REPO = Path(__file__).resolve().parents[3]  # the repository: tests/jesse_mcp/backtesting/ is three levels down
 DEADLINE_S = 5.0  # the requirement itself, not a hang guard
 
 
-def _start_host(tmp_path: Path, pdeathsig: bool) -> tuple[subprocess.Popen, list[int]]:
+def _start_host(tmp_path: Path, pdeathsig: bool, start: str) -> tuple[subprocess.Popen, list[int]]:
     env = {k: v for k, v in os.environ.items() if k != NO_PDEATHSIG_ENV}
+    env[START_METHOD_ENV] = start
     if not pdeathsig:
         env[NO_PDEATHSIG_ENV] = "1"
     with (tmp_path / "host.err").open("wb") as errors:
@@ -58,9 +60,13 @@ def _still_running_after(pidfds: dict[int, int], seconds: float) -> list[int]:
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits on pidfds (Linux 5.3+)")
 @pytest.mark.parametrize("pdeathsig", [True, False], ids=["parent-death-signal", "watchdog-alone"])
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_every_worker_is_gone_within_5_s_of_its_server_dying(tmp_path, how, pdeathsig):
-    host, pids = _start_host(tmp_path, pdeathsig)
-    assert len(pids) == 3 and host.pid not in pids
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_every_worker_is_gone_within_5_s_of_its_server_dying(tmp_path, how, pdeathsig, start):
+    if start == "fork" and not zygote.available():
+        pytest.skip("the zygote needs fork and pidfds")
+    host, pids = _start_host(tmp_path, pdeathsig, start)
+    # spawn: three workers; fork: two workers and their zygote, and the zygote still importing for the third
+    assert len(pids) == (4 if start == "fork" else 3) and host.pid not in pids
     pidfds = {pid: os.pidfd_open(pid) for pid in pids}  # opened before the kill: no pid can be reused meanwhile
     try:
         os.kill(host.pid, how)

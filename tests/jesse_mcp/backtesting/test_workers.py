@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import logging
 import re
 
 import anyio
 import pytest
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
+from jesse_mcp.backtesting import zygote
 from jesse_mcp.backtesting.workers import WorkerError, WorkerPool
 from jesse_mcp.server import build_server
 from tests.timeouts import hang_guard
@@ -110,3 +112,74 @@ async def test_real_workers_import_jesse_research_once_and_become_ready(jesse_po
     assert await pool.run(
         "tests.jesse_mcp.backtesting.worker_tasks", "is_loaded", {"module": "jesse.research"}, timeout_s=30
     )
+
+
+needs_zygote = pytest.mark.skipif(not zygote.available(), reason="the zygote needs fork and pidfds (Linux)")
+
+
+def _zygote_pid(pool: WorkerPool) -> int:
+    (pid,) = set(pool.process_ids()) - {w["pid"] for w in pool.status()}
+    return pid
+
+
+@needs_zygote
+async def test_forked_workers_share_one_import_of_their_warm_up(tmp_path, monkeypatch):
+    imports = tmp_path / "imports"
+    monkeypatch.setenv("COUNTED_WARMUP_FILE", str(imports))
+    pool = WorkerPool(3, warmup=("tests.jesse_mcp.backtesting.counted_warmup",), start_method="fork")
+    pool.start_in_background()
+    try:
+        await _ready(pool)
+        workers = {w["pid"] for w in pool.status()}
+        assert imports.read_text().split() == [str(_zygote_pid(pool))]  # once, in the zygote, not in a worker
+        assert len(workers) == 3 and None not in workers
+    finally:
+        pool.shutdown()
+
+
+@needs_zygote
+async def test_a_replacement_for_a_killed_worker_is_forked_without_importing_again(tmp_path, monkeypatch):
+    imports = tmp_path / "imports"
+    monkeypatch.setenv("COUNTED_WARMUP_FILE", str(imports))
+    pool = WorkerPool(1, warmup=("tests.jesse_mcp.backtesting.counted_warmup",), start_method="fork")
+    pool.start_in_background()
+    try:
+        await _ready(pool)
+        first_pid = pool.status()[0]["pid"]
+        with pytest.raises(WorkerError, match="time limit"):
+            await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "sleep", {"seconds": 30}, timeout_s=0.5)
+        await _ready(pool)
+        assert pool.status()[0]["pid"] != first_pid
+        assert len(imports.read_text().split()) == 1
+    finally:
+        pool.shutdown()
+
+
+@needs_zygote
+async def test_the_zygote_forks_from_a_single_thread_even_after_importing_numpy(caplog):
+    # counted by the zygote itself before its first fork (OpenBLAS ends its own threads at a fork, so a later look
+    # from outside would not see them)
+    caplog.set_level(logging.INFO, logger="jesse_mcp.backtesting.workers")
+    pool = WorkerPool(1, warmup=("numpy", "jesse_mcp.backtesting.engine"), start_method="fork")
+    pool.start_in_background()
+    try:
+        await _ready(pool)
+    finally:
+        pool.shutdown()
+    (record,) = [r for r in caplog.records if "jesse zygote" in r.getMessage()]
+    assert record.args[-1] == 1 and record.levelno == logging.INFO
+
+
+async def test_a_spawned_pool_still_runs_tasks_where_the_zygote_is_not_wanted():
+    pool = WorkerPool(1, warmup=(), start_method="spawn")
+    pool.start_in_background()
+    try:
+        assert await pool.run("tests.jesse_mcp.backtesting.worker_tasks", "square", {"x": 5}, timeout_s=30) == 25
+        assert pool.process_ids() == [pool.status()[0]["pid"]]  # no zygote
+    finally:
+        pool.shutdown()
+
+
+def test_an_unknown_start_method_is_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="start_method must be 'fork' or 'spawn', not 'thread'"):
+        WorkerPool(1, warmup=(), start_method="thread")

@@ -36,3 +36,8 @@ def is_loaded(module: str) -> bool:
     import sys
 
     return module in sys.modules
+
+
+def thread_count(pid: int) -> int:
+    """OS threads of process `pid` (Linux /proc)."""
+    return len(os.listdir(f"/proc/{pid}/task"))
