@@ -56,7 +56,7 @@ PROFILES = ("conservative", "moderate", "aggressive")
 BUILTINS = ("trend_following", "mean_reversion", "momentum", "breakout")
 BATCH_KEYS = ("net_profit_pct", "sharpe", "sortino", "max_drawdown_pct", "trades")
 WORKERS = 3  # the default backtest_config.workers
-START_LIMIT_S = 120  # server start and the workers' Jesse import (~8 s each, on 2 cores)
+START_LIMIT_S = 120  # server start and the one Jesse import the workers are forked from (~8 s on 2 cores)
 CALL_LIMIT_S = 900  # one tool call or one direct run on a year
 LOAD_RUNS = 5
 

@@ -219,7 +219,7 @@ def _cached_rows(key: tuple, read: Any) -> np.ndarray:
 def load_rows(spec: dict[str, Any]) -> np.ndarray:
     store = CandleStore(Path(spec["store_root"]))
     start = spec["start_ms"] - spec["warmup_minutes"] * MINUTE_MS
-    data_path, _ = store._paths(spec["exchange"], spec["symbol"])
+    data_path = store.data_file(spec["exchange"], spec["symbol"])
     try:  # stat before reading: a file replaced in between is cached under its old identity, never served for the new
         st = data_path.stat()
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)

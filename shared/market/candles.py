@@ -98,6 +98,10 @@ class CandleStore:
     def __init__(self, root: Path):
         self.root = Path(root)
 
+    def data_file(self, exchange: str, symbol: str) -> Path:
+        """The market's candle file (replaced atomically on every write: its identity says when it changed)."""
+        return self._paths(exchange, symbol)[0]
+
     def _paths(self, exchange: str, symbol: str) -> tuple[Path, Path]:
         for label, value, example in (("exchange", exchange, "binance"), ("symbol", symbol, "BTC-USDT")):
             if not _NAME.match(value):
