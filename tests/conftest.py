@@ -38,9 +38,9 @@ def jesse_cache(tmp_path_factory) -> None:
 @pytest.fixture(scope="session")
 def jesse_pool(tmp_path_factory) -> WorkerPool:
     """The warm pool of real Jesse workers (forked from one process that imports jesse.research once, 6-9 s of CPU)
-    that every test of real Jesse backtests shares. Mark such tests `xdist_group("jesse-pool")`: xdist (pyproject's addopts) then runs them on one
-    worker, and the pool starts once rather than once per worker. Two workers: parallel runs still overlap, and a
-    third would only compete for the same two cores."""
+    that every test of real Jesse backtests shares. Mark such tests `xdist_group("jesse-pool")`: xdist (pyproject's
+    addopts) then runs them on one worker, and the pool starts once rather than once per worker. Two workers:
+    parallel runs still overlap, and a third would only compete for the same two cores."""
     pool = WorkerPool(2, workdir=tmp_path_factory.mktemp("jesse-work"))
     pool.attach()  # held for the session, so sessions ending never shut it down
     yield pool

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from jesse_mcp.backtesting import workers
+from jesse_mcp.backtesting import worker_side
 
 ENGINE = "jesse_mcp.backtesting.engine"
 ROWS_TASKS = ("run_backtest", "run_many")  # engine functions that take `rows` (one array, or one per spec)
@@ -125,9 +125,8 @@ class JesseActor:
         os.environ.setdefault("JESSE_CACHE_DIR", str(self.folder / "cache"))
         self._reports: list[tuple[float, float, str]] = []
         self._lock = threading.Lock()
-        # engine code reports through workers.report_progress, which writes to that module's connection: here it
-        # is this actor, whose send() keeps the report for progress()
-        workers._conn = self  # type: ignore[assignment]
+        # engine code reports through report_progress: here to this actor, whose send() keeps it for progress()
+        worker_side.report_progress_to(self)
         for name in warmup:
             importlib.import_module(name)
         self.ready_after_s = time.perf_counter() - started

@@ -17,6 +17,7 @@ import sys
 import threading
 import traceback
 from multiprocessing.connection import Connection, wait
+from typing import Protocol
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 NO_PDEATHSIG_ENV = "JESSE_MCP_WORKER_NO_PDEATHSIG"  # "1": rely on the watchdog alone (tests of the portable path)
@@ -25,6 +26,16 @@ WATCHDOG_POLL_S = 1.0
 # Inside a worker process: the pipe to the server, so a running task can report progress.
 _conn: Connection | None = None
 _send_lock = threading.Lock()
+
+
+class ProgressSink(Protocol):
+    def send(self, message: tuple) -> None: ...
+
+
+def report_progress_to(sink: ProgressSink) -> None:
+    """Where report_progress writes in this process: the pipe to the server, or another host's sink (a Ray actor)."""
+    global _conn
+    _conn = sink  # type: ignore[assignment]
 
 
 def report_progress(done: float, total: float, message: str = "") -> None:

@@ -161,18 +161,32 @@ class Forked:
     def __init__(self, pid: int, pidfd: int):
         self.pid, self.pidfd, self.exitcode = pid, pidfd, None
 
+    # A task's release and the pool's shutdown may both end a worker, from two threads: once closed, the pidfd is
+    # -1, and every method is then a no-op (never a select or a signal on a descriptor number reused since).
     def is_alive(self) -> bool:
-        return not select.select([self.pidfd], [], [], 0)[0]
+        if self.pidfd < 0:
+            return False
+        try:
+            return not select.select([self.pidfd], [], [], 0)[0]
+        except (OSError, ValueError):  # closed by the other thread meanwhile
+            return False
 
     def kill(self) -> None:
-        with contextlib.suppress(OSError):  # already gone (and reaped by the zygote)
+        if self.pidfd < 0:
+            return
+        with contextlib.suppress(OSError):  # already gone (and reaped by the zygote), or closed meanwhile
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 
     def join(self, timeout: float) -> None:
-        select.select([self.pidfd], [], [], timeout)
+        if self.pidfd < 0:
+            return
+        with contextlib.suppress(OSError, ValueError):  # closed by the other thread meanwhile: it has ended it
+            select.select([self.pidfd], [], [], timeout)
 
     def close(self) -> None:
-        os.close(self.pidfd)
+        fd, self.pidfd = self.pidfd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 # --- inside the zygote ----------------------------------------------------------------------------------------

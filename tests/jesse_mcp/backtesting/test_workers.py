@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 
 import anyio
 import pytest
@@ -183,3 +185,25 @@ async def test_a_spawned_pool_still_runs_tasks_where_the_zygote_is_not_wanted():
 def test_an_unknown_start_method_is_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match="start_method must be 'fork' or 'spawn', not 'thread'"):
         WorkerPool(1, warmup=(), start_method="thread")
+
+
+def test_a_forked_worker_ended_twice_from_two_threads_is_a_no_op_the_second_time():
+    """A cancelled task's release and the pool's shutdown may both close a worker: the second close, and a join or
+    kill after it, must not touch the descriptor (EBADF, or worse a number reused since)."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        worker = zygote.Forked(child.pid, os.pidfd_open(child.pid))
+        assert worker.is_alive()
+        worker.kill()
+        worker.join(hang_guard(10))
+        assert not worker.is_alive()
+        worker.close()
+        worker.close()
+        worker.join(1)
+        worker.kill()
+        assert not worker.is_alive() and worker.pidfd == -1
+    finally:
+        child.kill()
+        child.wait()
