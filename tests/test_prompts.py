@@ -25,7 +25,13 @@ from tests.timeouts import hang_guard
 pytestmark = pytest.mark.anyio
 
 PROMPTS = {
-    "jesse-mcp": {"backtest_workflow", "risk_profile_comparison", "promotion_review", "stress_review"},
+    "jesse-mcp": {
+        "backtest_workflow",
+        "risk_profile_comparison",
+        "promotion_review",
+        "stress_review",
+        "optimization_workflow",
+    },
     "asset-price-mcp": {"price_check", "market_snapshot"},
     "discovery-mcp": {"morning_briefing", "news_check"},
 }
@@ -182,6 +188,17 @@ async def test_the_stress_prompt_uses_the_given_backtest_id(jesse):
     prompt = await jesse.get_prompt("stress_review", {"strategy": "breakout", "backtest_id": "bt_00ff"})
     text = prompt.messages[0].content.text
     assert "stress_test(backtest_id='bt_00ff')" in text and "monte_carlo(backtest_id='bt_00ff')" in text
+
+
+async def test_the_optimization_prompt_leads_with_out_of_sample_and_never_adopts_on_its_own(jesse):
+    prompt = await jesse.get_prompt("optimization_workflow", {"strategy": "breakout", "symbol": "ETH-USDT"})
+    text = prompt.messages[0].content.text
+    assert "optimize_strategy(strategy='breakout', symbols=['ETH-USDT'], trials=..., seed=...)" in text
+    steps = ["the out-of-sample figures", "then in-sample", "deflated Sharpe ratio over every trial"]
+    assert [text.index(s) for s in steps] == sorted(text.index(s) for s in steps)
+    assert "Adopt the values only if the person asks" in text and "never count towards promotion" in text
+    bare = (await jesse.get_prompt("optimization_workflow", {"strategy": "breakout"})).messages[0].content.text
+    assert "optimize_strategy(strategy='breakout', trials=" in bare
 
 
 async def test_the_price_check_prompt_asks_one_symbol_with_get_price_and_several_with_get_prices(prices):

@@ -161,6 +161,20 @@ class Demo:
             print(f"   (three runs in parallel: {compared['wall_time_s']:.1f} s){label}")
         if runs["conservative"]:
             await self.robustness(session, runs["conservative"]["id"])
+        await self.optimization(session)
+
+    async def optimization(self, session: ClientSession) -> None:
+        print(
+            "\n# 'optimize trend_following' (Optuna: 8 trials on the worker pool, the winner judged on the unseen "
+            f"last 30 % of the range; on {self.data_label}):"
+        )
+        space = {"fast_period": {"min": 5, "max": 30}, "slow_period": {"min": 31, "max": 120}}
+        args = {"strategy": "trend_following", "symbols": [self.market["symbol"]], "exchange": self.market["exchange"]}
+        study = await self.quiet(
+            session, "optimize_strategy", {**args, "days": 60, "trials": 8, "seed": 1, "space": space}
+        )
+        if study and study.get("report"):
+            print("\n".join(text.optimization_lines(study["report"])))
 
     async def robustness(self, session: ClientSession, backtest_id: str) -> None:
         print(f"\n# How fragile is the conservative run {backtest_id}? (on {self.data_label})")

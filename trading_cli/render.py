@@ -123,6 +123,29 @@ def validation_lines(wf: dict[str, Any]) -> list[str]:
     return [*lines, f"   verdict: {wf['verdict']}"]
 
 
+def optimization_lines(report: dict[str, Any]) -> list[str]:
+    """Out of sample first, then in-sample, the deflated Sharpe over every trial, the counts and the verdict."""
+
+    def figures(f: dict[str, Any] | None) -> str:
+        if not f:
+            return "none (no feasible trial)"
+        return (
+            f"net profit {num(f['net_profit_pct'])} %, Sharpe {num(f['sharpe'])}, max drawdown "
+            f"{num(f['max_drawdown_pct'])} %, {f['trades']} trades"
+        )
+
+    dsr, counts = report.get("deflated_sharpe") or {}, report["trials"]
+    chosen = ", ".join(f"{k}={v:g}" for k, v in (report.get("chosen_hyperparameters") or {}).items())
+    return [
+        f"   out of sample: {figures(report['out_of_sample'])}",
+        f"   in sample:     {figures(report['in_sample'])}",
+        f"   deflated Sharpe {num(dsr.get('deflated_sharpe'))} over {dsr.get('n_trials', 0)} trials "
+        f"({counts['feasible']} feasible, {counts['infeasible']} infeasible, {counts['failed']} failed)",
+        f"   chosen: {chosen or 'nothing'} (proposed only: the configuration is unchanged)",
+        f"   verdict: {report['verdict']}",
+    ]
+
+
 def fill_lines(placed: dict[str, Any], price_label: str) -> list[str]:
     f = placed["fill"]
     passed = sum(c["passed"] for c in placed["checks"])

@@ -168,11 +168,37 @@ def stress_review(
     )
 
 
+def optimization_workflow(strategy: Strategy, symbol: Market = "") -> str:
+    """Tune a strategy's hyperparameters and judge the winner out of sample, without fooling anyone."""
+    symbols = f", symbols=[{symbol.strip()!r}]" if symbol.strip() else ""
+    return (
+        f"Optimize the hyperparameters of the strategy '{strategy}' and judge honestly whether the result holds.\n"
+        f"1. Call list_strategies() for its declared hyperparameters and ranges, and get_policy(strategy="
+        f"'{strategy}') for the risk profile the trials are sized and judged by (a trial past its max_drawdown is "
+        "infeasible).\n"
+        "2. Call list_candles(); the range must hold enough data for the warm-up of the largest periods searched and "
+        "an unseen test period. Say when it is synthetic.\n"
+        f"3. Call optimize_strategy(strategy='{strategy}'{symbols}, trials=..., seed=...). Keep the trial count "
+        "modest (30-100): every extra trial makes a lucky winner likelier. For a long run pass wait=false and follow "
+        "it with get_optimization(id=...); cancel_optimization(id=...) stops it.\n"
+        "4. Report in this order: the out-of-sample figures (net profit %, Sharpe, max drawdown %, trades), then "
+        "in-sample, then the deflated Sharpe ratio over every trial run and the probabilistic Sharpe ratio, the "
+        "trial counts (feasible, infeasible, failed) and the verdict. Quote the verdict as the tool gives it; a high "
+        "in-sample Sharpe with a deflated Sharpe below 0.95 is not evidence of an edge.\n"
+        "5. If the person wants more assurance, run it again with validation='walk_forward' or on another market "
+        "(symbols=[...]), and show the parameter importances: which settings matter.\n"
+        "6. The optimizer only proposes. Adopt the values only if the person asks: call update_config with the "
+        "report's adopt.changes and their reason. Then run a fresh backtest with the configured values (and a "
+        "stress test) for evidence: the optimizer's trials never count towards promotion."
+    )
+
+
 PROMPTS = {
     "backtest_workflow": ("Backtest a strategy, properly", backtest_workflow),
     "risk_profile_comparison": ("Compare risk profiles", risk_profile_comparison),
     "promotion_review": ("Review a stage promotion", promotion_review),
     "stress_review": ("Stress-test a strategy", stress_review),
+    "optimization_workflow": ("Optimize a strategy, out of sample", optimization_workflow),
 }
 
 
@@ -188,5 +214,6 @@ def add_prompts(server: GuardedServer, service: BacktestService) -> None:
     completions.prompt("risk_profile_comparison", strategy=strategies, symbol=symbols)
     completions.prompt("promotion_review", strategy=strategies, to_stage=stages)
     completions.prompt("stress_review", strategy=strategies)
+    completions.prompt("optimization_workflow", strategy=strategies, symbol=symbols)
     completions.template("strategies://{name}", name=strategies)
     completions.install(server)

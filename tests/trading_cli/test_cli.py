@@ -142,6 +142,20 @@ def test_demo_stress_tests_resamples_and_validates_the_conservative_run(demo):
 
 @pytest.mark.xdist_group("demo")
 @pytest.mark.slow
+def test_demo_optimizes_and_leads_with_the_out_of_sample_verdict(demo):
+    out = demo[0].stdout
+    opt = _section(out, "# 'optimize trend_following'", "# Loosening")
+    assert "-> jesse-mcp.optimize_strategy" in opt and '"trials": 8' in opt and "SYNTHETIC DATA" in opt
+    lines = [line.strip() for line in opt.splitlines() if line.strip()]
+    first = next(i for i, line in enumerate(lines) if line.startswith("out of sample:"))
+    assert lines[first + 1].startswith("in sample:") and lines[first + 2].startswith("deflated Sharpe")
+    counts = re.search(r"\((\d+) feasible, (\d+) infeasible, (\d+) failed\)", opt)
+    assert counts is not None and sum(int(n) for n in counts.groups()) == 8
+    assert "(proposed only: the configuration is unchanged)" in opt and "verdict: " in opt
+
+
+@pytest.mark.xdist_group("demo")
+@pytest.mark.slow
 def test_demo_shows_the_guard_refusing_loosening_stage_changes_and_bad_arguments(demo):
     out = demo[0].stdout
     assert "Denied (loosening_needs_confirmation)" in out
