@@ -16,6 +16,9 @@ from jesse_mcp.backtesting.ray_pool import RayPool
 from jesse_mcp.backtesting.service import BacktestService
 from jesse_mcp.backtesting.workers import WorkerError, WorkerPool, WorkerTimeout
 from jesse_mcp.candles.ops import generate_synthetic
+from jesse_mcp.optimization.models import OptimizeRequest
+from jesse_mcp.optimization.runner import OptimizationRunner
+from jesse_mcp.optimization.space import Narrowing
 from jesse_mcp.server import build_server
 from shared.market.candles import CandleStore
 from shared.server.common import make_deps
@@ -108,6 +111,34 @@ async def test_a_backtest_on_ray_gives_the_same_metrics_and_trades_as_on_local_w
     there = await remote.execute(plan.spec, progress)
     assert here["trades"] and _same(there) == _same(here)
     assert reports[-1][0] == reports[-1][1] and reports[-1][2].endswith("done")  # Jesse's progress forwarded
+
+
+async def test_an_optimization_on_ray_runs_the_same_trials_with_the_same_values_as_on_local_workers(
+    deps, bt_home, ray_jesse, local_jesse, tmp_path
+):
+    """Same seed and the random sampler: identical trial parameters, values and answer on both pools."""
+    request = OptimizeRequest(
+        strategy="trend_following",
+        base=PlanRequest(timeframe="1h", days=14),
+        trials=4,
+        seed=5,
+        sampler="random",
+        space={"fast_period": Narrowing(5, 15), "slow_period": Narrowing(20, 40), "adx_period": Narrowing(5, 14)},
+        min_trades=1,
+        batch_size=2,
+    )
+    views = []
+    for pool, folder in ((local_jesse, "local"), (ray_jesse, "ray")):
+        service = BacktestService(bt_home, deps.config.load, deps.store, pool)
+        runner = OptimizationRunner(tmp_path / folder, service, deps.config.load)
+        try:
+            views.append(runner.view(await runner.start(request, wait=True), 0, 100))
+        finally:
+            runner.close()
+    here, there = ([(t.number, t.params, t.values, t.state) for t in v.trials] for v in views)
+    assert len(here) == 4 and there == here
+    assert views[1].report.out_of_sample == views[0].report.out_of_sample
+    assert views[1].report.verdict == views[0].report.verdict
 
 
 async def test_walk_forward_windows_run_many_on_ray_as_on_local_workers_with_each_range_put_once(
