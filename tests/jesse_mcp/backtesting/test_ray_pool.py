@@ -219,7 +219,8 @@ async def _gone(pid: int) -> None:
 
 # Last in the module: Ray's client holds one connection per process, so connecting to another cluster ends the
 # module cluster's session (and its actors).
-async def test_a_cluster_that_dies_mid_run_gives_a_clear_error_not_a_hang():
+async def test_a_cluster_that_dies_mid_run_gives_a_clear_error_not_a_hang(monkeypatch):
+    monkeypatch.setenv("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "5")  # Ray's client retries 30 s by default: same path
     doomed = LocalRayCluster(num_cpus=1).start()
     pool = RayPool(doomed.address, 1, warmup=())
     pool.attach()
