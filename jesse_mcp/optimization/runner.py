@@ -150,15 +150,8 @@ class OptimizationRunner:
     async def start(self, req: OptimizeRequest, wait: bool, progress: Progress | None = None) -> str:
         """Plan and check the study (raising before anything is stored), record it, then run it here (wait) or
         in the background. Returns its id."""
-        with self._lock:
-            self._check_limits(req)
-            study_id = new_id("opt")
-            self._active[study_id] = None
-        try:
-            setup = await self._setup(req, study_id)
-        except BaseException:
-            self._active.pop(study_id, None)
-            raise
+        study_id = new_id("opt")
+        setup = await self._claim(study_id, req)
         record = {
             "id": study_id,
             "status": "running",
@@ -172,6 +165,17 @@ class OptimizationRunner:
         self._write(study_id, **record)
         await self._go(study_id, req, setup, wait, progress)
         return study_id
+
+    async def _claim(self, study_id: str, req: OptimizeRequest) -> Any:
+        """Take a slot under the limits and plan the study; the slot is given back if planning fails."""
+        with self._lock:
+            self._check_limits(req)
+            self._active[study_id] = None
+        try:
+            return await self._setup(req, study_id)
+        except BaseException:
+            self._active.pop(study_id, None)
+            raise
 
     async def _go(self, study_id: str, req: OptimizeRequest, setup: Any, wait: bool, progress: Progress | None):
         if wait:
@@ -191,14 +195,7 @@ class OptimizationRunner:
             )
         req = OptimizeRequest.from_json(data["request"])
         req = OptimizeRequest(**{**req.__dict__, "batch_size": data["batch_size"]})  # the recorded batch size
-        with self._lock:
-            self._check_limits(req)
-            self._active[study_id] = None
-        try:
-            setup = await self._setup(req, study_id)
-        except BaseException:
-            self._active.pop(study_id, None)
-            raise
+        setup = await self._claim(study_id, req)
         self._write(study_id, status="running", pid=os.getpid(), resumed_at=utc_now_iso())
         await self._go(study_id, req, setup, wait, progress)
         return study_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config.directions import Riskier, knob
+from shared.config.profiles import PROFILE_TEMPLATES
 
 # One definition of each risk field: bounds, the riskier direction and the description, shared by RiskSettings and
 # RiskOverrides. Risk fields are compared after resolution (global -> profile -> overrides, shared.config.resolve).
@@ -66,16 +67,17 @@ RISK_FIELD_NAMES: tuple[str, ...] = tuple(_RISK_FIELDS)
 RISK_LOOSER_DIRECTION: dict[str, int] = {f: +1 if r == "higher" else -1 for f, (_, r, _) in _RISK_FIELDS.items()}
 
 
-# Risk fields added after the seed format: a file that leaves them out gets this value (the moderate profile's).
-_LATER_RISK_DEFAULTS: dict[str, float] = {
-    "cooldown_minutes": 60.0,
-    "stoploss_guard_stops": 3.0,
-    "low_profit_max_loss": 0.06,
-    "window_drawdown": 0.08,
-    "protection_window_hours": 24.0,
-    "protection_pause_hours": 12.0,
-    "max_cvar": 0.04,
-}
+# Risk fields added after the seed format: a file that leaves them out gets the moderate profile's value.
+LATER_RISK_FIELDS = (
+    "cooldown_minutes",
+    "stoploss_guard_stops",
+    "low_profit_max_loss",
+    "window_drawdown",
+    "protection_window_hours",
+    "protection_pause_hours",
+    "max_cvar",
+)
+_LATER_RISK_DEFAULTS: dict[str, float] = {f: PROFILE_TEMPLATES["moderate"][f] for f in LATER_RISK_FIELDS}
 
 
 def risk_field(field: str, optional: bool = False) -> Any:
