@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import io
 import logging
 import math
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from jesse_mcp.backtesting import daily_equity
+from jesse_mcp.backtesting.pictures import equity_png
 from jesse_mcp.backtesting.results import intraday_drawdown_pct
 from jesse_mcp.backtesting.workers import report_progress
 from shared.market.candles import MINUTE_MS, CandleStore
@@ -379,32 +379,3 @@ def _portfolio_series(curve: Any) -> list[list[float]]:
         return []
     series = next((s for s in curve if s.get("name") == "Portfolio"), curve[0])
     return [[float(p["time"]), float(p["value"])] for p in series.get("data", [])]
-
-
-def equity_png(equity: list[list[float]], title: str) -> bytes | None:
-    if len(equity) < 2:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from datetime import UTC, datetime
-
-    import matplotlib.pyplot as plt
-
-    times = [datetime.fromtimestamp(t, UTC) for t, _ in equity]
-    values = np.array([v for _, v in equity])
-    peak = np.maximum.accumulate(values)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax1.plot(times, values, color="#1f5fbf", linewidth=1.4)
-    ax1.set_ylabel("Equity")
-    ax1.set_title(title, fontsize=10)
-    ax1.grid(alpha=0.3)
-    ax2.fill_between(times, (values / peak - 1) * 100, 0, color="#c0392b", alpha=0.5)
-    ax2.set_ylabel("Drawdown %")
-    ax2.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()

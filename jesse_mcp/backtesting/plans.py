@@ -27,11 +27,10 @@ from jesse_mcp.backtesting.results import (
     RunDrawdown,
     RunInfo,
     RunRequest,
-    daily_returns,
     performance,
     risk_adherence,
-    tail_risk_of,
 )
+from jesse_mcp.backtesting.tail_report import daily_returns, tail_risk_of
 from jesse_mcp.candles import ops as candle_ops
 from shared.config.models import TradingConfig
 from shared.config.resolve import EffectiveRisk, resolve_risk

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from jesse_mcp.backtesting.analysis import resampling
 from jesse_mcp.backtesting.plans import BacktestError, Progress, new_id
-from jesse_mcp.backtesting.results import T_PNL, BacktestResult, TailRisk, daily_returns, num, tail_risk_of
+from jesse_mcp.backtesting.results import T_PNL, BacktestResult, num
 from jesse_mcp.backtesting.service import BacktestService
+from jesse_mcp.backtesting.tail_report import TailRisk, daily_returns, tail_risk_of
 from jesse_mcp.backtesting.workers import WorkerError
 from shared.state import results as result_store
 from shared.state.results import NewResult

@@ -164,7 +164,7 @@ def _register_performance_tools(tools: ToolRegistry, paper: PaperService) -> Non
         perf = paper.performance(strategy)
         png = None
         if equity_image:
-            from jesse_mcp.backtesting.engine import equity_png
+            from jesse_mcp.backtesting.pictures import equity_png
 
             curve = [[iso_ms(t) / 1000, float(e)] for t, e in perf.equity_curve]
             png = await anyio.to_thread.run_sync(equity_png, curve, f"Paper equity: {strategy or 'account'}")

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from jesse_mcp.backtesting.results import TailRiskEstimate
+from jesse_mcp.backtesting.tail_report import TailRiskEstimate
 
 Side = Literal["long", "short"]
 

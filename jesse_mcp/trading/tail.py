@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jesse_mcp.backtesting.analysis.tail_risk import MIN_RETURNS, tail_risk
-from jesse_mcp.backtesting.results import tail_risk_of
+from jesse_mcp.backtesting.tail_report import tail_risk_of
 from jesse_mcp.trading.models import BookTailRisk, Portfolio
 from jesse_mcp.trading.venue import Book
 

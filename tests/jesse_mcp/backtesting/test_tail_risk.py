@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, stats
 
 from jesse_mcp.backtesting.analysis.tail_risk import MIN_RETURNS, all_tail_risks, tail_risk
-from jesse_mcp.backtesting.results import daily_returns, tail_risk_of
+from jesse_mcp.backtesting.tail_report import daily_returns, tail_risk_of
 
 
 @pytest.fixture
