@@ -38,6 +38,7 @@ from jesse_mcp.backtesting.results import (
     BacktestResult,
     Trade,
     fmt,
+    num,
     summary_of,
     trade_models,
 )
@@ -77,10 +78,6 @@ class StrategyList(BaseModel):
     user_folder: str = Field(description="Put Jesse Strategy files here (<name>.py) to add your own strategies.")
 
 
-def _finite(x: float) -> float | None:
-    return None if x in (float("inf"), float("-inf")) else x
-
-
 def view_of(spec: StrategySpec, error: str | None = None) -> StrategyView:
     return StrategyView(
         name=spec.name,
@@ -92,8 +89,8 @@ def view_of(spec: StrategySpec, error: str | None = None) -> StrategyView:
                 name=p.name,
                 type=p.type,
                 default=p.default,
-                min=_finite(p.min),
-                max=_finite(p.max),
+                min=num(p.min),  # an unbounded side is None
+                max=num(p.max),
                 description=p.description,
             )
             for p in spec.params
