@@ -73,7 +73,7 @@ class Zygote:
         self.threads_at_fork: int | None = None
         self._control: Connection | None = None
         self._lifeline: Connection | None = None  # never written: everything it started ends when it closes
-        self._lock = threading.Lock()  # one fork request at a time
+        self._lock = threading.Lock()  # one reader of the control pipe at a time (warm-up reply, fork requests)
         self._life = threading.Lock()  # start and close never overlap, and nothing starts once closed
         self._closed = False
 
@@ -109,7 +109,10 @@ class Zygote:
         """Blocks until the warm-up is imported; returns its seconds. ZygoteError if it failed or the zygote died."""
         assert self._control is not None
         try:
-            reply = self._control.recv()
+            with self._lock:  # close() kills the zygote first (end-of-file here), then closes the pipe under this lock
+                if self._control.closed:
+                    raise ZygoteError("the zygote was closed")
+                reply = self._control.recv()
         except (EOFError, OSError):
             raise ZygoteError(f"the zygote exited with code {self._exit_code()}") from None
         if reply[0] != "ready":

@@ -207,3 +207,51 @@ def test_a_forked_worker_ended_twice_from_two_threads_is_a_no_op_the_second_time
     finally:
         child.kill()
         child.wait()
+
+
+def test_shutting_down_during_the_zygotes_warm_up_ends_its_keeper_without_an_error(monkeypatch):
+    """The keeper thread waits on the zygote's control pipe while shutdown closes it: the keeper must see a dead zygote,
+    never a pipe closed under its read (a TypeError inside multiprocessing, raised in a daemon thread)."""
+    import threading
+    import time
+
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    before = set(threading.enumerate())  # other tests' pools may still be ending
+    pool = WorkerPool(1, warmup=("tests.jesse_mcp.backtesting.slow_warmup",))
+    pool.start_in_background()
+    deadline = time.monotonic() + hang_guard(60)
+    while not (keepers := [t for t in set(threading.enumerate()) - before if t.name == "jesse-zygote-keeper"]):
+        assert time.monotonic() < deadline, "the zygote's keeper never started"
+        time.sleep(0.01)
+    time.sleep(0.2)  # the keeper is in its read of the warm-up reply
+    pool.shutdown()
+    for keeper in keepers:
+        keeper.join(hang_guard(10))
+        assert not keeper.is_alive()
+    assert errors == []
+
+
+def test_closing_a_zygote_never_closes_its_pipe_under_a_read_of_the_warm_up_reply():
+    """The exact race: the reply arrives while close() runs. close() must wait for the reader, not pull the pipe away
+    between the reply's header and its body."""
+    import multiprocessing as mp
+    import threading
+
+    handle = zygote.Zygote((), None)
+    ours, theirs = mp.Pipe()
+    handle._control = ours
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(handle.wait_ready())
+        except BaseException as e:  # the assertion below names it
+            outcome.append(e)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    threading.Timer(0.3, theirs.send, (("ready", 1.5, 1),)).start()  # while close() is under way
+    handle.close()
+    reader.join(hang_guard(10))
+    assert outcome == [1.5] and ours.closed
