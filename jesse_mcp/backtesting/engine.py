@@ -7,13 +7,8 @@ the pipe. Jesse is imported inside the functions: importing this module is cheap
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import inspect
 import logging
 import math
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +20,8 @@ import numpy as np
 from jesse_mcp.backtesting import daily_equity
 from jesse_mcp.backtesting.pictures import equity_png
 from jesse_mcp.backtesting.results import intraday_drawdown_pct
+from jesse_mcp.backtesting.strategy_loader import StrategyLoadError, describe_user_strategies, strategy_class
+from jesse_mcp.backtesting.trade_rows import TRADE_FIELDS
 from jesse_mcp.backtesting.workers import report_progress
 from shared.market.candles import MINUTE_MS, CandleStore
 from shared.market.exchanges import jesse_exchange
@@ -33,126 +30,7 @@ from shared.market.exchanges import jesse_exchange
 # Futures) and always simulates futures (type "futures") at the fee and leverage asked for, also for spot data.
 PROGRESS_EVERY_S = 0.5
 log = logging.getLogger(__name__)
-
-
-class StrategyLoadError(Exception):
-    """A user's strategy file could not be loaded or does not define a Jesse Strategy."""
-
-
-# --- strategy classes -----------------------------------------------------------------------------------------
-_user_modules: dict[str, tuple[float, Any]] = {}
-
-
-def _load_user_module(path: Path) -> Any:
-    mtime = path.stat().st_mtime
-    cached = _user_modules.get(str(path))
-    if cached and cached[0] == mtime:
-        return cached[1]
-    digest = hashlib.sha1(f"{path}:{mtime}".encode()).hexdigest()[:12]
-    module_name = (
-        f"trading_mcp_user_strategies.{path.stem if path.name != '__init__.py' else path.parent.name}_{digest}"
-    )
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise StrategyLoadError(f"{path} is not a Python file that can be imported.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        sys.modules.pop(module_name, None)
-        raise StrategyLoadError(f"{path} failed to import: {type(e).__name__}: {e}") from None
-    _user_modules[str(path)] = (mtime, module)
-    return module
-
-
-def _strategy_class_in(module: Any, path: Path, name: str) -> type:
-    from jesse.strategies import Strategy
-
-    from jesse_mcp.backtesting.strategies.base import RiskManagedStrategy
-
-    candidates = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, Strategy)
-        and obj not in (Strategy, RiskManagedStrategy)
-        and obj.__module__ == module.__name__
-    ]
-    if not candidates:
-        raise StrategyLoadError(
-            f"{path} does not define a Jesse Strategy: add a class that subclasses jesse.strategies.Strategy "
-            "(or jesse_mcp.backtesting.strategies.base.RiskManagedStrategy to get risk-profile sizing)."
-        )
-    if len(candidates) == 1:
-        return candidates[0]
-    wanted = name.replace("_", "").lower()
-    for cls in candidates:
-        if cls.__name__.lower() == wanted:
-            return cls
-    names = ", ".join(c.__name__ for c in candidates)
-    raise StrategyLoadError(
-        f"{path} defines several Strategy classes ({names}); keep one, or name one after the file ({name})."
-    )
-
-
-def strategy_class(strategy: dict[str, Any]) -> type:
-    if strategy.get("builtin"):
-        return getattr(importlib.import_module(strategy["module"]), strategy["class_name"])
-    path = Path(strategy["path"])
-    return _strategy_class_in(_load_user_module(path), path, strategy["name"])
-
-
-def _param_type(value: Any) -> str:
-    return "int" if value is int or (isinstance(value, int) and not isinstance(value, bool)) else "float"
-
-
-def describe_user_strategies(files: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """name -> description of each user strategy file, or {"error": ...} for a file that cannot be used."""
-    from jesse_mcp.backtesting.strategies.base import RiskManagedStrategy
-
-    out: dict[str, dict[str, Any]] = {}
-    for name, file in files.items():
-        path = Path(file)
-        try:
-            cls = strategy_class({"name": name, "builtin": False, "path": file})
-            raw = cls.hyperparameters(cls.__new__(cls))  # Jesse defines it as an instance method
-            params = []
-            for p in raw or []:
-                if not isinstance(p, dict) or "name" not in p or "default" not in p:
-                    raise StrategyLoadError(f"{path}: each hyperparameter needs at least 'name' and 'default'.")
-                numeric = (int, float)
-                if (
-                    p.get("type", type(p["default"])) not in numeric
-                    or isinstance(p["default"], bool)
-                    or not all(isinstance(p.get(k, 0), numeric) for k in ("default", "min", "max"))
-                ):
-                    raise StrategyLoadError(
-                        f"{path}: hyperparameter {p['name']!r} is not a number (type {p.get('type')!r}, default "
-                        f"{p['default']!r}); only int and float hyperparameters are supported."
-                    )
-                params.append(
-                    {
-                        "name": str(p["name"]),
-                        "type": _param_type(p.get("type", type(p["default"]))),
-                        "default": p["default"],
-                        "min": p.get("min", -math.inf),
-                        "max": p.get("max", math.inf),
-                        "description": str(p.get("description", "")),
-                    }
-                )
-            doc = inspect.getdoc(cls) or inspect.getdoc(sys.modules[cls.__module__]) or ""
-            out[name] = {
-                "class_name": cls.__name__,
-                "summary": doc.strip().split("\n\n")[0].replace("\n", " ") if doc else "",
-                "hyperparameters": params,
-                "risk_managed": issubclass(cls, RiskManagedStrategy),
-            }
-        except StrategyLoadError as e:
-            out[name] = {"error": str(e)}
-        except Exception as e:
-            out[name] = {"error": f"{path}: {type(e).__name__}: {e}"}
-    return out
+__all__ = ["StrategyLoadError", "describe_user_strategies", "strategy_class"]  # the pool calls them by this module
 
 
 # --- one run --------------------------------------------------------------------------------------------------
@@ -169,12 +47,27 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def jesse_inputs(spec: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+def traded(spec: dict[str, Any]) -> list[str]:
+    """The symbols the run trades, in route order: spec["markets"] for a portfolio, else spec["symbol"]."""
+    return list(spec.get("markets") or [spec["symbol"]])
+
+
+def informing(spec: dict[str, Any]) -> list[str]:
+    """The symbols whose candles only inform the strategy (Jesse data routes)."""
+    return list(spec.get("data_markets") or [])
+
+
+Rows = daily_equity.Rows  # one market's 1-minute rows, or symbol -> rows for a portfolio (traded, then data)
+
+
+def _by_symbol(spec: dict[str, Any], rows: Rows) -> dict[str, np.ndarray]:
+    return rows if isinstance(rows, dict) else {spec["symbol"]: rows}
+
+
+def jesse_inputs(spec: dict[str, Any], rows: Rows) -> dict[str, Any]:
     """The exact arguments for jesse.research.backtest (also used by tests for the golden comparison)."""
     warm_rows = int(spec["warmup_minutes"])
-    warmup, trading = rows[:warm_rows], rows[warm_rows:]
-    symbol, venue = spec["symbol"], jesse_exchange(spec["exchange"])
-    key = f"{venue}-{symbol}"
+    venue = jesse_exchange(spec["exchange"])
     config = {
         "starting_balance": spec["starting_balance"],
         "fee": spec["fee"],
@@ -187,12 +80,18 @@ def jesse_inputs(spec: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     hp = dict(spec["hyperparameters"])
     if spec.get("risk") is not None:
         hp["_risk"] = dict(spec["risk"])
+    by_symbol = _by_symbol(spec, rows)
+    candles, warmup = {}, {}
+    for symbol, r in by_symbol.items():
+        candles[f"{venue}-{symbol}"] = {"exchange": venue, "symbol": symbol, "candles": r[warm_rows:]}
+        warmup[f"{venue}-{symbol}"] = {"exchange": venue, "symbol": symbol, "candles": r[:warm_rows]}
+    tf = spec["timeframe"]
     return {
         "config": config,
-        "routes": [{"exchange": venue, "strategy": None, "symbol": symbol, "timeframe": spec["timeframe"]}],
-        "data_routes": [],
-        "candles": {key: {"exchange": venue, "symbol": symbol, "candles": trading}},
-        "warmup_candles": {key: {"exchange": venue, "symbol": symbol, "candles": warmup}} if warm_rows else None,
+        "routes": [{"exchange": venue, "strategy": None, "symbol": s, "timeframe": tf} for s in traded(spec)],
+        "data_routes": [{"exchange": venue, "symbol": s, "timeframe": tf} for s in informing(spec)],
+        "candles": candles,
+        "warmup_candles": warmup if warm_rows else None,
         "hyperparameters": hp,
     }
 
@@ -200,7 +99,7 @@ def jesse_inputs(spec: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
 # Candles a worker has read, reused by its next runs on the same market and range (optimizer trials, batch runs):
 # keyed by the store file's identity (inode, size, mtime: the store replaces files atomically, so a changed market is
 # a new key and is re-read), least recently used first out, at most a few entries and bytes.
-ROWS_CACHE_ENTRIES = 4
+ROWS_CACHE_ENTRIES = 8  # a portfolio's markets fit
 ROWS_CACHE_BYTES = 256 * 1024 * 1024
 _rows_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
@@ -216,28 +115,44 @@ def _cached_rows(key: tuple, read: Any) -> np.ndarray:
     return rows
 
 
-def load_rows(spec: dict[str, Any]) -> np.ndarray:
+def load_rows(spec: dict[str, Any]) -> Rows:
+    """The spec's 1-minute rows, warm-up first: one array, or symbol -> array for a portfolio (traded, then data)."""
+    if not spec.get("markets"):
+        return _load_market(spec, spec["symbol"])
+    return {symbol: _load_market(spec, symbol) for symbol in [*traded(spec), *informing(spec)]}
+
+
+def _load_market(spec: dict[str, Any], symbol: str) -> np.ndarray:
     store = CandleStore(Path(spec["store_root"]))
     start = spec["start_ms"] - spec["warmup_minutes"] * MINUTE_MS
-    data_path = store.data_file(spec["exchange"], spec["symbol"])
+    data_path = store.data_file(spec["exchange"], symbol)
     try:  # stat before reading: a file replaced in between is cached under its old identity, never served for the new
         st = data_path.stat()
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
     except FileNotFoundError:
         identity = None  # store.load says what is stored instead
     key = (str(data_path), identity, start, spec["end_ms"])
-    rows = _cached_rows(key, lambda: store.load(spec["exchange"], spec["symbol"], start, spec["end_ms"]))
+    rows = _cached_rows(key, lambda: store.load(spec["exchange"], symbol, start, spec["end_ms"]))
     expected = (spec["end_ms"] - start) // MINUTE_MS
     if len(rows) != expected:
         _rows_cache.pop(key, None)
         raise ValueError(
-            f"expected {expected} contiguous minutes for {spec['exchange']}:{spec['symbol']} from "
+            f"expected {expected} contiguous minutes for {spec['exchange']}:{symbol} from "
             f"{start} to {spec['end_ms']}, found {len(rows)}; the store changed since the request was checked"
         )
     return np.array(rows)  # a private copy: transforms and Jesse may write to it
 
 
-def transform_rows(rows: np.ndarray, spec: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any] | None]:
+def transform_rows(rows: Rows, spec: dict[str, Any]) -> tuple[Rows, dict[str, Any] | None]:
+    """The spec's transform (a stress scenario, a bootstrap path) applied to its rows; for a portfolio to every
+    market alike (the same shock at the same minute, the same bootstrap blocks: the markets stay aligned)."""
+    if isinstance(rows, dict):
+        out = {s: _transform_market(r, spec) for s, r in rows.items()}
+        return {s: r for s, (r, _) in out.items()}, next(iter(out.values()))[1]
+    return _transform_market(rows, spec)
+
+
+def _transform_market(rows: np.ndarray, spec: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any] | None]:
     t = spec.get("transform")
     if not t:
         return rows, None
@@ -287,72 +202,140 @@ class _ProgressSampler:
                 report_progress(now - self.start_ms, total, self.label)
 
 
-def _simulate(inputs: dict[str, Any], fast: bool) -> tuple[dict[str, Any], list[list[float]]]:
+def _simulate(inputs: dict[str, Any], fast: bool, gate: Any) -> tuple[dict[str, Any], list[list[float]], Any]:
+    """One Jesse run; `gate` makes the run's portfolio gate (a fresh one each run: it keeps state) or None."""
     from jesse.research import backtest
 
-    result = backtest(**inputs, fast_mode=fast, generate_equity_curve=True, generate_logs=False)
-    return result, _portfolio_series(result.get("equity_curve"))
+    from jesse_mcp.backtesting.strategies import base, portfolio
+
+    base.RUN_STATE.clear()
+    run = gate() if gate else None
+    portfolio.begin(run)
+    try:
+        result = backtest(**inputs, fast_mode=fast, generate_equity_curve=True, generate_logs=False)
+    finally:
+        portfolio.end()
+    return result, _portfolio_series(result.get("equity_curve")), run
 
 
-def _run_jesse(inputs: dict[str, Any], spec: dict[str, Any], trading: np.ndarray) -> tuple[dict, list, bool]:
-    """Jesse's result, the daily equity, and whether fast mode ran. Fast mode unless spec["fast_mode"] is False, with
-    normal mode's daily equity and ten daily metrics rebuilt (daily_equity.py); normal mode when the rebuild fails."""
+def _run_jesse(inputs: dict[str, Any], spec: dict[str, Any], trading: Rows, gate: Any) -> tuple[dict, list, bool, Any]:
+    """Jesse's result, the daily equity, whether fast mode ran, and the run's gate. Fast mode unless spec["fast_mode"]
+    is False, with normal mode's daily equity and ten daily metrics rebuilt (daily_equity.py); normal mode when the
+    rebuild fails."""
     fast = bool(spec.get("fast_mode", True))
     with _ProgressSampler(spec["start_ms"], spec["end_ms"], spec.get("label", "backtest")):
-        result, equity = _simulate(inputs, fast)
+        result, equity, run = _simulate(inputs, fast, gate)
         if not fast or not result.get("trades"):  # no closed trade: no daily metrics and no curve in either mode
-            return result, equity, fast
-        balance, fee = float(spec["starting_balance"]), float(spec["fee"])
+            return result, equity, fast, run
+        wallet = daily_equity.Wallet(float(spec["starting_balance"]), float(spec["fee"]), _minutes(spec["timeframe"]))
         annualization = int(result["metrics"]["annualization"])
-        rebuilt = daily_equity.normal_mode_daily(result["trades"], equity, trading, balance, fee, annualization)
+        rebuilt = daily_equity.normal_mode_daily(result["trades"], equity, trading, wallet, annualization)
         if rebuilt is None:
             log.warning("the daily equity of a fast-mode run could not be rebuilt from its orders; running normal mode")
-            result, equity = _simulate(inputs, False)
-            return result, equity, False
+            result, equity, run = _simulate(inputs, False, gate)
+            return result, equity, False, run
     equity, daily = rebuilt
     result["metrics"].update(daily)
-    return result, equity, True
+    return result, equity, True, run
 
 
-def run_backtest(spec: dict[str, Any], rows: np.ndarray | None = None) -> dict[str, Any]:
+def _minutes(timeframe: str) -> int:
+    from jesse.constants import TIMEFRAME_TO_ONE_MINUTES  # the table Jesse's simulator steps by
+
+    return int(TIMEFRAME_TO_ONE_MINUTES[timeframe])
+
+
+def run_backtest(spec: dict[str, Any], rows: Rows | None = None) -> dict[str, Any]:
     """One backtest. Returns metrics (Jesse's, cleaned), compact trades, the daily equity, optional PNG bytes, and
-    whether Jesse's fast mode ran (with normal mode's daily equity and metrics rebuilt) or its normal mode. `rows`
-    are the spec's candles (what load_rows returns) when the caller loaded them (a Ray actor)."""
+    whether Jesse's fast mode ran (with normal mode's daily equity and metrics rebuilt) or its normal mode; for a
+    portfolio (spec["markets"]) also what portfolio_report needs. `rows` are the spec's candles (what load_rows
+    returns) when the caller loaded them (a Ray actor)."""
     from jesse_mcp.backtesting.strategies import base
 
     started = time.perf_counter()
     cls = strategy_class(spec["strategy"])
-    if rows is None:
-        rows = load_rows(spec)
-    rows, transform_info = transform_rows(rows, spec)
+    rows, transform_info = transform_rows(load_rows(spec) if rows is None else rows, spec)
     inputs = jesse_inputs(spec, rows)
-    inputs["routes"][0]["strategy"] = cls
+    for route in inputs["routes"]:
+        route["strategy"] = cls
     if not issubclass(cls, base.RiskManagedStrategy):
         inputs["hyperparameters"].pop("_risk", None)
-    base.RUN_STATE.clear()
-    trading = rows[int(spec["warmup_minutes"]) :]
-    result, equity, fast = _run_jesse(inputs, spec, trading)
+    warm = int(spec["warmup_minutes"])
+    by_symbol = _by_symbol(spec, rows)
+    trading = {s: by_symbol[s][warm:] for s in traded(spec)}
+    make_gate = (lambda: _portfolio_run(spec, by_symbol)) if spec.get("markets") else None
+    rows_of = trading if make_gate else trading[spec["symbol"]]
+    result, equity, fast, gate = _run_jesse(inputs, spec, rows_of, make_gate)
     duration = time.perf_counter() - started
     trades = [_compact_trade(t) for t in result.get("trades") or []]
+    balance = float(spec["starting_balance"])
     out = {
         "metrics": _clean(result["metrics"]),
         "trades": trades,
-        "intraday_drawdown_pct": intraday_drawdown_pct(trading, trades, float(spec["starting_balance"])),
+        "intraday_drawdown_pct": intraday_drawdown_pct(trading, trades, balance),
         "equity": equity,
         "entries_halted_at": base.RUN_STATE.get("entries_halted_at"),
-        "protection_locks": base.RUN_STATE.get("protection_locks", []),
+        "protection_locks": sorted(base.RUN_STATE.get("protection_locks", []), key=lambda k: k["from_ms"]),
         "refused_by_lock": base.RUN_STATE.get("refused_by_lock", {}),
         "duration_s": duration,
         "fast_mode": fast,
         "transform": _clean(transform_info),
+        "portfolio": _portfolio_out(spec, gate, by_symbol, trades, equity) if gate else None,
         "png": None,
     }
     if spec.get("png"):
-        out["png"] = equity_png(equity, spec.get("title", ""))
+        lines = out["portfolio"]["lines"] if gate else None
+        out["png"] = equity_png(equity, spec.get("title", ""), lines)
     return out
 
 
-def run_many(specs: list[dict[str, Any]], rows: list[np.ndarray] | None = None) -> list[dict[str, Any]]:
+def _portfolio_run(spec: dict[str, Any], by_symbol: dict[str, np.ndarray]) -> Any:
+    """The gate every route's entries meet (strategies/portfolio.py), on the daily closes of every market."""
+    from jesse_mcp.backtesting.strategies import portfolio
+
+    p = spec["portfolio"]
+    return portfolio.PortfolioRun(
+        risk=dict(spec["risk"] or {}),
+        limits=dict(p["limits"]),
+        closes={s: _closes(p["history"].get(s, []), r) for s, r in by_symbol.items()},
+        correlation_days=int(p["correlation_days"]),
+        cvar_days=int(p["cvar_days"]),
+        fee_rate=float(spec["fee"]),
+        leverage=float(spec["leverage"]),
+    )
+
+
+def _closes(history: list[list[float]], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored daily closes before the run's rows, then the rows' own."""
+    from jesse_mcp.backtesting.markets import daily_closes
+
+    days, close = daily_closes(rows)
+    before = np.array([d for d, _ in history], dtype=np.int64), np.array([c for _, c in history], dtype=float)
+    return np.concatenate([before[0], days]), np.concatenate([before[1], close])
+
+
+def _portfolio_out(spec: dict[str, Any], gate: Any, by_symbol: dict[str, np.ndarray], trades: list, equity: list):
+    from jesse_mcp.backtesting import portfolio_report
+    from jesse_mcp.backtesting.markets import daily_closes
+
+    warm, start = int(spec["warmup_minutes"]), int(spec["start_ms"])
+    closes = {}
+    for s, r in by_symbol.items():
+        days, values = daily_closes(r[warm:])
+        closes[s] = [[int(d), float(c)] for d, c in zip(days, values, strict=True) if d >= start]
+    trading = {s: by_symbol[s][warm:] for s in traded(spec)}
+    times = [round(t * 1000) for t, _ in equity]
+    return {
+        "markets": traded(spec),
+        "data_markets": informing(spec),
+        "refused": dict(gate.refused),
+        "limits": {**gate.limits, **{k: gate.risk[k] for k in ("max_correlation", "max_cvar") if k in gate.risk}},
+        "closes": closes,
+        **portfolio_report.sampled(trades, trading, times),
+    }
+
+
+def run_many(specs: list[dict[str, Any]], rows: list[Rows] | None = None) -> list[dict[str, Any]]:
     """Several short runs in one task (walk-forward windows): one round trip, errors per run. `rows`: see
     run_backtest, one array per spec."""
     results = []
@@ -365,9 +348,6 @@ def run_many(specs: list[dict[str, Any]], rows: list[np.ndarray] | None = None) 
         except Exception as e:
             results.append({"error": f"{type(e).__name__}: {e}"})
     return results
-
-
-TRADE_FIELDS = ("type", "opened_at", "closed_at", "entry_price", "exit_price", "qty", "size", "fee", "PNL")
 
 
 def _compact_trade(t: dict[str, Any]) -> list[Any]:

@@ -20,6 +20,16 @@ from jesse_mcp.backtesting.catalog import (
     StrategySpec,
     fingerprint,
 )
+from jesse_mcp.backtesting.markets import (
+    BacktestError,
+    common_range,
+    gap_minutes_in,
+    history_closes,
+    pick_market,
+    pick_markets,
+    plan_range,
+)
+from jesse_mcp.backtesting.portfolio_report import PortfolioReport, report_of
 from jesse_mcp.backtesting.results import (
     BacktestResult,
     DataProvenance,
@@ -34,19 +44,14 @@ from jesse_mcp.backtesting.tail_report import daily_returns, tail_risk_of
 from jesse_mcp.candles import ops as candle_ops
 from shared.config.models import TradingConfig
 from shared.config.resolve import EffectiveRisk, resolve_risk
-from shared.errors import InvalidArgumentsError, TradingMcpError
-from shared.market.candles import MINUTE_MS, CandleError, CandleStore, MarketInfo, iso
-from shared.market.exchanges import store_key
+from shared.errors import InvalidArgumentsError
+from shared.market.candles import MINUTE_MS, CandleStore, MarketInfo, iso
 from shared.state.store import utc_now_iso
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 ENGINE = "jesse 3.5.3 research.backtest"
 DEFAULT_FEE = 0.001
 DEFAULT_BALANCE = 10_000.0
-
-
-class BacktestError(TradingMcpError):
-    """A backtest could not be planned or run."""
 
 
 # --- plans ----------------------------------------------------------------------------------------------------
@@ -58,113 +63,7 @@ class RunPlan:
     market: MarketInfo
     strategy: StrategySpec
     notes: list[str] = field(default_factory=list)
-
-
-def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _overlapping(gaps: list[Any], start_ms: int, end_ms: int) -> list[Any]:
-    return [g for g in gaps if _ms(g.first_missing) < end_ms and _ms(g.last_missing) >= start_ms]
-
-
-def _gap_minutes_in(gaps: list[Any], start_ms: int, end_ms: int) -> int:
-    total = 0
-    for g in gaps:
-        lo, hi = max(_ms(g.first_missing), start_ms), min(_ms(g.last_missing) + MINUTE_MS, end_ms)
-        total += max(0, (hi - lo) // MINUTE_MS)
-    return total
-
-
-def pick_market(candles: CandleStore, exchange: str | None, symbol: str | None) -> MarketInfo:
-    markets = candles.markets()
-    if not markets:
-        raise BacktestError(
-            "No candles are stored yet. Import some with import_candles (e.g. symbol='BTC-USDT', days=90), "
-            "import_candles_csv, or generate_synthetic_candles for an offline try."
-        )
-    stored = ", ".join(f"{m.exchange}:{m.symbol}" for m in markets)
-    key = None if exchange is None else store_key(exchange, (m.exchange for m in markets))
-    found = [
-        m for m in markets if (key is None or m.exchange == key) and (symbol is None or m.symbol == symbol.upper())
-    ]
-    if not found:
-        what = ":".join(x for x in (key, symbol and symbol.upper()) if x)
-        raise BacktestError(
-            f"No candles stored for {what}. Stored markets: {stored}. Import it with import_candles "
-            f"(symbol='{(symbol or 'BTC-USDT').upper()}') or import_candles_csv, or pick a stored market."
-        )
-    if len(found) > 1:
-        raise BacktestError(f"Several stored markets match; give exchange and symbol. Stored markets: {stored}.")
-    market = found[0]
-    if "-" not in market.symbol:
-        raise BacktestError(
-            f"Jesse needs symbols written BASE-QUOTE (e.g. BTC-USDT); {market.symbol} has no dash. Import the data "
-            "again under a symbol like BTC-USDT."
-        )
-    return market
-
-
-def plan_range(
-    market: MarketInfo,
-    timeframe: str,
-    warmup_candles: int,
-    start: candle_ops.When | None,
-    end: candle_ops.When | None,
-    days: int | None,
-) -> tuple[int, int, list[str]]:
-    """The traded range [start, end): whole candles of the timeframe, with room for warm-up before it."""
-    if market.first is None or market.last is None:
-        raise BacktestError(f"{market.exchange}:{market.symbol} has no candles stored.")
-    first, last_end = _ms(market.first), _ms(market.last) + MINUTE_MS
-    tf = TIMEFRAME_MINUTES[timeframe] * MINUTE_MS
-    warm = warmup_candles * tf
-    notes: list[str] = []
-    stored = f"stored: {market.first} to {iso(last_end)}"
-    if start is None and days is None:  # from the start of the data (after the warm-up) up to end, or all of it
-        req_start, req_end = first + warm, (candle_ops.to_ms(end) if end is not None else last_end)
-    else:
-        try:
-            req_start, req_end = candle_ops.resolve_range(
-                start, end, days, now_ms=last_end if end is None and start is not None else None
-            )
-        except CandleError as e:
-            raise BacktestError(str(e)) from None
-        if days is not None and start is None and end is None:  # "the last N days" means of the stored data
-            req_start, req_end = last_end - days * 1440 * MINUTE_MS, last_end
-    lo = -(-max(req_start, first + warm) // tf) * tf  # first whole candle with warm-up before it
-    hi = min(req_end, last_end) // tf * tf
-    explicit = start is not None or end is not None or days is not None
-    if explicit and (req_end <= first or req_start >= last_end):
-        raise BacktestError(
-            f"No {market.exchange}:{market.symbol} candles between {iso(req_start)} and {iso(req_end)} ({stored}). "
-            f"Import that range with import_candles(symbol='{market.symbol}', start='{iso(req_start)[:10]}', "
-            f"end='{iso(req_end)[:10]}') or import_candles_csv, or choose dates inside the stored range."
-        )
-    if hi - lo < 2 * tf:
-        need_days = (warm + 2 * tf) / 86_400_000
-        raise BacktestError(
-            f"Not enough {market.exchange}:{market.symbol} data for a {timeframe} run with {warmup_candles} warm-up "
-            f"candles: it needs about {need_days:.1f} days before the end of the range ({stored}). Import more data "
-            "(import_candles with an earlier start), use a smaller timeframe, or pass a smaller warmup_candles."
-        )
-    if lo > req_start and (start is not None or days is not None):
-        notes.append(
-            f"Start moved from {iso(req_start)} to {iso(lo)}: {warmup_candles} warm-up candles of {timeframe} must "
-            f"come before it and the data begins at {market.first}."
-        )
-    if hi < req_end and (end is not None or start is not None):
-        notes.append(f"End moved from {iso(req_end)} to {iso(hi)}: the data ends at {iso(last_end)}.")
-    gaps = _overlapping(market.gaps, lo - warm, hi)
-    if gaps:
-        shown = "; ".join(f"{g.first_missing} .. {g.last_missing} ({g.missing_minutes} min)" for g in gaps[:5])
-        more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
-        raise BacktestError(
-            f"{market.exchange}:{market.symbol} has missing minutes inside the run (with warm-up): {shown}{more}. "
-            "Jesse needs contiguous minutes. Choose a range without gaps, or fill them explicitly with "
-            "fill_candle_gaps (flat candles at the previous close, recorded as filled)."
-        )
-    return lo, hi, notes
+    markets: list[MarketInfo] = field(default_factory=list)  # a portfolio's: traded, then data-only
 
 
 def quote_of(symbol: str) -> str:
@@ -188,6 +87,8 @@ class PlanRequest:
     starting_balance: float | None = None
     warmup_candles: int | None = None
     label: str = "backtest"
+    markets: tuple[str, ...] | None = None  # a portfolio: these markets traded in one account (symbol is then None)
+    data_markets: tuple[str, ...] | None = None  # a portfolio's markets whose candles only inform the strategy
 
 
 def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySpec, req: PlanRequest) -> RunPlan:
@@ -202,8 +103,8 @@ def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySp
     settings = risk.settings.model_dump()
     lev = _leverage(req.leverage, risk)
     warm = req.warmup_candles if req.warmup_candles is not None else strategy.warmup_candles(hp)
-    market = pick_market(candles, req.exchange, req.symbol)
-    lo, hi, notes = plan_range(market, timeframe, warm, req.start, req.end, req.days)
+    traded, data, (lo, hi, notes) = _markets(cfg, candles, req, warm)
+    market = traded[0]
     request = RunRequest(
         strategy=strategy.name,
         exchange=market.exchange,
@@ -221,8 +122,11 @@ def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySp
         quote_currency=quote_of(market.symbol),
         warmup_candles=warm,
         strategy_sha256=fingerprint(strategy),
+        markets=[m.symbol for m in traded] if len(traded) > 1 else [],
+        data_markets=[m.symbol for m in data],
+        portfolio_rules=portfolio_rules(cfg) if len(traded) > 1 else None,
     )
-    if market.synthetic:
+    if any(m.synthetic for m in [*traded, *data]):
         notes.insert(0, "SYNTHETIC DATA: these candles were generated, not recorded from a market.")
     if not strategy.risk_managed:
         notes.append(
@@ -231,7 +135,35 @@ def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySp
         )
     tf_ms = TIMEFRAME_MINUTES[timeframe] * MINUTE_MS
     spec = spec_of(candles.root, request, strategy, settings if strategy.risk_managed else None, req.label, tf_ms)
-    return RunPlan(spec=spec, request=request, risk=risk, market=market, strategy=strategy, notes=notes)
+    return RunPlan(spec, request, risk, market, strategy, notes, [*traded, *data] if len(traded) > 1 else [])
+
+
+def _markets(
+    cfg: TradingConfig, candles: CandleStore, req: PlanRequest, warm: int
+) -> tuple[list[MarketInfo], list[MarketInfo], tuple[int, int, list[str]]]:
+    """The traded and data-only markets, and the range they share."""
+    if req.markets is None:
+        if req.data_markets:
+            raise BacktestError("data_markets inform a portfolio backtest: pass them with markets (at least 2).")
+        market = pick_market(candles, req.exchange, req.symbol)
+        return [market], [], plan_range(market, req.timeframe, warm, req.start, req.end, req.days)
+    if req.symbol is not None:
+        raise BacktestError(
+            f"Pass either symbol (one market) or markets (a portfolio), not both; to include {req.symbol} in the "
+            "portfolio, list it in markets."
+        )
+    most = cfg.backtest_config.max_portfolio_markets
+    traded, data = pick_markets(candles, req.exchange, list(req.markets), list(req.data_markets or ()), most)
+    return traded, data, common_range([*traded, *data], req.timeframe, warm, req.start, req.end, req.days)
+
+
+def portfolio_rules(cfg: TradingConfig) -> dict[str, Any]:
+    """What a portfolio backtest's entries meet: the paper account's limits and its return windows."""
+    return {
+        "limits": cfg.portfolio_limits.model_dump(),
+        "correlation_days": cfg.paper.correlation_days,
+        "cvar_days": cfg.paper.cvar_days,
+    }
 
 
 def _leverage(asked: float | None, risk: EffectiveRisk) -> float:
@@ -254,7 +186,10 @@ def spec_of(
     tf_ms: int,
 ) -> dict[str, Any]:
     lev = request.leverage
+    warmup_ms = request.warmup_candles * tf_ms
+    portfolio = _portfolio_spec(store_root, request, request.start_ms - warmup_ms) if request.markets else {}
     return {
+        **portfolio,
         "store_root": str(store_root),
         "exchange": request.exchange,
         "symbol": request.symbol,
@@ -280,6 +215,62 @@ def spec_of(
     }
 
 
+def window_spec(plan: RunPlan, lo: int, hi: int, hp: dict[str, float], label: str) -> dict[str, Any]:
+    """The plan's spec over another range of it (a walk-forward or hold-out window, an optimizer trial); a
+    portfolio's stored daily closes are read again up to the window's warm-up."""
+    spec = {**plan.spec, "start_ms": lo, "end_ms": hi, "hyperparameters": hp, "label": label}
+    if plan.request.markets:
+        before = lo - int(spec["warmup_minutes"]) * MINUTE_MS
+        spec.update(_portfolio_spec(Path(spec["store_root"]), plan.request, before))
+    return spec
+
+
+def _portfolio_spec(store_root: Path, request: RunRequest, before: int) -> dict[str, Any]:
+    """A portfolio's markets and entry rules, with the stored daily closes before `before` (its warm-up)."""
+    rules = dict(request.portfolio_rules or {})
+    symbols = [*request.markets, *request.data_markets]
+    days = max(rules["correlation_days"], rules["cvar_days"]) + 1
+    rules["history"] = history_closes(CandleStore(store_root), request.exchange, symbols, before, days)
+    return {"markets": list(request.markets), "data_markets": list(request.data_markets), "portfolio": rules}
+
+
+def replan_of(candles: CandleStore, result: BacktestResult, strategy: StrategySpec, most: int, label: str) -> RunPlan:
+    """The plan of a stored backtest, checked again against today's store: the same markets covering the same range
+    the same way (else an error that says to run the backtest again)."""
+    req = result.request
+    if req.markets:
+        traded, data = pick_markets(candles, req.exchange, list(req.markets), list(req.data_markets), most)
+        markets = [*traded, *data]
+    else:
+        markets = [pick_market(candles, req.exchange, req.symbol)]
+    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (req.start, req.end))
+    lo, hi, _ = common_range(markets, req.timeframe, req.warmup_candles, start, end, None)
+    if (lo, hi) != (req.start_ms, req.end_ms):
+        where = "+".join(req.markets) if req.markets else req.symbol
+        raise BacktestError(
+            f"The candles of {req.exchange}:{where} no longer cover {req.start} .. {req.end} the same way; "
+            "run the backtest again."
+        )
+    risk = EffectiveRisk(
+        strategy=req.strategy,
+        configured=False,
+        risk_profile=req.risk_profile,
+        settings=result.risk_settings,
+        sources=result.risk_sources,
+    )
+    tf_ms = TIMEFRAME_MINUTES[req.timeframe] * MINUTE_MS
+    settings = result.risk_settings if strategy.risk_managed else None
+    return RunPlan(
+        spec=spec_of(candles.root, req, strategy, settings, label, tf_ms),
+        request=req,
+        risk=risk,
+        market=markets[0],
+        strategy=strategy,
+        notes=[n for n in result.notes if n.startswith(("SYNTHETIC", "Start moved", "End moved"))],
+        markets=markets if req.markets else [],
+    )
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
@@ -297,11 +288,42 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
     ]
     refused = dict(out.get("refused_by_lock") or {})
     adherence = adherence.model_copy(update={"protection_locks": locks, "entries_refused_by_protection": refused})
-    notes = list(plan.notes)
+    portfolio = None
+    if out.get("portfolio"):
+        span = req.end_ms - req.start_ms
+        portfolio = report_of(out["portfolio"], out["trades"], out.get("equity") or [], req.starting_balance, span)
+    synthetic = any(m.synthetic for m in plan.markets or [plan.market])
+    return BacktestResult(
+        id=result_id or new_id("bt"),
+        created_at=utc_now_iso(),
+        synthetic=synthetic,
+        request=req,
+        risk_settings=settings,
+        risk_sources=plan.risk.sources,
+        performance=perf,
+        risk_adherence=adherence,
+        data=_provenance(plan, synthetic),
+        run=RunInfo(engine=ENGINE, fast_mode=bool(out.get("fast_mode")), duration_s=out["duration_s"]),
+        tail_risk=tail_risk_of(daily_returns(out.get("equity") or []), settings["var_confidence"]),
+        portfolio=portfolio,
+        notes=_notes(plan, perf.trades, adherence, portfolio),
+        jesse_metrics=out["metrics"],
+    )
+
+
+def _notes(plan: RunPlan, trades: int, adherence: Any, portfolio: PortfolioReport | None) -> list[str]:
+    notes, settings = list(plan.notes), plan.risk.settings.model_dump()
+    refused = adherence.entries_refused_by_protection
     if refused:
         counts = ", ".join(f"{n} by {rule}" for rule, n in sorted(refused.items()))
         notes.append(f"Protections refused entry signals ({counts}); see risk_adherence.protection_locks.")
-    if perf.trades == 0:
+    if portfolio is not None and portfolio.refused_entries:
+        counts = ", ".join(f"{n} by {rule}" for rule, n in portfolio.refused_entries.items())
+        notes.append(
+            f"The portfolio's pre-trade checks (the paper account's) refused entry signals ({counts}); see "
+            "portfolio.refused_entries and portfolio.limits."
+        )
+    if trades == 0:
         notes.append(
             "No trades: the strategy's entry conditions never held in this range. Try a longer range, another "
             "timeframe, or other hyperparameters."
@@ -311,37 +333,30 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
             f"Entries stopped at {adherence.entries_halted_at}: drawdown reached the profile's max_drawdown "
             f"{settings['max_drawdown'] * 100:g} %."
         )
+    return notes
+
+
+def _provenance(plan: RunPlan, synthetic: bool) -> DataProvenance:
+    req, markets = plan.request, plan.markets or [plan.market]
     warm_start = req.start_ms - plan.spec["warmup_minutes"] * MINUTE_MS
-    return BacktestResult(
-        id=result_id or new_id("bt"),
-        created_at=utc_now_iso(),
-        synthetic=plan.market.synthetic,
-        request=req,
-        risk_settings=settings,
-        risk_sources=plan.risk.sources,
-        performance=perf,
-        risk_adherence=adherence,
-        data=DataProvenance(
-            exchange=req.exchange,
-            symbol=req.symbol,
-            timeframe=req.timeframe,
-            start=req.start,
-            end=req.end,
-            candles_1m=(req.end_ms - req.start_ms) // MINUTE_MS,
-            warmup_start=iso(warm_start),
-            synthetic=plan.market.synthetic,
-            sources=plan.market.sources,
-            gaps_in_range=0,
-            filled_gaps_in_range=_gap_minutes_in(plan.market.filled, warm_start, req.end_ms),
-        ),
-        run=RunInfo(engine=ENGINE, fast_mode=bool(out.get("fast_mode")), duration_s=out["duration_s"]),
-        tail_risk=tail_risk_of(daily_returns(out.get("equity") or []), settings["var_confidence"]),
-        notes=notes,
-        jesse_metrics=out["metrics"],
+    return DataProvenance(
+        exchange=req.exchange,
+        symbol=req.symbol,
+        timeframe=req.timeframe,
+        start=req.start,
+        end=req.end,
+        candles_1m=(req.end_ms - req.start_ms) // MINUTE_MS,
+        warmup_start=iso(warm_start),
+        synthetic=synthetic,
+        sources=list(dict.fromkeys(s for m in markets for s in m.sources)),
+        gaps_in_range=0,
+        filled_gaps_in_range=sum(gap_minutes_in(m.filled, warm_start, req.end_ms) for m in markets),
+        markets=[m.symbol for m in plan.markets],
     )
 
 
 def title_of(plan: RunPlan) -> str:
     r = plan.request
-    tag = "  [SYNTHETIC DATA]" if plan.market.synthetic else ""
-    return f"{r.strategy} {r.exchange}:{r.symbol} {r.timeframe} ({r.risk_profile}) {r.start[:10]} .. {r.end[:10]}{tag}"
+    tag = "  [SYNTHETIC DATA]" if any(m.synthetic for m in plan.markets or [plan.market]) else ""
+    where = f"{r.exchange}:{'+'.join(r.markets) if r.markets else r.symbol}"
+    return f"{r.strategy} {where} {r.timeframe} ({r.risk_profile}) {r.start[:10]} .. {r.end[:10]}{tag}"

@@ -86,7 +86,8 @@ def unpack(
     paths: dict[str, str] = {}
     if module != ENGINE:
         return kwargs, paths
-    private = [np.array(r) for r in rows]  # the object store's arrays are read-only; Jesse and transforms write
+    # the object store's arrays are read-only; Jesse and transforms write (a portfolio's: symbol -> array)
+    private = [{k: np.array(v) for k, v in r.items()} if isinstance(r, dict) else np.array(r) for r in rows]
     if func == "run_backtest":
         return {**kwargs, "spec": _local_spec(folder, kwargs["spec"], paths), "rows": private[0]}, paths
     if func == "run_many":

@@ -220,10 +220,14 @@ class RayPool:
         from jesse_mcp.backtesting import engine
         from shared.market.candles import MINUTE_MS, CandleStore
 
-        data_file, _ = CandleStore(Path(spec["store_root"]))._paths(spec["exchange"], spec["symbol"])
-        st = os.stat(data_file)
+        store = CandleStore(Path(spec["store_root"]))
+        files = []
+        for symbol in [*engine.traded(spec), *engine.informing(spec)]:  # a portfolio's markets travel together
+            data_file = store.data_file(spec["exchange"], symbol)
+            st = os.stat(data_file)
+            files.append((str(data_file), st.st_ino, st.st_size, st.st_mtime_ns))
         start = spec["start_ms"] - spec["warmup_minutes"] * MINUTE_MS
-        key = (str(data_file), st.st_ino, st.st_size, st.st_mtime_ns, start, spec["end_ms"])
+        key = (tuple(files), start, spec["end_ms"])
         with self._rows_lock:
             if key in self._rows:
                 self._rows.move_to_end(key)

@@ -6,18 +6,30 @@ can be checked without running Jesse.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from jesse_mcp.backtesting.portfolio_report import PortfolioReport
 from jesse_mcp.backtesting.tail_report import TailRisk
+from jesse_mcp.backtesting.trade_rows import (
+    T_CLOSED,
+    T_ENTRY,
+    T_FEE,
+    T_OPENED,
+    T_PNL,
+    T_QTY,
+    T_SIZE,
+    T_SYMBOL,
+    T_TYPE,
+    equity_before,
+    num,
+    union_ms,
+)
 from shared.market.candles import iso
 
-# engine.TRADE_FIELDS order
-T_TYPE, T_OPENED, T_CLOSED, T_ENTRY, T_EXIT, T_QTY, T_SIZE, T_FEE, T_PNL = range(9)
 EPS = 1e-9
 
 
@@ -38,6 +50,13 @@ class RunRequest(BaseModel):
     quote_currency: str
     warmup_candles: int = Field(description="Candles of the route timeframe kept for indicators before start.")
     strategy_sha256: str | None = Field(None, description="sha256 of the strategy code that ran.")
+    markets: list[str] = Field(
+        default_factory=list, description="A portfolio backtest's traded markets, in one account (symbol: the first)."
+    )
+    data_markets: list[str] = Field(default_factory=list, description="Markets whose candles only informed it.")
+    portfolio_rules: dict[str, Any] | None = Field(
+        None, description="A portfolio backtest's entry rules: the portfolio limits and the return windows."
+    )
 
 
 class Performance(BaseModel):
@@ -120,6 +139,7 @@ class DataProvenance(BaseModel):
     sources: list[str]
     gaps_in_range: int = Field(description="Missing minutes in the range (always 0: runs refuse gaps).")
     filled_gaps_in_range: int = Field(description="Minutes in the range that were filled on request (flat candles).")
+    markets: list[str] = Field(default_factory=list, description="A portfolio's markets (traded, then data-only).")
 
 
 class RunInfo(BaseModel):
@@ -146,48 +166,12 @@ class BacktestResult(BaseModel):
     tail_risk: TailRisk | None = Field(
         None, description="VaR and CVaR of the daily equity returns at the profile's var_confidence (three estimates)."
     )
+    portfolio: PortfolioReport | None = Field(
+        None, description="A portfolio backtest's per-market contribution, exposure, correlation and refused entries."
+    )
     notes: list[str]
     jesse_metrics: dict[str, Any] = Field(description="Jesse's metrics as returned (NaN shown as null).")
     image: str | None = Field(None, description="'attached' when an equity-curve PNG was returned with this result.")
-
-
-class Trade(BaseModel):
-    side: str
-    opened_at: str
-    closed_at: str
-    entry_price: float
-    exit_price: float | None
-    qty: float
-    size_quote: float = Field(description="Entry notional, quote currency.")
-    fee_quote: float
-    pnl_quote: float = Field(description="Profit net of fees, quote currency.")
-    equity_before_quote: float
-    pnl_pct_of_equity: float | None
-    holding_hours: float
-
-
-def num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def equity_before(trades: list[list[Any]], starting_balance: float) -> list[float]:
-    """Realised equity when each trade was opened: the start plus every trade closed by then (trades are sequential
-    on one route)."""
-    out, equity = [], starting_balance
-    closed = sorted(((t[T_CLOSED], t[T_PNL] or 0.0) for t in trades), key=lambda x: x[0])
-    j = 0
-    for t in trades:
-        while j < len(closed) and closed[j][0] <= t[T_OPENED]:
-            equity += closed[j][1]
-            j += 1
-        out.append(equity)
-    return out
 
 
 def performance(metrics: dict[str, Any], trades: list[list[Any]], start_ms: int, end_ms: int, balance: float):
@@ -198,7 +182,7 @@ def performance(metrics: dict[str, Any], trades: list[list[Any]], start_ms: int,
     profit_factor = None
     if gross_profit is not None and gross_loss is not None and gross_loss < 0:
         profit_factor = gross_profit / -gross_loss
-    held_ms = sum(max(0.0, (t[T_CLOSED] or 0) - (t[T_OPENED] or 0)) for t in trades)
+    held_ms = union_ms([(t[T_OPENED] or 0, t[T_CLOSED] or 0) for t in trades])  # a portfolio's overlap counts once
     dd = num(m.get("max_drawdown"))
     win_rate = num(m.get("win_rate"))
     hold = num(m.get("average_holding_period"))
@@ -299,16 +283,19 @@ def risk_adherence(
     )
 
 
-def intraday_drawdown_pct(rows: np.ndarray, trades: list[list[Any]], balance: float) -> float | None:
+def intraday_drawdown_pct(rows: np.ndarray | dict[str, np.ndarray], trades: list[list[Any]], balance: float):
     """Largest fall of equity from its peak, marking open positions to market every minute at the minute's worst
-    price (low for longs, high for shorts), in %. `rows` are the traded 1-minute candles (Jesse column order).
+    price (low for longs, high for shorts), in %, or None without rows. `rows` are the traded 1-minute candles
+    (Jesse column order): one market's, or symbol -> rows of a portfolio's markets (the same minutes).
 
     Jesse stamps an order with the end of the minute it filled in, so a trade is held through minutes
     [opened, closed - 1); in the minute it closes, the realised result counts (a stop fills at its price)."""
-    n = len(rows)
+    by_symbol = rows if isinstance(rows, dict) else {None: rows}
+    first = next(iter(by_symbol.values()))
+    n = len(first)
     if n == 0:
         return None
-    ts0 = rows[0, 0]
+    ts0 = first[0, 0]
 
     def minute(t: float) -> int:
         return int(min(max((t - ts0) // 60_000, 0), n))
@@ -321,46 +308,26 @@ def intraday_drawdown_pct(rows: np.ndarray, trades: list[list[Any]], balance: fl
         realised[max(closed - 1, 0)] += t[T_PNL] or 0.0
         if closed - 1 <= opened:
             continue
+        r = by_symbol[t[T_SYMBOL]] if len(by_symbol) > 1 else first
         qty, entry, held = abs(t[T_QTY]), t[T_ENTRY], slice(opened, closed - 1)
         entry_fee = (t[T_FEE] or 0.0) / 2
         if t[T_TYPE] == "short":
-            worst[held] += qty * (entry - rows[held, 3]) - entry_fee
-            marked[held] += qty * (entry - rows[held, 2]) - entry_fee
+            worst[held] += qty * (entry - r[held, 3]) - entry_fee
+            marked[held] += qty * (entry - r[held, 2]) - entry_fee
         else:
-            worst[held] += qty * (rows[held, 4] - entry) - entry_fee
-            marked[held] += qty * (rows[held, 2] - entry) - entry_fee
+            worst[held] += qty * (r[held, 4] - entry) - entry_fee
+            marked[held] += qty * (r[held, 2] - entry) - entry_fee
     equity_realised = balance + np.cumsum(realised[:n])
     peak = np.maximum.accumulate(np.maximum(equity_realised + marked, balance))
     low = equity_realised + worst
     return float(max(0.0, np.max(1 - low / peak)) * 100)
 
 
-def trade_models(trades: list[list[Any]], starting_balance: float) -> list[Trade]:
-    before = equity_before(trades, starting_balance)
-    return [
-        Trade(
-            side=str(t[T_TYPE]),
-            opened_at=iso(t[T_OPENED]),
-            closed_at=iso(t[T_CLOSED]),
-            entry_price=t[T_ENTRY],
-            exit_price=num(t[T_EXIT]),
-            qty=abs(t[T_QTY]),
-            size_quote=t[T_SIZE],
-            fee_quote=t[T_FEE],
-            pnl_quote=t[T_PNL],
-            equity_before_quote=e,
-            pnl_pct_of_equity=t[T_PNL] / e * 100 if e > 0 else None,
-            holding_hours=(t[T_CLOSED] - t[T_OPENED]) / 3_600_000,
-        )
-        for t, e in zip(trades, before, strict=True)
-    ]
-
-
 def summary_of(result: BacktestResult) -> dict[str, Any]:
     p, r = result.performance, result.request
     return {
         "strategy": r.strategy,
-        "market": f"{r.exchange}:{r.symbol}",
+        "market": f"{r.exchange}:{'+'.join(r.markets) if r.markets else r.symbol}",
         "timeframe": r.timeframe,
         "risk_profile": r.risk_profile,
         "range": f"{r.start} .. {r.end}",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from pydantic import BaseModel, Field
 
 from jesse_mcp.backtesting.catalog import (
     BUILTIN,
-    TIMEFRAME_MINUTES,
     StrategySpec,
     find_user_strategy_files,
     fingerprint,
@@ -28,25 +26,21 @@ from jesse_mcp.backtesting.plans import (
     Progress,
     RunPlan,
     build_plan,
-    pick_market,
-    plan_range,
+    replan_of,
     result_from,
-    spec_of,
     title_of,
 )
 from jesse_mcp.backtesting.results import (
     BacktestResult,
-    Trade,
     fmt,
     num,
     summary_of,
-    trade_models,
 )
+from jesse_mcp.backtesting.trade_rows import Trade, trade_models
 from jesse_mcp.backtesting.workers import WorkerPool, WorkerTimeout
 from shared.config.models import TradingConfig
-from shared.config.resolve import EffectiveRisk
 from shared.errors import InvalidArgumentsError, TradingMcpError
-from shared.market.candles import MINUTE_MS, CandleStore
+from shared.market.candles import CandleStore
 from shared.state import results as result_store
 from shared.state.results import NewResult
 from shared.state.store import Store
@@ -343,8 +337,9 @@ class BacktestService:
     def trades(self, result_id: str, offset: int, limit: int) -> tuple[list[Trade], int]:
         stored = result_store.get(self.store, result_id, with_trades=True)
         record, rows = stored.record, stored.trades or []
-        balance = record.get("request", {}).get("starting_balance", DEFAULT_BALANCE)
-        return trade_models(rows, balance)[offset : offset + limit], len(rows)
+        request = record.get("request", {})
+        balance = request.get("starting_balance", DEFAULT_BALANCE)
+        return trade_models(rows, balance, request.get("symbol", ""))[offset : offset + limit], len(rows)
 
     def load_backtest(self, result_id: str) -> tuple[BacktestResult, list[Any]]:
         stored = result_store.get(self.store, result_id, with_trades=True)
@@ -364,35 +359,5 @@ class BacktestService:
                 f"The code of strategy {req.strategy} changed since backtest {result.id} ran, so re-running it would "
                 "test other code. Run the backtest again and use the new id."
             )
-        market = pick_market(self.candles, req.exchange, req.symbol)
-        lo, hi, _ = plan_range(
-            market,
-            req.timeframe,
-            req.warmup_candles,
-            datetime.fromisoformat(req.start.replace("Z", "+00:00")),
-            datetime.fromisoformat(req.end.replace("Z", "+00:00")),
-            None,
-        )
-        if (lo, hi) != (req.start_ms, req.end_ms):
-            raise BacktestError(
-                f"The candles of {req.exchange}:{req.symbol} no longer cover {req.start} .. {req.end} the same way; "
-                "run the backtest again."
-            )
-        risk = EffectiveRisk(
-            strategy=req.strategy,
-            configured=False,
-            risk_profile=req.risk_profile,
-            settings=result.risk_settings,
-            sources=result.risk_sources,
-        )
-        tf_ms = TIMEFRAME_MINUTES[req.timeframe] * MINUTE_MS
-        return RunPlan(
-            spec=spec_of(
-                self.candles.root, req, strategy, result.risk_settings if strategy.risk_managed else None, label, tf_ms
-            ),
-            request=req,
-            risk=risk,
-            market=market,
-            strategy=strategy,
-            notes=[n for n in result.notes if n.startswith(("SYNTHETIC", "Start moved", "End moved"))],
-        )
+        most = self.config_load().backtest_config.max_portfolio_markets
+        return replan_of(self.candles, result, strategy, most, label)

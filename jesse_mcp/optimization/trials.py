@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from jesse_mcp.backtesting.analysis import sharpe as sharpe_stats
-from jesse_mcp.backtesting.plans import RunPlan
+from jesse_mcp.backtesting.plans import RunPlan, window_spec
 from jesse_mcp.backtesting.results import performance
 from jesse_mcp.optimization.models import OBJECTIVES, Figures
 from shared.errors import InvalidArgumentsError
@@ -49,7 +49,7 @@ def resolved(plan: RunPlan, params: dict[str, float]) -> dict[str, float]:
 
 
 def spec_for(plan: RunPlan, window: Window, hp: dict[str, float], label: str) -> dict[str, Any]:
-    return {**plan.spec, "start_ms": window.lo, "end_ms": window.hi, "hyperparameters": hp, "label": label}
+    return window_spec(plan, window.lo, window.hi, hp, label)
 
 
 def invalid(params: dict[str, float], plans: list[RunPlan]) -> str | None:

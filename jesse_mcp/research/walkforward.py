@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from jesse_mcp.backtesting.analysis import sharpe
 from jesse_mcp.backtesting.catalog import TIMEFRAME_MINUTES
-from jesse_mcp.backtesting.plans import BacktestError, Progress, RunPlan, new_id
+from jesse_mcp.backtesting.plans import BacktestError, Progress, RunPlan, new_id, window_spec
 from jesse_mcp.backtesting.results import fmt, num, performance
 from jesse_mcp.backtesting.service import BacktestService
 from shared.errors import InvalidArgumentsError
@@ -195,7 +195,7 @@ async def _run_windows(service: BacktestService, plan: RunPlan, walk: _Walk, pro
     bounds, grid, folds = walk.bounds, walk.grid, walk.folds
 
     def window(lo: int, hi: int, hp: dict[str, float], label: str) -> dict[str, Any]:
-        return {**plan.spec, "start_ms": lo, "end_ms": hi, "hyperparameters": hp, "label": label}
+        return window_spec(plan, lo, hi, hp, label)
 
     in_sample: list[list[dict[str, Any]]] = [[] for _ in range(folds)]
 

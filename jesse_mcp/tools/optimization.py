@@ -13,18 +13,8 @@ from jesse_mcp.optimization.models import Objective, OptimizeRequest, Sampler, S
 from jesse_mcp.optimization.picture import study_png
 from jesse_mcp.optimization.runner import OptimizationRunner
 from jesse_mcp.optimization.space import Narrowing
-from jesse_mcp.tools.research import (
-    DaysArg,
-    EndArg,
-    ExchangeArg,
-    FeeArg,
-    Profile,
-    StartArg,
-    StrategyName,
-    TimeframeArg,
-    progress_reporter,
-    with_image,
-)
+from jesse_mcp.tools.args import DaysArg, EndArg, ExchangeArg, FeeArg, Profile, StartArg, StrategyName, TimeframeArg
+from jesse_mcp.tools.research import progress_reporter, with_image
 from shared.errors import InvalidArgumentsError
 from shared.server.registry import ToolRegistry
 

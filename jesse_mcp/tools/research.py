@@ -12,70 +12,34 @@ from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from jesse_mcp.backtesting import batch
-from jesse_mcp.backtesting.plans import DEFAULT_BALANCE, DEFAULT_FEE, PlanRequest
-from jesse_mcp.backtesting.results import BacktestResult, Trade
+from jesse_mcp.backtesting.plans import PlanRequest
+from jesse_mcp.backtesting.results import BacktestResult
 from jesse_mcp.backtesting.service import BacktestService, ProfileComparison, StrategyList, view_of
+from jesse_mcp.backtesting.trade_rows import Trade
 from jesse_mcp.candles import ops as candle_ops
 from jesse_mcp.research import montecarlo, stress, walkforward
+from jesse_mcp.tools.args import (
+    BacktestId,
+    BalanceArg,
+    DataMarketsArg,
+    DaysArg,
+    EndArg,
+    ExchangeArg,
+    FeeArg,
+    HyperArg,
+    HyperValue,
+    MarketsArg,
+    Profile,
+    StartArg,
+    StrategyName,
+    SymbolArg,
+    Timeframe,
+    TimeframeArg,
+    WarmupArg,
+)
 from shared.config.profiles import PROFILE_NAMES
 from shared.server.registry import GuardedServer, ToolRegistry
 from shared.state import results as result_store
-
-Profile = Literal["conservative", "moderate", "aggressive"]
-Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "45m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1D"]
-
-StrategyName = Annotated[
-    str, Field(description="Strategy name (list_strategies), e.g. trend_following.", min_length=1, max_length=64)
-]
-SymbolArg = Annotated[
-    str | None,
-    Field(description="Stored market symbol, e.g. BTC-USDT; may be omitted when one market is stored.", max_length=32),
-]
-ExchangeArg = Annotated[
-    str | None,
-    Field(
-        description="Stored exchange: a store key (binance, binance-perp, synthetic, ...) or Jesse's name (Binance "
-        "Spot, Binance Perpetual Futures, ...), any case; may be omitted when one market is stored.",
-        max_length=48,
-    ),
-]
-TimeframeArg = Annotated[Timeframe, Field(description="Candle timeframe the strategy trades on.")]
-StartArg = Annotated[candle_ops.When | None, Field(description="UTC start, e.g. 2025-06-01. Default: all stored data.")]
-EndArg = Annotated[candle_ops.When | None, Field(description="UTC end (exclusive). Default: end of the stored data.")]
-DaysArg = Annotated[
-    int | None,
-    Field(description="N days: after start if given, else the last N days of the stored data.", ge=1, le=3650),
-]
-HyperValue = Annotated[int, Field(ge=-(10**9), le=10**9)] | Annotated[float, Field(ge=-1e9, le=1e9)]
-HyperArg = Annotated[
-    dict[str, HyperValue] | None,
-    Field(
-        description='Hyperparameter overrides, e.g. {"fast_period": 10}; see list_strategies for ranges. Unset ones '
-        "come from the configuration (strategies.<name>.custom_params), then the strategy's defaults."
-    ),
-]
-FeeArg = Annotated[
-    float | None,
-    Field(description=f"Fee per fill, fraction of notional (default {DEFAULT_FEE} = 0.1 %).", ge=0, le=0.05),
-]
-BalanceArg = Annotated[
-    float | None,
-    Field(description=f"Starting balance in the quote currency (default {DEFAULT_BALANCE:g}).", gt=0, le=1e12),
-]
-WarmupArg = Annotated[
-    int | None,
-    Field(
-        description="Warm-up candles of the timeframe before start (default: from the strategy's periods).",
-        ge=1,
-        le=2000,
-    ),
-]
-BacktestId = Annotated[
-    str,
-    Field(
-        description="Id of a stored backtest (bt_...), from backtest or list_backtests.", min_length=3, max_length=40
-    ),
-]
 
 
 class BacktestRecord(BaseModel):
@@ -135,6 +99,8 @@ def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
     async def backtest(
         strategy: StrategyName,
         symbol: SymbolArg = None,
+        markets: MarketsArg = None,
+        data_markets: DataMarketsArg = None,
         exchange: ExchangeArg = None,
         timeframe: TimeframeArg = "1h",
         start: StartArg = None,
@@ -156,11 +122,15 @@ def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
     ) -> Annotated[CallToolResult, BacktestResult]:
         """Run a real Jesse backtest on stored 1-minute candles, sized by the risk profile: position = risk per
         trade / stop distance, capped by max_position_size and max_leverage; stop loss and take profit from the
-        profile; no new entries after max_drawdown. Returns metrics with units, risk adherence checked from the
-        trades, data provenance (synthetic data is flagged) and a result id (get_backtest, stress_test,
-        monte_carlo, validate_strategy)."""
+        profile; no new entries after max_drawdown. With markets: a portfolio in one account, every entry meeting
+        the paper account's pre-trade checks (open and total positions, account usage, correlation, CVaR, trades
+        per day/week/month), refusals counted by rule, with per-market contribution, exposure over time and the
+        correlation matrix. Returns metrics with units, risk adherence checked from the trades, data provenance
+        (synthetic data is flagged) and a result id (get_backtest, stress_test, monte_carlo, validate_strategy)."""
         req = PlanRequest(
             symbol=symbol,
+            markets=tuple(markets) if markets else None,
+            data_markets=tuple(data_markets) if data_markets else None,
             exchange=exchange,
             timeframe=timeframe,
             start=start,
@@ -183,6 +153,8 @@ def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) ->
     async def compare_risk_profiles(
         strategy: StrategyName,
         symbol: SymbolArg = None,
+        markets: MarketsArg = None,
+        data_markets: DataMarketsArg = None,
         exchange: ExchangeArg = None,
         timeframe: TimeframeArg = "1h",
         start: StartArg = None,
@@ -195,9 +167,12 @@ def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) ->
         ctx: Context | None = None,
     ) -> ProfileComparison:
         """The same backtest under the conservative, moderate and aggressive profiles, run in parallel, with a
-        side-by-side table (return, drawdown, Sharpe, position sizes, limit breaches). Each run is stored."""
+        side-by-side table (return, drawdown, Sharpe, position sizes, limit breaches); a portfolio with markets, as
+        in backtest. Each run is stored."""
         base = PlanRequest(
             symbol=symbol,
+            markets=tuple(markets) if markets else None,
+            data_markets=tuple(data_markets) if data_markets else None,
             exchange=exchange,
             timeframe=timeframe,
             start=start,

@@ -31,6 +31,14 @@ class BacktestConfig(BaseModel):
         ge=1,
         le=1000,
     )
+    max_portfolio_markets: int = knob(
+        8,
+        "neutral",
+        "Most markets one portfolio backtest may hold in one account (traded and data-only markets together).",
+        why="how much one run computes (memory and speed); the portfolio limits bound the risk",
+        ge=2,
+        le=50,
+    )
     ray_address: str | None = knob(
         None,
         "change",

@@ -242,6 +242,7 @@ def test_the_remaining_sections_have_their_documented_defaults():
         "workers": 3,
         "timeout_s": 600,
         "max_batch_runs": 48,
+        "max_portfolio_markets": 8,
         "ray_address": None,
         "ray_actors": 4,
     }

@@ -165,6 +165,48 @@ def test_a_bare_ticker_in_a_batch_is_read_as_its_usdt_market_and_the_plan_says_s
     assert parse("backtest all strategies on ETH-USDT").notes == []
 
 
+@pytest.mark.parametrize(
+    ("text", "tool", "expected"),
+    [
+        (
+            "backtest trend_following on BTC, ETH and SOL as a portfolio",
+            "backtest",
+            {"strategy": "trend_following", "markets": ["BTC-USDT", "ETH-USDT", "SOL-USDT"]},
+        ),
+        (
+            "compare momentum on BTC-USDT and ETH-USDT together over the last 60 days",
+            "compare_risk_profiles",
+            {"strategy": "momentum", "markets": ["BTC-USDT", "ETH-USDT"], "days": 60},
+        ),
+        ("backtest momentum on ETH for the last 30 days", "backtest", {"strategy": "momentum", "symbol": "ETH-USDT"}),
+        (
+            "backtest breakout on BTC and ETH 4h aggressively",
+            "backtest_batch",
+            {
+                "strategies": ["breakout"],
+                "symbols": ["BTC-USDT", "ETH-USDT"],
+                "timeframes": ["4h"],
+                "risk_profiles": ["aggressive"],
+            },
+        ),
+    ],
+)
+def test_several_markets_are_a_portfolio_when_said_so_and_separate_runs_otherwise(text, tool, expected):
+    plan = parse(text)
+    assert plan.call.tool == tool and {k: plan.call.arguments.get(k) for k in expected} == expected
+    assert set(plan.call.arguments) <= {*expected, "days", "timeframe"}
+
+
+def test_several_markets_say_how_to_ask_for_one_account_and_a_portfolio_needs_two():
+    assert "for one account say 'backtest breakout on BTC-USDT and ETH-USDT as a portfolio'" in " ".join(
+        parse("backtest breakout on BTC and ETH").notes
+    )
+    with pytest.raises(AskError, match="a portfolio trades at least two markets"):
+        parse("backtest breakout on BTC as a portfolio")
+    with pytest.raises(AskError, match="compare runs one market or one portfolio"):
+        parse("compare breakout on BTC and ETH")
+
+
 MALFORMED = [
     ("", "empty command"),
     ("   ", "empty command"),

@@ -45,12 +45,39 @@ def _need_strategy(command: str, strategy: str | None) -> str:
     return strategy
 
 
+PORTFOLIO = re.compile(r"\b(?:as a portfolio|portfolio|together|combined|in one account)\b")
+
+
+def _where(text: str, words: list[str], strategy: str, example: str) -> tuple[dict[str, Any], list[str]]:
+    """The market ('on ETH-USDT', 'on ETH') or a portfolio's ('on BTC, ETH and SOL as a portfolio') of a run, with
+    a note when bare tickers were read as USDT markets; {} when none is named; {"symbols": [...]} for several
+    markets without a word that makes them one portfolio (separate runs)."""
+    market = market_in(words)
+    named = [t for t in tickers_in(words) if t.split("-")[0].lower() not in {strategy, *BUILTIN_STRATEGIES}]
+    if PORTFOLIO.search(text):
+        if len(named) < 2:
+            raise AskError(
+                f"a portfolio trades at least two markets, e.g. '{example} on BTC, ETH and SOL as a portfolio'."
+            )
+        return {"markets": named}, _read_as(named, words)
+    if market:
+        return {"symbol": market}, []
+    if len(named) > 1:
+        alone = f"each market on its own; for one account say '{example} on {' and '.join(named)} as a portfolio'."
+        return {"symbols": named}, [*_read_as(named, words), alone]
+    return ({"symbol": named[0]}, _read_as(named, words)) if named else ({}, [])
+
+
+def _read_as(symbols: list[str], words: list[str]) -> list[str]:
+    bare = [s for s in symbols if s.split("-")[0].lower() in words]
+    return [f"{', '.join(s.split('-')[0] for s in bare)} read as {', '.join(bare)}."] if bare else []
+
+
 def _backtest(text: str, words: list[str]) -> Plan:
     strategy = _need_strategy("backtest", strategy_in(words, {"backtest"}))
     args: dict[str, Any] = {"strategy": strategy}
-    market = market_in(words)
-    if market:
-        args["symbol"] = market
+    where, notes = _where(text, words, strategy, f"backtest {strategy}")
+    args.update(where)
     timeframe = timeframe_in(words)
     if timeframe:
         args["timeframe"] = timeframe
@@ -58,20 +85,30 @@ def _backtest(text: str, words: list[str]) -> Plan:
     profile = profile_in(words, text)
     if profile:
         args["risk_profile"] = profile
-    return Plan("backtest", Call("jesse-mcp", "backtest", args))
+    if "symbols" in args:  # several markets, each on its own: one batch of this strategy
+        batch = {"strategies": [args.pop("strategy")], **args}
+        for one, many in (("timeframe", "timeframes"), ("risk_profile", "risk_profiles")):
+            if one in batch:
+                batch[many] = [batch.pop(one)]
+        return Plan("batch", Call("jesse-mcp", "backtest_batch", batch), notes=notes)
+    return Plan("backtest", Call("jesse-mcp", "backtest", args), notes=notes)
 
 
 def _compare(text: str, words: list[str]) -> Plan:
     strategy = _need_strategy("compare", strategy_in(words, {"compare", "profiles", "profile", "risk"}))
     args: dict[str, Any] = {"strategy": strategy}
-    market = market_in(words)
-    if market:
-        args["symbol"] = market
+    where, notes = _where(text, words, strategy, f"compare {strategy}")
+    if "symbols" in where:
+        raise AskError(
+            f"compare runs one market or one portfolio; say 'compare {strategy} on {where['symbols'][0]}' or "
+            f"'compare {strategy} on {' and '.join(where['symbols'])} as a portfolio'."
+        )
+    args.update(where)
     timeframe = timeframe_in(words)
     if timeframe:
         args["timeframe"] = timeframe
     args.update(range_in(text))
-    return Plan("compare", Call("jesse-mcp", "compare_risk_profiles", args))
+    return Plan("compare", Call("jesse-mcp", "compare_risk_profiles", args), notes=notes)
 
 
 def _batch(text: str, words: list[str]) -> Plan:
@@ -88,9 +125,7 @@ def _batch(text: str, words: list[str]) -> Plan:
     elif profile := profile_in(words, text):
         args["risk_profiles"] = [profile]
     args.update(range_in(text))
-    bare = [s for s in symbols if s.split("-")[0].lower() in words]
-    notes = [f"{', '.join(s.split('-')[0] for s in bare)} read as {', '.join(bare)}."] if bare else []
-    return Plan("batch", Call("jesse-mcp", "backtest_batch", args), notes=notes)
+    return Plan("batch", Call("jesse-mcp", "backtest_batch", args), notes=_read_as(symbols, words))
 
 
 OBJECTIVES = {

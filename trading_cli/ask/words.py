@@ -44,4 +44,6 @@ NOT_TICKERS = {
     # what an optimization asks for ('on ETH for sortino', 'return vs drawdown', 'walk-forward')
     "sharpe", "sortino", "calmar", "profit", "return", "returns", "vs", "versus", "against", "drawdown",
     "trials", "trial", "walk", "walk-forward", "forward", "holdout",
+    # what makes markets one portfolio ('on BTC and ETH as a portfolio', 'together in one account')
+    "as", "portfolio", "together", "combined", "one", "account",
 }  # fmt: skip

@@ -7,6 +7,8 @@ rest the same way for every strategy:
   min(max_position_size, max_leverage) x equity and at what the margin allows;
 - stop loss and take profit at the profile's distances from the entry price;
 - no new entries once equity has fallen max_drawdown from its peak (entries stay off for the rest of the run);
+- in a backtest over several markets, the paper account's pre-trade checks on every entry (strategies/portfolio.py):
+  open and total positions, account usage, correlation with what is held, CVaR, trades per day, week and month;
 - the protections of the profile (shared.policy.protections, the same code paper trading uses): a cooldown after an
   exit, the stop-loss guard, the low-profit lock and the drawdown pause; every lock and every entry signal it
   refused are reported at the end of the run.
@@ -22,6 +24,7 @@ from typing import Any, ClassVar
 
 from jesse.strategies import Strategy
 
+from jesse_mcp.backtesting.strategies import portfolio
 from shared.policy.protections import (
     FIELDS,
     Exit,
@@ -52,6 +55,9 @@ class RiskManagedStrategy(Strategy):
         self._locks: list[Lock] = []  # every lock made, in order (a drawdown pause extended in place)
         self._window_peak: WindowPeak | None = None
         self.refused_by_lock: dict[str, int] = {}
+        self._portfolio = portfolio.current()  # a backtest over several markets: the routes share one gate
+        if self._portfolio is not None:
+            self._portfolio.strategies.append(self)
 
     # --- what subclasses implement ---------------------------------------------------------------------------
     def long_signal(self) -> bool:
@@ -106,6 +112,8 @@ class RiskManagedStrategy(Strategy):
             self._locks.append(lock)
 
     def before(self) -> None:
+        if self._portfolio is not None:
+            self._portfolio.watch(self)
         p = self.protections
         if p is not None:
             self._watch_drawdown(p)
@@ -128,21 +136,39 @@ class RiskManagedStrategy(Strategy):
             self.refused_by_lock[locks[0].rule] = self.refused_by_lock.get(locks[0].rule, 0) + 1
         return not locks
 
+    def _admitted(self, long: bool) -> bool:
+        """In a portfolio run, the account's pre-trade checks admit this entry (refusals are counted by rule)."""
+        if self._portfolio is None:
+            return True
+        return not self._portfolio.refused_by(self, long, self.entry_notional())
+
     def should_long(self) -> bool:
-        return self.entries_allowed and self.long_signal() and self._unlocked()
+        return self.entries_allowed and self.long_signal() and self._unlocked() and self._admitted(True)
 
     def should_short(self) -> bool:
-        return self.entries_allowed and bool(self.hp.get("allow_short", 1)) and self.short_signal() and self._unlocked()
+        return (
+            self.entries_allowed
+            and bool(self.hp.get("allow_short", 1))
+            and self.short_signal()
+            and self._unlocked()
+            and self._admitted(False)
+        )
 
     def should_cancel_entry(self) -> bool:
         return True
 
     def position_qty(self) -> float:
-        r, price, equity = self.risk, self.price, self.balance
+        return self.entry_notional() / self.price
+
+    def entry_notional(self) -> float:
+        """The entry's size in the quote currency. In a portfolio run equity counts the other routes' open positions
+        (as the pre-trade checks do); the checks see this very number, not qty x price (one rounding less)."""
+        r = self.risk
+        equity = self.balance if self._portfolio is None else self._portfolio.equity()
         notional = r["max_portfolio_risk"] * equity / r["stop_loss"]
         notional = min(notional, min(r["max_position_size"], r["max_leverage"]) * equity)
         notional = min(notional, self.available_margin * self.leverage * MARGIN_HEADROOM)
-        return max(notional, 0.0) / price
+        return max(notional, 0.0)
 
     def go_long(self) -> None:
         self.buy = self.position_qty(), self.price
@@ -170,12 +196,25 @@ class RiskManagedStrategy(Strategy):
         self._exits = [*recent, exit]
 
     def before_terminate(self) -> None:
-        RUN_STATE["entries_halted_at"] = self.entries_halted_at
-        RUN_STATE["protection_locks"] = [
-            {"rule": k.rule, "symbol": k.symbol, "from_ms": k.from_ms, "until_ms": k.until_ms, "reason": k.reason}
-            for k in self._locks
-        ]
-        RUN_STATE["refused_by_lock"] = dict(self.refused_by_lock)
+        """Adds this route's report to the run's (a portfolio's routes report one after another)."""
+        halted = RUN_STATE.get("entries_halted_at")
+        if self.entries_halted_at is not None and (halted is None or self.entries_halted_at < halted):
+            halted = self.entries_halted_at
+        RUN_STATE["entries_halted_at"] = halted
+        seen = RUN_STATE.setdefault("protection_locks", [])
+        for k in self._locks:  # a drawdown pause locks every market: each route saw it, report it once
+            lock = {
+                "rule": k.rule,
+                "symbol": k.symbol,
+                "from_ms": k.from_ms,
+                "until_ms": k.until_ms,
+                "reason": k.reason,
+            }
+            if lock not in seen:
+                seen.append(lock)
+        refused = RUN_STATE.setdefault("refused_by_lock", {})
+        for rule, n in self.refused_by_lock.items():
+            refused[rule] = refused.get(rule, 0) + n
 
     def update_position(self) -> None:
         if (self.is_long and self.exit_long()) or (self.is_short and self.exit_short()):

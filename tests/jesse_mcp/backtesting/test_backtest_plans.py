@@ -8,7 +8,8 @@ import pytest
 
 from jesse_mcp.backtesting.catalog import BUILTIN, find_user_strategy_files
 from jesse_mcp.backtesting.plans import BacktestError, pick_market, plan_range
-from jesse_mcp.backtesting.results import RunDrawdown, equity_before, risk_adherence
+from jesse_mcp.backtesting.results import RunDrawdown, risk_adherence
+from jesse_mcp.backtesting.trade_rows import equity_before
 from shared.config.profiles import PROFILE_TEMPLATES
 from shared.errors import InvalidArgumentsError
 from shared.market.candles import MINUTE_MS, CandleStore, Gap, MarketInfo, iso

@@ -457,3 +457,37 @@ async def test_strategy_and_backtest_resources_and_the_workflow_prompt(server):
     assert [p["name"] for p in body["strategy"]["hyperparameters"]][:2] == ["channel_period", "exit_period"]
     assert json.loads(stored.contents[0].text)["id"] == bid
     assert "backtest(strategy='momentum', risk_profile='aggressive'" in prompt.messages[0].content.text
+
+
+# --- portfolio backtests through the tools --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pf_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("pf_home")
+    for i, symbol in enumerate(["BTC-USDT", "ETH-USDT", "SOL-USDT"]):
+        generate_synthetic(CandleStore(home / "candles"), symbol, START, START + 40 * DAY, seed=21 + i)
+    return home
+
+
+@pytest.fixture
+def pf_server(pf_home, pool):
+    deps = make_deps("jesse-mcp", pf_home)
+    yield build_server(deps, pool=pool)
+    deps.store.close()
+
+
+async def test_a_portfolio_backtest_and_its_stress_test_monte_carlo_and_trades_through_the_tools(pf_server):
+    args = {"strategy": "momentum", "days": 20, "markets": ["BTC-USDT", "ETH-USDT"], "data_markets": ["SOL-USDT"]}
+    result = payload(await call(pf_server, "backtest", {**args, "risk_profile": "aggressive"}))
+    p = result["portfolio"]
+    assert result["request"]["markets"] == ["BTC-USDT", "ETH-USDT"] and p["data_markets"] == ["SOL-USDT"]
+    assert [c["market"] for c in p["contributions"]] == ["BTC-USDT", "ETH-USDT"]
+    assert result["data"]["markets"] == ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
+    page = payload(await call(pf_server, "get_backtest", {"id": result["id"], "include_trades": True}))
+    assert {t["market"] for t in page["trades"]} <= {"BTC-USDT", "ETH-USDT"} and page["trades"]
+    stress = payload(await call(pf_server, "stress_test", {"backtest_id": result["id"], "scenarios": ["gap_down"]}))
+    assert stress["baseline"]["net_profit_pct"] == pytest.approx(result["performance"]["net_profit_pct"])
+    assert stress["scenarios"][0]["skipped"] is None
+    mc = {"backtest_id": result["id"], "methods": ["candles"], "candle_simulations": 2, "seed": 1}
+    assert payload(await call(pf_server, "monte_carlo", mc))["parts"][0]["failed_runs"] == 0
+    bad = await call(pf_server, "backtest", {**args, "symbol": "BTC-USDT"})
+    assert bad.isError and "either symbol (one market) or markets" in text_of(bad)

@@ -13,6 +13,7 @@ from jesse_mcp.backtesting.catalog import BUILTIN
 from jesse_mcp.backtesting.daily_equity import (
     DAILY_KEYS,
     MINUTE_MS,
+    Wallet,
     equity_at,
     normal_mode_sample_times,
 )
@@ -114,7 +115,7 @@ def test_a_run_whose_rebuilt_equity_disagrees_with_fast_modes_samples_runs_norma
     plan = _plan(candles, "breakout")
     normal = engine.run_backtest({**plan.spec, "fast_mode": False})
     real = daily_equity.executed_orders
-    monkeypatch.setattr(daily_equity, "executed_orders", lambda trades: real(trades)[1:])  # one order missed
+    monkeypatch.setattr(daily_equity, "executed_orders", lambda *a: real(*a)[1:])  # one order missed
     out = engine.run_backtest(plan.spec)
     assert out["fast_mode"] is False and "running normal mode" in caplog.text
     assert (out["metrics"], out["trades"], out["equity"]) == (normal["metrics"], normal["trades"], normal["equity"])
@@ -149,7 +150,8 @@ def test_a_daily_sample_on_the_last_minute_is_not_repeated():
 
 def _order(minute: int, qty: float, price: float, reduce_only: bool = False) -> dict:
     at = START + minute * MINUTE_MS
-    return {"executed_at": at, "qty": qty, "filled_qty": qty, "price": price, "reduce_only": reduce_only}
+    order = {"executed_at": at, "created_at": at, "qty": qty, "filled_qty": qty, "price": price}
+    return {**order, "reduce_only": reduce_only}
 
 
 def _rows(closes: list[float]) -> np.ndarray:
@@ -163,7 +165,7 @@ def test_equity_is_the_balance_after_fees_and_realised_pnl_plus_the_open_positio
     # long 2 at 100 (minute 1), half closed at 110 (minute 3), the rest at 90 (minute 5); fee 0.1 %
     trades = [{"orders": [_order(1, 2.0, 100.0), _order(3, -1.0, 110.0, True), _order(5, -1.0, 90.0, True)]}]
     rows = _rows([100.0, 105.0, 108.0, 111.0, 95.0, 90.0])
-    got = equity_at([START + m * MINUTE_MS for m in (0, 2, 4, 6)], trades, rows, 1000.0, 0.001)
+    got = equity_at([START + m * MINUTE_MS for m in (0, 2, 4, 6)], trades, rows, Wallet(1000.0, 0.001))
     after_open = 1000.0 - 0.2
     after_half = after_open - 0.11 + 10.0
     after_close = after_half - 0.09 - 10.0
@@ -174,5 +176,5 @@ def test_a_short_that_is_flipped_long_realises_its_pnl_and_opens_the_rest_at_the
     # short 1 at 100 (minute 1), buy 3 at 90 (minute 2): +10 realised, long 2 from 90; no fee
     trades = [{"orders": [_order(1, -1.0, 100.0), _order(2, 3.0, 90.0)]}]
     rows = _rows([100.0, 100.0, 95.0, 90.0])
-    got = equity_at([START + m * MINUTE_MS for m in (1, 3)], trades, rows, 1000.0, 0.0)
+    got = equity_at([START + m * MINUTE_MS for m in (1, 3)], trades, rows, Wallet(1000.0, 0.0))
     assert got == [1000.0, 1010.0 + 2 * (95.0 - 90.0)]

@@ -113,6 +113,25 @@ async def test_a_backtest_on_ray_gives_the_same_metrics_and_trades_as_on_local_w
     assert reports[-1][0] == reports[-1][1] and reports[-1][2].endswith("done")  # Jesse's progress forwarded
 
 
+async def test_a_portfolio_backtest_on_ray_puts_its_markets_together_and_equals_local_workers(
+    tmp_path, ray_jesse, local_jesse
+):
+    for i, symbol in enumerate(["BTC-USDT", "ETH-USDT"]):
+        generate_synthetic(CandleStore(tmp_path / "candles"), symbol, START, START + 30 * DAY, seed=31 + i)
+    d = make_deps("jesse-mcp", tmp_path)
+    try:
+        local = BacktestService(tmp_path, d.config.load, d.store, local_jesse)
+        remote = BacktestService(tmp_path, d.config.load, d.store, ray_jesse)
+        req = PlanRequest(days=15, markets=("BTC-USDT", "ETH-USDT"), risk_profile="aggressive")
+        plan = await local.plan("momentum", req)
+        here = await local.execute(plan.spec)
+        there = await remote.execute(plan.spec)
+    finally:
+        d.store.close()
+    assert {t[-1] for t in here["trades"]} == {"BTC-USDT", "ETH-USDT"}  # each trade's market, last
+    assert _same(there) == _same(here)
+
+
 async def test_an_optimization_on_ray_runs_the_same_trials_with_the_same_values_as_on_local_workers(
     deps, bt_home, ray_jesse, local_jesse, tmp_path
 ):
