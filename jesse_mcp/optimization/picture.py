@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from jesse_mcp.optimization.models import OBJECTIVES, TrialRow
 
 
 def study_png(rows: list[TrialRow], objective: str, title: str) -> bytes | None:
+    import matplotlib  # imported when a picture is asked for: a second of the server's start otherwise
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     done = [r for r in rows if r.values and r.state in ("feasible", "infeasible")]
     if not done:
         return None

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 from optuna.trial import FrozenTrial, TrialState
 
 from jesse_mcp.backtesting.analysis import sharpe as sharpe_stats
@@ -90,6 +89,8 @@ def importances(study: optuna.Study, trials: list[FrozenTrial], seed: int) -> tu
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(done) < 2:
         return None, "Parameter importances need at least 2 completed trials."
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances  # scikit-learn: 2.7 s to import
+
     try:
         found = get_param_importances(
             study, evaluator=FanovaImportanceEvaluator(seed=seed), target=lambda t: t.values[0]
