@@ -263,9 +263,10 @@ def run_backtest(spec: dict[str, Any], rows: Rows | None = None) -> dict[str, An
     warm = int(spec["warmup_minutes"])
     by_symbol = _by_symbol(spec, rows)
     trading = {s: by_symbol[s][warm:] for s in traded(spec)}
-    make_gate = (lambda: _portfolio_run(spec, by_symbol)) if spec.get("markets") else None
-    rows_of = trading if make_gate else trading[spec["symbol"]]
-    result, equity, fast, gate = _run_jesse(inputs, spec, rows_of, make_gate)
+    several = bool(spec.get("markets"))
+    shared = several or spec.get("sizing") == "cvar"  # what the routes share: the gate, the CVaR of the account
+    make_gate = (lambda: _portfolio_run(spec, by_symbol)) if shared else None
+    result, equity, fast, gate = _run_jesse(inputs, spec, trading if several else trading[spec["symbol"]], make_gate)
     duration = time.perf_counter() - started
     trades = [_compact_trade(t) for t in result.get("trades") or []]
     balance = float(spec["starting_balance"])
@@ -280,17 +281,19 @@ def run_backtest(spec: dict[str, Any], rows: Rows | None = None) -> dict[str, An
         "duration_s": duration,
         "fast_mode": fast,
         "transform": _clean(transform_info),
-        "portfolio": _portfolio_out(spec, gate, by_symbol, trades, equity) if gate else None,
+        "portfolio": _portfolio_out(spec, gate, by_symbol, trades, equity) if several else None,
+        "cvar_sized_entries": len(gate.cvar_sized) if gate else 0,
         "png": None,
     }
     if spec.get("png"):
-        lines = out["portfolio"]["lines"] if gate else None
+        lines = out["portfolio"]["lines"] if several else None
         out["png"] = equity_png(equity, spec.get("title", ""), lines)
     return out
 
 
 def _portfolio_run(spec: dict[str, Any], by_symbol: dict[str, np.ndarray]) -> Any:
-    """The gate every route's entries meet (strategies/portfolio.py), on the daily closes of every market."""
+    """What the routes share (strategies/portfolio.py), on the daily closes of every market: the gate every entry of
+    a portfolio meets, and the account's CVaR that sizing 'cvar' keeps within max_cvar."""
     from jesse_mcp.backtesting.strategies import portfolio
 
     p = spec["portfolio"]
@@ -302,6 +305,8 @@ def _portfolio_run(spec: dict[str, Any], by_symbol: dict[str, np.ndarray]) -> An
         cvar_days=int(p["cvar_days"]),
         fee_rate=float(spec["fee"]),
         leverage=float(spec["leverage"]),
+        admit=bool(spec.get("markets")),
+        cvar_sizing=spec.get("sizing") == "cvar",
     )
 
 

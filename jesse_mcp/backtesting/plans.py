@@ -89,6 +89,7 @@ class PlanRequest:
     label: str = "backtest"
     markets: tuple[str, ...] | None = None  # a portfolio: these markets traded in one account (symbol is then None)
     data_markets: tuple[str, ...] | None = None  # a portfolio's markets whose candles only inform the strategy
+    sizing: str = "risk"  # "cvar": positions also no larger than keeps the one-day CVaR within max_cvar
 
 
 def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySpec, req: PlanRequest) -> RunPlan:
@@ -104,7 +105,7 @@ def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySp
     lev = _leverage(req.leverage, risk)
     warm = req.warmup_candles if req.warmup_candles is not None else strategy.warmup_candles(hp)
     traded, data, (lo, hi, notes) = _markets(cfg, candles, req, warm)
-    market = traded[0]
+    market, tail_rules = traded[0], len(traded) > 1 or _sizing(req, strategy) == "cvar"
     request = RunRequest(
         strategy=strategy.name,
         exchange=market.exchange,
@@ -124,7 +125,8 @@ def build_plan(*, cfg: TradingConfig, candles: CandleStore, strategy: StrategySp
         strategy_sha256=fingerprint(strategy),
         markets=[m.symbol for m in traded] if len(traded) > 1 else [],
         data_markets=[m.symbol for m in data],
-        portfolio_rules=portfolio_rules(cfg) if len(traded) > 1 else None,
+        portfolio_rules=portfolio_rules(cfg) if tail_rules else None,
+        sizing=_sizing(req, strategy),
     )
     if any(m.synthetic for m in [*traded, *data]):
         notes.insert(0, "SYNTHETIC DATA: these candles were generated, not recorded from a market.")
@@ -157,6 +159,17 @@ def _markets(
     return traded, data, common_range([*traded, *data], req.timeframe, warm, req.start, req.end, req.days)
 
 
+def _sizing(req: PlanRequest, strategy: StrategySpec) -> str:
+    if req.sizing not in ("risk", "cvar"):
+        raise BacktestError(f"Unknown sizing {req.sizing!r}; valid: risk, cvar.")
+    if req.sizing == "cvar" and not strategy.risk_managed:
+        raise BacktestError(
+            f"sizing 'cvar' is a mode of RiskManagedStrategy; {strategy.name} sizes its own positions. Use sizing "
+            "'risk', or subclass RiskManagedStrategy."
+        )
+    return req.sizing
+
+
 def portfolio_rules(cfg: TradingConfig) -> dict[str, Any]:
     """What a portfolio backtest's entries meet: the paper account's limits and its return windows."""
     return {
@@ -187,7 +200,7 @@ def spec_of(
 ) -> dict[str, Any]:
     lev = request.leverage
     warmup_ms = request.warmup_candles * tf_ms
-    portfolio = _portfolio_spec(store_root, request, request.start_ms - warmup_ms) if request.markets else {}
+    portfolio = _portfolio_spec(store_root, request, request.start_ms - warmup_ms) if request.portfolio_rules else {}
     return {
         **portfolio,
         "store_root": str(store_root),
@@ -212,6 +225,7 @@ def spec_of(
         "leverage": int(lev) if float(lev).is_integer() else lev,
         "label": label,
         "fast_mode": True,  # Jesse's fast mode, normal mode's daily metrics rebuilt; False forces the normal mode
+        "sizing": request.sizing,
     }
 
 
@@ -219,18 +233,21 @@ def window_spec(plan: RunPlan, lo: int, hi: int, hp: dict[str, float], label: st
     """The plan's spec over another range of it (a walk-forward or hold-out window, an optimizer trial); a
     portfolio's stored daily closes are read again up to the window's warm-up."""
     spec = {**plan.spec, "start_ms": lo, "end_ms": hi, "hyperparameters": hp, "label": label}
-    if plan.request.markets:
+    if plan.request.portfolio_rules:
         before = lo - int(spec["warmup_minutes"]) * MINUTE_MS
         spec.update(_portfolio_spec(Path(spec["store_root"]), plan.request, before))
     return spec
 
 
 def _portfolio_spec(store_root: Path, request: RunRequest, before: int) -> dict[str, Any]:
-    """A portfolio's markets and entry rules, with the stored daily closes before `before` (its warm-up)."""
+    """A portfolio's markets and entry rules (or a CVaR-sized run's return windows), with the stored daily closes
+    before `before` (its warm-up)."""
     rules = dict(request.portfolio_rules or {})
-    symbols = [*request.markets, *request.data_markets]
+    symbols = [*request.markets, *request.data_markets] or [request.symbol]
     days = max(rules["correlation_days"], rules["cvar_days"]) + 1
     rules["history"] = history_closes(CandleStore(store_root), request.exchange, symbols, before, days)
+    if not request.markets:
+        return {"portfolio": rules}
     return {"markets": list(request.markets), "data_markets": list(request.data_markets), "portfolio": rules}
 
 
@@ -287,7 +304,13 @@ def result_from(plan: RunPlan, out: dict[str, Any], result_id: str | None = None
         for k in out.get("protection_locks") or []
     ]
     refused = dict(out.get("refused_by_lock") or {})
-    adherence = adherence.model_copy(update={"protection_locks": locks, "entries_refused_by_protection": refused})
+    adherence = adherence.model_copy(
+        update={
+            "protection_locks": locks,
+            "entries_refused_by_protection": refused,
+            "entries_sized_down_by_cvar": int(out.get("cvar_sized_entries") or 0),
+        }
+    )
     portfolio = None
     if out.get("portfolio"):
         span = req.end_ms - req.start_ms
@@ -322,6 +345,11 @@ def _notes(plan: RunPlan, trades: int, adherence: Any, portfolio: PortfolioRepor
         notes.append(
             f"The portfolio's pre-trade checks (the paper account's) refused entry signals ({counts}); see "
             "portfolio.refused_entries and portfolio.limits."
+        )
+    if adherence.entries_sized_down_by_cvar:
+        notes.append(
+            f"Sizing 'cvar': {adherence.entries_sized_down_by_cvar} entries were made smaller (or skipped) to keep "
+            f"the account's one-day CVaR within max_cvar {settings['max_cvar'] * 100:g} % of equity."
         )
     if trades == 0:
         notes.append(

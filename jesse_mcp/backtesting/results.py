@@ -57,6 +57,11 @@ class RunRequest(BaseModel):
     portfolio_rules: dict[str, Any] | None = Field(
         None, description="A portfolio backtest's entry rules: the portfolio limits and the return windows."
     )
+    sizing: Literal["risk", "cvar"] = Field(
+        "risk",
+        description="risk: risk per trade / stop distance, capped by size and leverage; cvar: also no larger than "
+        "keeps the account's one-day CVaR within max_cvar.",
+    )
 
 
 class Performance(BaseModel):
@@ -116,6 +121,9 @@ class RiskAdherence(BaseModel):
     )
     entries_refused_by_protection: dict[str, int] = Field(
         default_factory=dict, description="Entry signals a protection lock refused, by rule (one per candle)."
+    )
+    entries_sized_down_by_cvar: int = Field(
+        0, description="Sizing 'cvar': entries made smaller, or skipped, to keep the one-day CVaR within max_cvar."
     )
 
 

@@ -77,6 +77,14 @@ DataMarketsArg = Annotated[
         max_length=50,
     ),
 ]
+SizingArg = Annotated[
+    Literal["risk", "cvar"],
+    Field(
+        description="risk: risk per trade / stop distance, capped by max_position_size and max_leverage; cvar: also "
+        "no larger than keeps the account's one-day CVaR (historical, at var_confidence) within the profile's "
+        "max_cvar, on the stored daily closes before each entry."
+    ),
+]
 BacktestId = Annotated[
     str,
     Field(

@@ -30,6 +30,7 @@ from jesse_mcp.tools.args import (
     HyperValue,
     MarketsArg,
     Profile,
+    SizingArg,
     StartArg,
     StrategyName,
     SymbolArg,
@@ -117,6 +118,7 @@ def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
         ] = None,
         starting_balance: BalanceArg = None,
         warmup_candles: WarmupArg = None,
+        sizing: SizingArg = "risk",
         equity_image: Annotated[bool, Field(description="Also return the equity curve as a PNG image.")] = False,
         ctx: Context | None = None,
     ) -> Annotated[CallToolResult, BacktestResult]:
@@ -142,6 +144,7 @@ def _register_run_tools(tools: ToolRegistry, service: BacktestService) -> None:
             leverage=leverage,
             starting_balance=starting_balance,
             warmup_candles=warmup_candles,
+            sizing=sizing,
         )
         plan = await service.plan(strategy, req)
         result, png = await service.backtest(plan, png=equity_image, progress=progress_reporter(ctx))
@@ -164,6 +167,7 @@ def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) ->
         fee: FeeArg = None,
         starting_balance: BalanceArg = None,
         warmup_candles: WarmupArg = None,
+        sizing: SizingArg = "risk",
         ctx: Context | None = None,
     ) -> ProfileComparison:
         """The same backtest under the conservative, moderate and aggressive profiles, run in parallel, with a
@@ -182,6 +186,7 @@ def _register_comparison_tools(tools: ToolRegistry, service: BacktestService) ->
             fee=fee,
             starting_balance=starting_balance,
             warmup_candles=warmup_candles,
+            sizing=sizing,
         )
         plans = [
             await service.plan(strategy, replace(base, risk_profile=profile, label=f"{strategy} {profile}"))

@@ -180,6 +180,11 @@ def test_a_bare_ticker_in_a_batch_is_read_as_its_usdt_market_and_the_plan_says_s
         ),
         ("backtest momentum on ETH for the last 30 days", "backtest", {"strategy": "momentum", "symbol": "ETH-USDT"}),
         (
+            "backtest momentum on BTC and ETH as a portfolio with cvar sizing",
+            "backtest",
+            {"strategy": "momentum", "markets": ["BTC-USDT", "ETH-USDT"], "sizing": "cvar"},
+        ),
+        (
             "backtest breakout on BTC and ETH 4h aggressively",
             "backtest_batch",
             {

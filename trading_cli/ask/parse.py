@@ -85,6 +85,8 @@ def _backtest(text: str, words: list[str]) -> Plan:
     profile = profile_in(words, text)
     if profile:
         args["risk_profile"] = profile
+    if re.search(r"\bcvar[- ](?:aware |based )?siz|\bsiz\w* by cvar\b", text):
+        args["sizing"] = "cvar"
     if "symbols" in args:  # several markets, each on its own: one batch of this strategy
         batch = {"strategies": [args.pop("strategy")], **args}
         for one, many in (("timeframe", "timeframes"), ("risk_profile", "risk_profiles")):

@@ -140,7 +140,10 @@ class RiskManagedStrategy(Strategy):
         """In a portfolio run, the account's pre-trade checks admit this entry (refusals are counted by rule)."""
         if self._portfolio is None:
             return True
-        return not self._portfolio.refused_by(self, long, self.entry_notional())
+        notional = self.entry_notional(long)
+        if notional <= 0:  # sizing 'cvar' found no room under max_cvar (counted as sized down)
+            return False
+        return not self._portfolio.refused_by(self, long, notional)
 
     def should_long(self) -> bool:
         return self.entries_allowed and self.long_signal() and self._unlocked() and self._admitted(True)
@@ -157,24 +160,25 @@ class RiskManagedStrategy(Strategy):
     def should_cancel_entry(self) -> bool:
         return True
 
-    def position_qty(self) -> float:
-        return self.entry_notional() / self.price
+    def position_qty(self, long: bool = True) -> float:
+        return self.entry_notional(long) / self.price
 
-    def entry_notional(self) -> float:
+    def entry_notional(self, long: bool = True) -> float:
         """The entry's size in the quote currency. In a portfolio run equity counts the other routes' open positions
-        (as the pre-trade checks do); the checks see this very number, not qty x price (one rounding less)."""
+        (as the pre-trade checks do); the checks see this very number, not qty x price (one rounding less). With
+        sizing 'cvar', also no larger than keeps the account's one-day CVaR within max_cvar."""
         r = self.risk
         equity = self.balance if self._portfolio is None else self._portfolio.equity()
         notional = r["max_portfolio_risk"] * equity / r["stop_loss"]
         notional = min(notional, min(r["max_position_size"], r["max_leverage"]) * equity)
-        notional = min(notional, self.available_margin * self.leverage * MARGIN_HEADROOM)
-        return max(notional, 0.0)
+        notional = max(min(notional, self.available_margin * self.leverage * MARGIN_HEADROOM), 0.0)
+        return notional if self._portfolio is None else self._portfolio.cvar_cap(self, long, notional)
 
     def go_long(self) -> None:
-        self.buy = self.position_qty(), self.price
+        self.buy = self.position_qty(True), self.price
 
     def go_short(self) -> None:
-        self.sell = self.position_qty(), self.price
+        self.sell = self.position_qty(False), self.price
 
     def on_open_position(self, order: Any) -> None:
         r, entry = self.risk, self.position.entry_price

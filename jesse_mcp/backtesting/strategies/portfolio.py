@@ -23,7 +23,7 @@ import numpy as np
 from jesse_mcp.trading.checks import CheckInputs, pre_trade_checks
 from jesse_mcp.trading.models import Position
 from jesse_mcp.trading.stats import correlations_with
-from jesse_mcp.trading.tail import aligned_returns
+from jesse_mcp.trading.tail import aligned_returns, order_tail
 from jesse_mcp.trading.venue import Book
 from shared.config.models import PortfolioLimits
 from shared.state.counters import window_keys
@@ -43,10 +43,13 @@ class PortfolioRun:
     cvar_days: int
     fee_rate: float
     leverage: float
+    admit: bool = True  # a portfolio: entries meet the checks; False: a one-market run that only sizes by CVaR
+    cvar_sizing: bool = False
     strategies: list[Any] = field(default_factory=list)
     entries: list[dict[str, str]] = field(default_factory=list)  # the UTC day, week and month of every entry made
     refused: dict[str, int] = field(default_factory=dict)  # rule -> entry signals it refused
     peak_equity: float = 0.0
+    cvar_sized: set[tuple[str, int]] = field(default_factory=set)  # (market, time) of every entry CVaR made smaller
 
     def __post_init__(self) -> None:
         self._risk = SimpleNamespace(**self.risk)
@@ -79,15 +82,39 @@ class PortfolioRun:
         now = _windows(now_ms)
         return {period: sum(1 for e in self.entries if e[period] == key) for period, key in now.items()}
 
-    def refused_by(self, strategy: Any, long: bool, notional: float) -> list[str]:
-        """The rules that refuse this entry (none: it may enter, and counts as a trade)."""
-        now = int(strategy.time)
+    def _book(self) -> Book:
         book = book_of(self.strategies, self.leverage)
         self.peak_equity = max(self.peak_equity, book.equity)
-        book = Book(book.cash, book.equity, self.peak_equity, book.margin_used, book.positions, [])
-        held = sorted({p.symbol for p in book.positions})
+        return Book(book.cash, book.equity, self.peak_equity, book.margin_used, book.positions, [])
+
+    def _wanted(self, symbol: str, book: Book, now: int) -> dict[str, list[tuple[int, float]]]:
         series = self.series(now)
-        wanted = {s: series[s] for s in {strategy.symbol, *held}}
+        return {s: series[s] for s in {symbol, *(p.symbol for p in book.positions)}}
+
+    def cvar_cap(self, strategy: Any, long: bool, notional: float) -> float:
+        """Sizing 'cvar': the entry's notional, at most what keeps the account's one-day historical CVaR (at
+        var_confidence, over cvar_days) within max_cvar with everything held; unchanged while the markets have too
+        few daily returns to measure it."""
+        if not self.cvar_sizing or notional <= 0:
+            return notional
+        now, book = int(strategy.time), self._book()
+        returns = aligned_returns(self._wanted(strategy.symbol, book, now), self.cvar_days)
+        if isinstance(returns, str):
+            return notional
+        signed = notional if long else -notional
+        conf, limit = float(self.risk["var_confidence"]), float(self.risk["max_cvar"])
+        room = order_tail(book, strategy.symbol, signed, returns, conf, limit).room_usd
+        if room < notional:
+            self.cvar_sized.add((strategy.symbol, now))
+        return min(notional, room)
+
+    def refused_by(self, strategy: Any, long: bool, notional: float) -> list[str]:
+        """The rules that refuse this entry (none: it may enter, and counts as a trade)."""
+        if not self.admit:
+            return []
+        now, book = int(strategy.time), self._book()
+        held = sorted({p.symbol for p in book.positions})
+        wanted = self._wanted(strategy.symbol, book, now)
         recent = {s: v[-self.correlation_days :] for s, v in wanted.items()}
         inputs = CheckInputs(
             strategy=STRATEGY_NAME,
