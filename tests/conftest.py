@@ -9,6 +9,11 @@ from jesse_mcp.backtesting.workers import WorkerPool
 from shared.server.common import make_deps
 from shared.server.registry import ServerDeps
 
+# gRPC's fork handlers (Ray's client uses gRPC) run at every fork of a process that has imported it; the test
+# processes fork often (Jesse pools, subprocesses) and the handlers then stall for tens of seconds under load. Read
+# when gRPC is imported, so set before any test imports Ray; the test cluster gets the same (ray_cluster.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -39,6 +39,7 @@ class BatchRequest:
     risk_profiles: tuple[str | None, ...] = (None,)
     base: PlanRequest = field(default_factory=PlanRequest)
     sort_by: SortKey = "sharpe"
+    portfolio: bool = False  # the symbols traded together in one account: one portfolio per cell, not one market
 
     def axes(self) -> tuple[tuple[str, ...], tuple[str | None, ...], tuple[str, ...], tuple[str | None, ...]]:
         """Each axis once per distinct value, in the order given."""
@@ -49,6 +50,16 @@ class BatchRequest:
         strategies = once(self.strategies) or tuple(BUILTIN)
         symbols = once(self.symbols, lambda s: s.upper() if s else s) or (None,)
         return strategies, symbols, once(self.timeframes) or ("1h",), once(self.risk_profiles) or (None,)
+
+    def places(self) -> list[tuple[str | None, tuple[str, ...] | None]]:
+        """Where each cell runs: (symbol, None) per market, or (None, every market) once for a portfolio."""
+        symbols = self.axes()[1]
+        if not self.portfolio:
+            return [(s, None) for s in symbols]
+        named = tuple(s for s in symbols if s)
+        if len(named) < 2:
+            raise InvalidArgumentsError("portfolio: true trades the symbols in one account; name at least 2 symbols.")
+        return [(None, named)]
 
 
 class BatchRow(BaseModel):
@@ -86,11 +97,13 @@ class BatchReport(BaseModel):
 
 
 def check_bound(req: BatchRequest, limit: int) -> int:
-    strategies, symbols, timeframes, profiles = req.axes()
-    n = len(strategies) * len(symbols) * len(timeframes) * len(profiles)
+    strategies, _, timeframes, profiles = req.axes()
+    places = req.places()
+    n = len(strategies) * len(places) * len(timeframes) * len(profiles)
     if n > limit:
+        where = "1 portfolio" if req.portfolio else f"{len(places)} markets"
         raise InvalidArgumentsError(
-            f"This batch is {n} runs ({len(strategies)} strategies x {len(symbols)} markets x {len(timeframes)} "
+            f"This batch is {n} runs ({len(strategies)} strategies x {where} x {len(timeframes)} "
             f"timeframes x {len(profiles)} risk profiles), above the limit of {limit} runs per call "
             "(backtest_config.max_batch_runs). Narrow the grid or split it into several calls."
         )
@@ -109,7 +122,7 @@ def row_of(result: BacktestResult) -> BatchRow:
         id=result.id,
         strategy=r.strategy,
         exchange=r.exchange,
-        symbol=r.symbol,
+        symbol="+".join(r.markets) or r.symbol,
         timeframe=r.timeframe,
         risk_profile=r.risk_profile,
         start=r.start,
@@ -132,7 +145,7 @@ def failed_row(strategy: str, req: PlanRequest, error: str) -> BatchRow:
         id=None,
         strategy=strategy,
         exchange=req.exchange,
-        symbol=req.symbol,
+        symbol="+".join(req.markets or ()) or req.symbol,
         timeframe=req.timeframe,
         risk_profile=req.risk_profile,
         error=error,
@@ -199,11 +212,12 @@ class _Finished:
 
 
 def _cells(req: BatchRequest, specs: dict[str, StrategySpec]) -> list[tuple[StrategySpec, PlanRequest]]:
-    strategies, symbols, timeframes, profiles = req.axes()
+    strategies, _, timeframes, profiles = req.axes()
     cells = []
-    for name, symbol, tf, profile in itertools.product(strategies, symbols, timeframes, profiles):
-        label = " ".join(x for x in (name, symbol, tf, profile) if x)
-        cells.append((specs[name], replace(req.base, symbol=symbol, timeframe=tf, risk_profile=profile, label=label)))
+    for name, (symbol, markets), tf, profile in itertools.product(strategies, req.places(), timeframes, profiles):
+        label = " ".join(x for x in (name, symbol or "+".join(markets or ()), tf, profile) if x)
+        cell = replace(req.base, symbol=symbol, markets=markets, timeframe=tf, risk_profile=profile, label=label)
+        cells.append((specs[name], cell))
     return cells
 
 
@@ -223,7 +237,14 @@ def _runner(service: BacktestService, i: int, plan: RunPlan, finished: _Finished
 
 def _asked(plan: RunPlan) -> PlanRequest:
     r = plan.request
-    return PlanRequest(symbol=r.symbol, exchange=r.exchange, timeframe=r.timeframe, risk_profile=r.risk_profile)
+    markets = tuple(r.markets) or None
+    return PlanRequest(
+        symbol=None if markets else r.symbol,
+        markets=markets,
+        exchange=r.exchange,
+        timeframe=r.timeframe,
+        risk_profile=r.risk_profile,
+    )
 
 
 async def run_batch(service: BacktestService, req: BatchRequest, progress: Progress | None = None) -> BatchReport:

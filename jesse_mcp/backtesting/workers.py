@@ -289,7 +289,7 @@ class WorkerPool:
         assert worker.conn is not None
         try:
             kind, detail = worker.conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError, TypeError):  # TypeError: the pool closed the pipe under this read (shutdown)
             kind, detail = "failed", f"worker exited with code {worker.process.exitcode}"
         with self._lock:
             if self._closed:

@@ -28,10 +28,12 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 @dataclass(frozen=True)
 class OptimizeRequest:
     """One optimization as asked. `symbols` (None: the one stored market) are each run by every trial; the
-    objective is their mean. `base` carries what every run shares (exchange, timeframe, range, profile, fee)."""
+    objective is their mean; with `portfolio`, each trial is one portfolio backtest of them all (one account).
+    `base` carries what every run shares (exchange, timeframe, range, profile, fee)."""
 
     strategy: str
     symbols: tuple[str | None, ...] = (None,)
+    portfolio: bool = False
     base: PlanRequest = field(default_factory=PlanRequest)
     objectives: tuple[str, ...] = ("sharpe",)
     trials: int | None = None

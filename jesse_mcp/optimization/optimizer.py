@@ -58,6 +58,13 @@ def _windows(plan: RunPlan, req: OptimizeRequest) -> list[tuple[Window, Window]]
     return pairs
 
 
+def _portfolio_of(symbols: tuple[str | None, ...]) -> tuple[str, ...]:
+    named = tuple(s for s in symbols if s)
+    if len(named) < 2:
+        raise InvalidArgumentsError("portfolio: true trades several markets in one account; name at least 2 symbols.")
+    return named
+
+
 async def prepare(
     service: BacktestService, req: OptimizeRequest, study_id: str, batch_size: int, max_trials: int
 ) -> Setup:
@@ -68,10 +75,11 @@ async def prepare(
         req = replace(req, sampler="nsga2")  # the default sampler for two objectives
     warm = _warmup(strategy, space)
     try:
-        plans = [
-            await service.plan(req.strategy, replace(req.base, symbol=s, warmup_candles=warm, label="optimization"))
-            for s in req.symbols
-        ]
+        base = replace(req.base, warmup_candles=warm, label="optimization")
+        if req.portfolio:  # one portfolio backtest per trial: every market in one account
+            plans = [await service.plan(req.strategy, replace(base, markets=_portfolio_of(req.symbols)))]
+        else:
+            plans = [await service.plan(req.strategy, replace(base, symbol=s)) for s in req.symbols]
     except BacktestError as e:
         periods = {k: d.high for k, d in space.items() if k.endswith("_period") and isinstance(d, IntDistribution)}
         raise BacktestError(
@@ -79,7 +87,7 @@ async def prepare(
             f"({', '.join(f'{k} {v}' for k, v in periods.items()) or 'none'}), so every trial runs on the same "
             "candles; narrow those ranges in space to need less data."
         ) from None
-    markets = [f"{p.request.exchange}:{p.request.symbol}" for p in plans]
+    markets = [f"{p.request.exchange}:{'+'.join(p.request.markets) or p.request.symbol}" for p in plans]
     if len(set(markets)) != len(markets):
         raise InvalidArgumentsError(f"The markets repeat ({', '.join(markets)}); name each symbol once.")
     pairs = [_windows(p, req) for p in plans]

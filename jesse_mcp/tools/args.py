@@ -85,6 +85,14 @@ SizingArg = Annotated[
         "max_cvar, on the stored daily closes before each entry."
     ),
 ]
+PortfolioFlag = Annotated[
+    bool,
+    Field(
+        description="true: the symbols are traded together in one account under the portfolio limits, as one "
+        "portfolio backtest per run (backtest_batch) or per trial (optimize_strategy, whose objective is then the "
+        "portfolio's)."
+    ),
+]
 BacktestId = Annotated[
     str,
     Field(

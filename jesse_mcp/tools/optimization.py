@@ -13,7 +13,17 @@ from jesse_mcp.optimization.models import Objective, OptimizeRequest, Sampler, S
 from jesse_mcp.optimization.picture import study_png
 from jesse_mcp.optimization.runner import OptimizationRunner
 from jesse_mcp.optimization.space import Narrowing
-from jesse_mcp.tools.args import DaysArg, EndArg, ExchangeArg, FeeArg, Profile, StartArg, StrategyName, TimeframeArg
+from jesse_mcp.tools.args import (
+    DaysArg,
+    EndArg,
+    ExchangeArg,
+    FeeArg,
+    PortfolioFlag,
+    Profile,
+    StartArg,
+    StrategyName,
+    TimeframeArg,
+)
 from jesse_mcp.tools.research import progress_reporter, with_image
 from shared.errors import InvalidArgumentsError
 from shared.server.registry import ToolRegistry
@@ -28,6 +38,16 @@ class SpaceBound(BaseModel):
     min: Bound | None = None
     max: Bound | None = None
     step: Annotated[float, Field(gt=0, le=1e9)] | None = None
+
+
+TrialMarkets = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=32)]] | None,
+    Field(description="Stored markets; each trial runs on each, the objective is their mean.", max_length=8),
+]
+SpaceArg = Annotated[
+    dict[str, SpaceBound] | None,
+    Field(description="Narrow a hyperparameter: {name: {min, max, step}}; never wider than declared."),
+]
 
 
 def register_optimization_tools(tools: ToolRegistry, runner: OptimizationRunner) -> None:
@@ -46,10 +66,8 @@ def _register_optimize(tools: ToolRegistry, runner: OptimizationRunner) -> None:
     @tools.research(title="Optimize strategy", strategy_arg="strategy")
     async def optimize_strategy(
         strategy: StrategyName,
-        symbols: Annotated[
-            list[Annotated[str, Field(min_length=1, max_length=32)]] | None,
-            Field(description="Stored markets; each trial runs on each, the objective is their mean.", max_length=8),
-        ] = None,
+        symbols: TrialMarkets = None,
+        portfolio: PortfolioFlag = False,
         exchange: ExchangeArg = None,
         timeframe: TimeframeArg = "1h",
         start: StartArg = None,
@@ -65,10 +83,7 @@ def _register_optimize(tools: ToolRegistry, runner: OptimizationRunner) -> None:
         budget_s: Annotated[float | None, Field(gt=0, le=86_400, description="Stop asking after this.")] = None,
         sampler: Annotated[Sampler, Field(description="tpe (default; nsga2 for two objectives), random.")] = "tpe",
         seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0,
-        space: Annotated[
-            dict[str, SpaceBound] | None,
-            Field(description="Narrow a hyperparameter: {name: {min, max, step}}; never wider than declared."),
-        ] = None,
+        space: SpaceArg = None,
         validation: Annotated[Validation, Field(description="holdout or walk_forward.")] = "holdout",
         holdout_pct: Annotated[float, Field(gt=0, lt=90, description="Unseen last % of the range.")] = 30.0,
         folds: Annotated[int, Field(ge=1, le=10, description="Walk-forward folds.")] = 3,
@@ -84,6 +99,7 @@ def _register_optimize(tools: ToolRegistry, runner: OptimizationRunner) -> None:
         req = OptimizeRequest(
             strategy=strategy,
             symbols=tuple(symbols or (None,)),
+            portfolio=portfolio,
             base=PlanRequest(
                 exchange=exchange,
                 timeframe=timeframe,

@@ -29,6 +29,7 @@ from jesse_mcp.tools.args import (
     HyperArg,
     HyperValue,
     MarketsArg,
+    PortfolioFlag,
     Profile,
     SizingArg,
     StartArg,
@@ -227,6 +228,7 @@ def _register_batch_tools(tools: ToolRegistry, service: BacktestService) -> None
         sort_by: Annotated[
             batch.SortKey, Field(description="Metric to rank by: largest first, max_drawdown_pct smallest first.")
         ] = "sharpe",
+        portfolio: PortfolioFlag = False,
         ctx: Context | None = None,
     ) -> batch.BatchReport:
         """Backtest a grid of strategies x symbols x timeframes x risk profiles in parallel (at most
@@ -241,6 +243,7 @@ def _register_batch_tools(tools: ToolRegistry, service: BacktestService) -> None
             risk_profiles=tuple(risk_profiles or (None,)),
             base=base,
             sort_by=sort_by,
+            portfolio=portfolio,
         )
         return await batch.run_batch(service, req, progress_reporter(ctx))
 

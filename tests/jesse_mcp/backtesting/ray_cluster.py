@@ -54,6 +54,7 @@ class LocalRayCluster:
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_AUTH_MODE": "disabled",  # even if ~/.ray holds a token
             "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",  # the tests run under `uv run`: see docs/cluster.md
+            "GRPC_ENABLE_FORK_SUPPORT": "0",  # see tests/conftest.py
         }
         log = (self.temp_dir / "ray-start.log").open("wb")
         self.process = subprocess.Popen(

@@ -491,3 +491,8 @@ async def test_a_portfolio_backtest_and_its_stress_test_monte_carlo_and_trades_t
     assert payload(await call(pf_server, "monte_carlo", mc))["parts"][0]["failed_runs"] == 0
     bad = await call(pf_server, "backtest", {**args, "symbol": "BTC-USDT"})
     assert bad.isError and "either symbol (one market) or markets" in text_of(bad)
+    grid = {"strategies": ["momentum"], "symbols": ["BTC-USDT", "ETH-USDT"], "portfolio": True, "days": 10}
+    report = payload(await call(pf_server, "backtest_batch", {**grid, "risk_profiles": ["moderate", "aggressive"]}))
+    assert report["runs"] == 2 and {r["symbol"] for r in report["rows"]} == {"BTC-USDT+ETH-USDT"}
+    stored = payload(await call(pf_server, "get_backtest", {"id": report["rows"][0]["id"]}))
+    assert stored["record"]["request"]["markets"] == ["BTC-USDT", "ETH-USDT"]

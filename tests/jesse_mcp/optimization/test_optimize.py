@@ -171,6 +171,24 @@ async def test_two_objectives_give_a_pareto_front_over_two_markets_through_mcp(s
         assert view["id"] in [s["id"] for s in listed["studies"]]
 
 
+async def test_a_portfolio_optimization_runs_each_trial_as_one_account_over_both_markets(server):
+    srv, _ = server
+    args = {
+        "strategy": "trend_following",
+        "symbols": ["BTC-USDT", "ETH-USDT"],
+        "portfolio": True,
+        "trials": 3,
+        "min_trades": 1,
+        "space": {k: {"min": v.min, "max": v.max} for k, v in SPACE.items()},
+    }
+    async with connect(srv) as client:
+        report = payload(await client.call_tool("optimize_strategy", args))["report"]
+        assert report["markets"] == ["synthetic:BTC-USDT+ETH-USDT"]
+        assert report["out_of_sample"]["per_market"].keys() == {"synthetic:BTC-USDT+ETH-USDT"}
+        alone = await client.call_tool("optimize_strategy", {**args, "symbols": ["BTC-USDT"]})
+    assert alone.isError and "name at least 2 symbols" in alone.content[0].text
+
+
 async def test_a_background_study_is_read_while_running_and_cancel_stops_its_workers(server, jesse_pool):
     _, deps = server
     runner = deps.extras.optimizations
