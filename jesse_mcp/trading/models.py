@@ -110,7 +110,9 @@ class Event(BaseModel):
     """Something the ledger did by itself: a stop, a limit fill, a timeout, a halt."""
 
     ts: str
-    kind: str = Field(description="limit_fill, stop_loss, take_profit, timeout, liquidation, kill_switch, no_price.")
+    kind: str = Field(
+        description="limit_fill, stop_loss, take_profit, timeout, liquidation, kill_switch, protection_lock, no_price."
+    )
     detail: str
     position_id: str | None = None
     order_id: str | None = None
@@ -168,6 +170,15 @@ class BookTailRisk(BaseModel):
     )
 
 
+class ActiveLock(BaseModel):
+    strategy: str
+    rule: str = Field(description="cooldown, stoploss_guard, low_profit_lock or drawdown_pause.")
+    market: str | None = Field(description="None: every market of the strategy.")
+    start: str
+    end: str
+    reason: str
+
+
 class Portfolio(BaseModel):
     account: Account
     trading_state: str
@@ -181,6 +192,9 @@ class Portfolio(BaseModel):
         None, description="One-day VaR/CVaR of the open book (None with nothing open, see tail_risk_unmeasured)."
     )
     tail_risk_unmeasured: str | None = Field(None, description="Why the open book's tail risk could not be measured.")
+    protection_locks: list[ActiveLock] = Field(
+        default_factory=list, description="Protection locks in force now (each journaled once, when first seen)."
+    )
 
 
 class PaperTrade(BaseModel):

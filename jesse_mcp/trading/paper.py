@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from jesse_mcp.trading import ledger, orders, rows
+from jesse_mcp.trading import ledger, orders, protect, rows
 from jesse_mcp.trading import reconcile as paper_reconcile
 from jesse_mcp.trading import views as paper_views
 from jesse_mcp.trading.kill_switch import snapshot_and_trip
@@ -126,6 +126,7 @@ class PaperService:
                     events += paper_reconcile.cancel_orphans(db, cfg, now)
                     events += paper_reconcile.fill_limits(db, cfg, quotes, now, asked_ms)
                 events += paper_reconcile.apply_marks(db, cfg, quotes, now, asked_ms)
+                events += protect.record_all(db, cfg, now)  # each lock once, with its reason (journaled below)
                 _, halt = snapshot_and_trip(db, self.store, self.server, cfg, now)
                 if halt is not None:
                     events.append(halt)

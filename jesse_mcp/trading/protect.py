@@ -1,5 +1,6 @@
 """The paper side of the protections (shared.policy.protections): the strategy's recent exits and equity read from
-the ledger inside the order's transaction, replayed into the locks they made."""
+the ledger inside the order's transaction, replayed into the locks they made; and each lock recorded once, with its
+reason, when the monitor first sees it (table paper_locks; the monitor's journal row carries it as an event)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import sqlite3
 from typing import Any
 
 from jesse_mcp.trading import ledger
+from jesse_mcp.trading.models import Event
+from shared.config.models import TradingConfig
+from shared.config.resolve import resolve_risk
 from shared.policy.protections import Exit, Lock, Protections, replay
+from shared.state.store import utc_now_iso
+
+LONGEST_LOOKBACK_MS = 2 * 8760 * 3_600_000  # window plus pause, each at most 8760 h (risk_fields)
+ALL_MARKETS = "*"  # paper_locks.symbol of a lock on every market (a drawdown pause, the stop-loss guard)
 
 
 def locks_in(db: sqlite3.Connection, strategy: str, risk: Any, now_ms: int) -> list[Lock]:
@@ -28,3 +36,49 @@ def locks_in(db: sqlite3.Connection, strategy: str, risk: Any, now_ms: int) -> l
     ]
     points = ledger.select_equity(db, "WHERE strategy = ? AND ts_ms > ? ORDER BY ts_ms", (strategy, since))
     return replay(exits, [(e.ts_ms, e.equity) for e in points], p)
+
+
+def record_all(db: sqlite3.Connection, cfg: TradingConfig, now_ms: int) -> list[Event]:
+    """Every strategy's locks replayed from the ledger, the new ones recorded (the monitor, each pass)."""
+    events = []
+    for strategy in strategies_with_history(db, now_ms - LONGEST_LOOKBACK_MS):
+        configured = strategy if strategy in cfg.strategies else None
+        risk = resolve_risk(cfg, configured, mode="paper").settings
+        events += record_new(db, strategy, locks_in(db, strategy, risk, now_ms), now_ms)
+    return events
+
+
+def strategies_with_history(db: sqlite3.Connection, since_ms: int) -> list[str]:
+    """Strategies whose exits or equity since then may have made a lock."""
+    rows = db.execute(
+        "SELECT strategy FROM paper_positions WHERE status = 'closed' AND closed_ms > ? "
+        "UNION SELECT strategy FROM paper_equity WHERE ts_ms > ? ORDER BY strategy",
+        (since_ms, since_ms),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def record_new(db: sqlite3.Connection, strategy: str, locks: list[Lock], now_ms: int) -> list[Event]:
+    """Record the locks not seen before; one event each (what the monitor journals), with the lock's reason."""
+    events = []
+    for k in locks:
+        cur = db.execute(
+            "INSERT OR IGNORE INTO paper_locks (strategy, rule, symbol, from_ms, until_ms, reason, seen_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (strategy, k.rule, k.symbol or ALL_MARKETS, k.from_ms, k.until_ms, k.reason, now_ms),
+        )
+        if cur.rowcount == 1:
+            detail = f"{strategy}: {k.describe()}"
+            events.append(Event(ts=utc_now_iso(now_ms), kind="protection_lock", detail=detail))
+    return events
+
+
+def active_locks(db: sqlite3.Connection, now_ms: int) -> list[dict[str, Any]]:
+    """The recorded locks in force now, soonest to end first."""
+    rows = db.execute(
+        "SELECT strategy, rule, symbol, from_ms, until_ms, reason FROM paper_locks WHERE from_ms <= ? AND until_ms > ? "
+        "ORDER BY until_ms, strategy, rule",
+        (now_ms, now_ms),
+    ).fetchall()
+    keys = ("strategy", "rule", "symbol", "from_ms", "until_ms", "reason")
+    return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from jesse_mcp.trading import ledger, rows
-from jesse_mcp.trading.models import Account, Event, OrderResult, Portfolio
+from jesse_mcp.trading import ledger, protect, rows
+from jesse_mcp.trading.models import Account, ActiveLock, Event, OrderResult, Portfolio
 from jesse_mcp.trading.rows import OrderRow
 from jesse_mcp.trading.stats import TrackRecord
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy import checks as policy
 from shared.state import trading_state
-from shared.state.store import Store
+from shared.state.store import Store, utc_now_iso
 
 
 def portfolio_of(
@@ -58,6 +58,17 @@ def portfolio_of(
         recent_fills=[rows.fill_model(f) for f in fills],
         events=events,
         unpriced=sorted(missing),
+        protection_locks=[
+            ActiveLock(
+                strategy=k["strategy"],
+                rule=k["rule"],
+                market=None if k["symbol"] == protect.ALL_MARKETS else k["symbol"],
+                start=utc_now_iso(k["from_ms"]),
+                end=utc_now_iso(k["until_ms"]),
+                reason=k["reason"],
+            )
+            for k in protect.active_locks(db, now)
+        ],
     )
 
 

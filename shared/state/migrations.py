@@ -194,6 +194,19 @@ CREATE TABLE paper_equity (
 );
 """
 
+PAPER_LOCKS_V5 = """
+CREATE TABLE paper_locks (
+    strategy TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (strategy, rule, symbol, from_ms)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "shared.state.journal", JOURNAL_V1),
     Migration(1, "shared.state.counters", COUNTERS_V1),
@@ -202,6 +215,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "shared.state.results", RESULTS_V2),
     Migration(3, "discovery_mcp.news", NEWS_V3),
     Migration(4, "jesse_mcp.trading", PAPER_V4),
+    Migration(5, "jesse_mcp.trading", PAPER_LOCKS_V5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -58,3 +58,25 @@ async def test_the_third_stop_within_the_window_pauses_every_entry_for_the_pause
         assert_refused(ledger, before, await place(s, symbol="XRP-USDT", notional_usd=300.0), "stoploss_guard")
         ledger.clock.advance(1)  # 12 h after the third stop
         assert (await placed(s, symbol="XRP-USDT", notional_usd=300.0))["fill"] is not None
+
+
+async def test_each_lock_is_recorded_once_with_its_reason_in_the_journal_and_shown_while_in_force(open_ledger):  # noqa: F811
+    ledger = open_ledger()  # moderate: cooldown 60 min
+    async with ledger.session() as s:
+        ledger.prices.set("BTC-USDT", BTC)
+        await placed(s, notional_usd=500.0)
+        ledger.prices.set("BTC-USDT", BTC * 0.97)
+        first = payload(await s.call_tool("get_paper_portfolio", {}))  # the stop, then the cooldown it starts
+        again = payload(await s.call_tool("get_paper_portfolio", {}))
+        ledger.clock.advance(61 * 60)
+        later = payload(await s.call_tool("get_paper_portfolio", {}))
+        journal = payload(await s.call_tool("get_journal", {"tool": "paper_monitor"}))
+    locks = [e for e in first["events"] if e["kind"] == "protection_lock"]
+    assert len(locks) == 1 and locks[0]["detail"].startswith("trend_following: cooldown: new entries in BTC-USDT")
+    assert "60 min after" in locks[0]["detail"]
+    assert not [e for e in again["events"] if e["kind"] == "protection_lock"]  # recorded once
+    (shown,) = first["protection_locks"]
+    assert (shown["strategy"], shown["rule"], shown["market"]) == ("trend_following", "cooldown", "BTC-USDT")
+    assert later["protection_locks"] == []  # over after its 60 minutes
+    logged = [r for r in journal["entries"] if "protection_lock" in str(r["arguments"])]
+    assert len(logged) == 1 and "60 min after" in str(logged[0]["arguments"])
