@@ -9,7 +9,8 @@ cached path is what is measured. Two positions in other symbols stay open, so th
 both; each measured order's own position is closed again (not measured) so the next order meets the same book.
 
 Target: p99 < 10 ms. The pieces are timed with perf_counter accumulators patched around them (GuardedTool.run and
-._decide, PaperService.reconcile / ._correlations / ._place_in, the `decide` that paper.py calls, Store.transaction,
+._decide, PaperService.reconcile / ._daily_risk, PaperOrders.place_in, the max_cvar check's order_tail, the `decide`
+that orders.py calls, Store.transaction,
 the client's output-schema check). The guard's share: the wrapper's guard (configuration, trading state, decide)
 plus _place_in from its start to the return of its decide() (the reads the checks need, every check, the decision).
 
@@ -39,7 +40,8 @@ from mcp import ClientSession
 from mcp.shared.memory import create_connected_server_and_client_session as connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import jesse_mcp.trading.paper as paper_module
+import jesse_mcp.trading.checks as checks_module
+import jesse_mcp.trading.orders as orders_module
 import shared.server.registry as tooling
 from jesse_mcp.server import build_server
 from shared.config.models import PRICE_PROVIDERS
@@ -146,7 +148,8 @@ def instrument(meter: Meter, deps: Any) -> Callable[[], None]:
     patch(tooling, "decide", meter.wrap("decide", tooling.decide, False))
     # The paper service: reconciliation, the price, correlations, the order transaction.
     patch(paper, "reconcile", meter.wrap("reconcile", paper.reconcile, True))
-    patch(paper, "_correlations", meter.wrap("correlations", paper._correlations, True))
+    patch(paper, "_daily_risk", meter.wrap("correlations", paper._daily_risk, True))
+    patch(checks_module, "order_tail", meter.wrap("cvar", checks_module.order_tail, False))
     quote = paper.prices.quote
 
     async def order_quote(symbol: str) -> Any:
@@ -156,15 +159,15 @@ def instrument(meter: Meter, deps: Any) -> Callable[[], None]:
             return await quote(symbol)
 
     patch(paper.prices, "quote", order_quote)
-    place_in = paper._place_in
+    place_in = paper._orders.place_in
 
     def timed_place_in(*args: Any, **kwargs: Any) -> Any:
         meter.checks_from = time.perf_counter()
         with meter.span("place_in"):
             return place_in(*args, **kwargs)
 
-    patch(paper, "_place_in", timed_place_in)
-    decide = paper_module.decide
+    patch(paper._orders, "place_in", timed_place_in)
+    decide = orders_module.decide
 
     def timed_decide(*args: Any, **kwargs: Any) -> Any:
         with meter.span("decide"):
@@ -174,7 +177,7 @@ def instrument(meter: Meter, deps: Any) -> Callable[[], None]:
             meter.checks_from = None
         return decision
 
-    patch(paper_module, "decide", timed_decide)
+    patch(orders_module, "decide", timed_decide)
     transaction = store.transaction
 
     @contextlib.contextmanager
@@ -229,9 +232,10 @@ def report(meter: Meter, failures: int, checks: list[dict[str, Any]]) -> None:
         ("  wrapper guard (_decide: config, trading state, decide)", col["wrapper_guard"], "guard"),
         ("  reconcile (2 open positions, cached marks)", col["reconcile"], ""),
         ("  consensus quote (cached)", col["quote"], ""),
-        ("  correlations (cached daily candles, numpy)", col["correlations"], ""),
+        ("  daily returns: correlations, CVaR series (cached daily candles, numpy)", col["correlations"], ""),
         ("  order transaction (BEGIN IMMEDIATE .. COMMIT)", col["order_transaction"], ""),
         ("    pre-trade checks up to the decision (reads, checks, decide)", col["checks_to_decision"], "guard"),
+        ("      of which the max_cvar check (order_tail: CVaR with and without the order)", col["cvar"], ""),
         (
             "    order/fill/position writes, snapshot, result (rest of _place_in)",
             col["place_in"] - col["checks_to_decision"],

@@ -19,7 +19,17 @@ from typing import Any, TypeVar
 
 from jesse_mcp.trading.models import OrderRequest
 from jesse_mcp.trading.prices import PaperQuote
-from jesse_mcp.trading.rows import AccountRow, EquityRow, FillRow, NewFill, OrderRow, PositionRow, columns, upnl
+from jesse_mcp.trading.rows import (
+    AccountRow,
+    EquityRow,
+    FillRow,
+    LockRow,
+    NewFill,
+    OrderRow,
+    PositionRow,
+    columns,
+    upnl,
+)
 from shared.config.models import TradingConfig
 
 MINUTE_MS = 60_000
@@ -61,6 +71,10 @@ def select_fills(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()
 
 def select_equity(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[EquityRow]:
     return _select(db, EquityRow, "paper_equity", tail, params)
+
+
+def select_locks(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[LockRow]:
+    return _select(db, LockRow, "paper_locks", tail, params)
 
 
 def order_by_id(db: sqlite3.Connection, oid: str) -> OrderRow:

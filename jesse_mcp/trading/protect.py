@@ -9,6 +9,7 @@ from typing import Any
 
 from jesse_mcp.trading import ledger
 from jesse_mcp.trading.models import Event
+from jesse_mcp.trading.rows import LockRow
 from shared.config.models import TradingConfig
 from shared.config.resolve import resolve_risk
 from shared.policy.protections import Exit, Lock, Protections, replay
@@ -73,12 +74,8 @@ def record_new(db: sqlite3.Connection, strategy: str, locks: list[Lock], now_ms:
     return events
 
 
-def active_locks(db: sqlite3.Connection, now_ms: int) -> list[dict[str, Any]]:
+def active_locks(db: sqlite3.Connection, now_ms: int) -> list[LockRow]:
     """The recorded locks in force now, soonest to end first."""
-    rows = db.execute(
-        "SELECT strategy, rule, symbol, from_ms, until_ms, reason FROM paper_locks WHERE from_ms <= ? AND until_ms > ? "
-        "ORDER BY until_ms, strategy, rule",
-        (now_ms, now_ms),
-    ).fetchall()
-    keys = ("strategy", "rule", "symbol", "from_ms", "until_ms", "reason")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    return ledger.select_locks(
+        db, "WHERE from_ms <= ? AND until_ms > ? ORDER BY until_ms, strategy, rule", (now_ms, now_ms)
+    )

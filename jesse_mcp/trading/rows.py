@@ -123,16 +123,30 @@ class EquityRow:
     equity: float
 
 
+@dataclass(frozen=True, slots=True)
+class LockRow:
+    """paper_locks: a protection lock of a strategy, recorded when first seen (symbol '*': every market)."""
+
+    strategy: str
+    rule: str
+    symbol: str
+    from_ms: int
+    until_ms: int
+    reason: str
+    seen_ms: int
+
+
 ROWS = {
     "paper_account": AccountRow,
     "paper_orders": OrderRow,
     "paper_positions": PositionRow,
     "paper_fills": FillRow,
     "paper_equity": EquityRow,
+    "paper_locks": LockRow,
 }
 
 
-def columns(cls: type[AccountRow | OrderRow | PositionRow | FillRow | NewFill | EquityRow]) -> str:
+def columns(cls: type[AccountRow | OrderRow | PositionRow | FillRow | NewFill | EquityRow | LockRow]) -> str:
     """The row class's columns for a SELECT or an INSERT, in field order."""
     return ", ".join(f.name for f in fields(cls))
 

@@ -60,12 +60,12 @@ def portfolio_of(
         unpriced=sorted(missing),
         protection_locks=[
             ActiveLock(
-                strategy=k["strategy"],
-                rule=k["rule"],
-                market=None if k["symbol"] == protect.ALL_MARKETS else k["symbol"],
-                start=utc_now_iso(k["from_ms"]),
-                end=utc_now_iso(k["until_ms"]),
-                reason=k["reason"],
+                strategy=k.strategy,
+                rule=k.rule,
+                market=None if k.symbol == protect.ALL_MARKETS else k.symbol,
+                start=utc_now_iso(k.from_ms),
+                end=utc_now_iso(k.until_ms),
+                reason=k.reason,
             )
             for k in protect.active_locks(db, now)
         ],

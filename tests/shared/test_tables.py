@@ -34,6 +34,7 @@ SHIPPED = {
     "paper_fills": "id ts_ms order_id position_id strategy symbol action side qty price reference_price fee reason "
     "price_source realised_pnl",
     "paper_equity": "ts_ms strategy equity",
+    "paper_locks": "strategy rule symbol from_ms until_ms reason seen_ms",
 }
 
 

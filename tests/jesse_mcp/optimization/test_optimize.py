@@ -193,7 +193,8 @@ async def test_a_background_study_is_read_while_running_and_cancel_stops_its_wor
     _, deps = server
     runner = deps.extras.optimizations
     before = {w["pid"] for w in jesse_pool.status()}
-    study = await runner.start(_request(trials=200, base=PlanRequest(timeframe="5m")), wait=False)  # long runs
+    # 1m routes: trials long enough that one is surely running when cancel comes (5m ones ended in between)
+    study = await runner.start(_request(trials=200, base=PlanRequest(timeframe="1m")), wait=False)
     assert runner.view(study, 0, 10).status == "running"
 
     def busy(view) -> bool:  # trials told, and a batch running in the workers right now

@@ -117,6 +117,11 @@ async def placed(session: ClientSession, **args: Any) -> dict[str, Any]:
     return payload(await place(session, **args))
 
 
+def ledger_events(portfolio: dict[str, Any]) -> list[dict[str, Any]]:
+    """What reconciliation did to orders and positions (an exit also starts protection locks: their own tests)."""
+    return [e for e in portfolio["events"] if e["kind"] != "protection_lock"]
+
+
 def checks_of(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["rule"]: c for c in result["checks"] if c["rule"] != "max_correlation"}
 
@@ -617,7 +622,7 @@ async def test_a_limit_order_rests_until_a_price_check_crosses_it_then_fills_at_
         assert still["events"] == [] and [o["id"] for o in still["open_orders"]] == [resting["order"]["id"]]
         ledger.prices.set("BTC-USDT", 58_900.0)
         after = await portfolio(s)
-    [event] = after["events"]
+    [event] = ledger_events(after)
     assert (event["kind"], event["order_id"]) == ("limit_fill", resting["order"]["id"])
     [position] = after["positions"]
     assert (position["entry_price"], position["qty"], position["id"]) == (59_000.0, 0.01, event["position_id"])
@@ -669,7 +674,7 @@ async def test_a_stop_loss_closes_the_position_on_the_next_price_check_past_it(o
         assert (await portfolio(s))["events"] == []
         ledger.prices.set("BTC-USDT", 58_800.0)
         after = await portfolio(s)
-    [event] = after["events"]
+    [event] = ledger_events(after)
     assert (event["kind"], event["position_id"]) == ("stop_loss", pid)
     assert after["positions"] == []
     row = ledger.position(pid)
@@ -687,7 +692,7 @@ async def test_a_take_profit_closes_the_position_on_the_next_price_check_past_it
         assert (await portfolio(s))["events"] == []
         ledger.prices.set("BTC-USDT", 62_440.0)
         after = await portfolio(s)
-    assert [(e["kind"], e["position_id"]) for e in after["events"]] == [("take_profit", pid)]
+    assert [(e["kind"], e["position_id"]) for e in ledger_events(after)] == [("take_profit", pid)]
     assert ledger.position(pid)["exit_price"] == pytest.approx(62_440.0 * (1 - SLIP))
 
 
@@ -699,7 +704,7 @@ async def test_a_position_older_than_the_timeout_is_closed_on_the_next_price_che
         assert (await portfolio(s))["events"] == []
         ledger.clock.advance(1)
         after = await portfolio(s)
-    [event] = after["events"]
+    [event] = ledger_events(after)
     assert (event["kind"], event["position_id"]) == ("timeout", pid)
     assert "position_timeout_hours (72 h)" in event["detail"]
     assert ledger.position(pid)["exit_reason"] == "timeout"
@@ -712,7 +717,7 @@ async def test_a_position_without_a_price_past_its_timeout_stays_open_and_is_rep
         del ledger.prices.prices["BTC-USDT"]
         ledger.clock.advance(73 * 3600)
         after = await portfolio(s)
-    [event] = after["events"]
+    [event] = ledger_events(after)
     assert (event["kind"], event["position_id"]) == ("no_price", pid)
     assert "no price for BTC-USDT" in event["detail"]
     assert [p["id"] for p in after["positions"]] == [pid] and after["unpriced"] == ["BTC-USDT"]
