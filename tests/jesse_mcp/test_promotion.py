@@ -247,6 +247,17 @@ def test_evidence_exactly_at_every_threshold_passes_every_gate(deps, prices, clo
     assert by_name["backtest_trades"].value == 30 and by_name["backtest_max_drawdown"].value == 15.0
 
 
+def test_a_portfolio_backtest_that_contains_the_strategy_is_evidence(deps, prices, clock):
+    markets = {"markets": ["BTC-USDT", "ETH-USDT"], "portfolio_rules": {"correlation_days": 30, "cvar_days": 90}}
+    store_evidence(deps, clock, request=markets)
+    paper = PaperService(deps.store, deps.config.load, prices, clock)
+    report = promotion.evaluate(
+        deps.config.load(), deps.store, paper, promotion.PromotionAsk(TF, "paper"), clock(), code_now()
+    )
+    assert [(g.name, g.passed) for g in report.gates] == [(name, True) for name in BACKTEST_GATES]
+    assert report.evidence["backtest"] == "bt_good"
+
+
 def test_the_newest_backtest_of_the_current_settings_is_judged_not_the_best_of_several(deps, prices, clock):
     store_evidence(deps, clock, days_old=5.0)
     store_evidence(deps, clock, days_old=1.0, sharpe=0.4, result_id="bt_newer_worse")

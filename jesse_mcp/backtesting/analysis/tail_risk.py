@@ -59,8 +59,22 @@ def _cf_quantile(z: np.ndarray | float, skew: float, kurt: float) -> np.ndarray 
     return z + (z**2 - 1) * skew / 6 + (z**3 - 3 * z) * kurt / 24 - (2 * z**3 - 5 * z) * skew**2 / 36
 
 
+def quantile(r: np.ndarray, p: float) -> float:
+    """np.quantile(r, p) of a 1-d array, bit for bit (numpy's default 'linear': virtual index (n - 1) p, its _lerp),
+    from the two order statistics np.partition places: np.quantile's own overhead is ~40 us on 90 returns, and the
+    max_cvar check asks this for every paper order and every entry of a portfolio backtest."""
+    n = len(r)
+    virtual = (n - 1) * p
+    below = int(np.floor(virtual))
+    above = min(below + 1, n - 1)
+    part = np.partition(r, [below, above] if above != below else below)
+    a, b, t = part[below], part[above], virtual - below
+    d = b - a
+    return float(b - d * (1 - t)) if t >= 0.5 else float(a + d * t)
+
+
 def historical(r: np.ndarray, confidence: float) -> tuple[float, float]:
-    q = float(np.quantile(r, 1 - confidence))
+    q = quantile(r, 1 - confidence)
     tail = r[r <= q]
     return -q, -float(np.mean(tail))
 

@@ -13,6 +13,7 @@ protection locks are left to the strategy base (they are reported by their own r
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -46,7 +47,7 @@ class PortfolioRun:
     admit: bool = True  # a portfolio: entries meet the checks; False: a one-market run that only sizes by CVaR
     cvar_sizing: bool = False
     strategies: list[Any] = field(default_factory=list)
-    entries: list[dict[str, str]] = field(default_factory=list)  # the UTC day, week and month of every entry made
+    entries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (period, UTC day/week/month) -> entries
     refused: dict[str, int] = field(default_factory=dict)  # rule -> entry signals it refused
     peak_equity: float = 0.0
     cvar_sized: set[tuple[str, int]] = field(default_factory=set)  # (market, time) of every entry CVaR made smaller
@@ -55,6 +56,7 @@ class PortfolioRun:
         self._risk = SimpleNamespace(**self.risk)
         self._limits = PortfolioLimits.model_validate(self.limits)
         self._series_at: tuple[int, dict[str, list[tuple[int, float]]]] | None = None
+        self._corr: dict[tuple[int, str, str], float | str] = {}
 
     def series(self, now_ms: int) -> dict[str, list[tuple[int, float]]]:
         """Every market's daily closes of the days that ended by `now_ms` (cached per day)."""
@@ -78,9 +80,19 @@ class PortfolioRun:
         if self.strategies and self.strategies[0] is strategy:
             self.peak_equity = max(self.peak_equity, self.equity())
 
+    def _correlations(self, symbol: str, held: list[str], recent: dict, now_ms: int) -> dict[str, float | str]:
+        """correlations_with, remembered for the day (the daily closes it reads change once a day)."""
+        day, out = now_ms // DAY_MS, {}
+        for other in held:
+            key = (day, symbol, other)
+            if key not in self._corr:
+                self._corr[key] = correlations_with(symbol, [other], recent)[other]
+            out[other] = self._corr[key]
+        return out
+
     def trade_counts(self, now_ms: int) -> dict[str, int]:
         now = _windows(now_ms)
-        return {period: sum(1 for e in self.entries if e[period] == key) for period, key in now.items()}
+        return {period: self.entries[(period, key)] for period, key in now.items()}
 
     def _book(self) -> Book:
         book = book_of(self.strategies, self.leverage)
@@ -125,7 +137,7 @@ class PortfolioRun:
             fee_bps=self.fee_rate * 10_000,
             book=book,
             trade_counts=self.trade_counts(now),
-            correlations=correlations_with(strategy.symbol, held, recent) if held else {},
+            correlations=self._correlations(strategy.symbol, held, recent, now),
             daily_returns=aligned_returns(wanted, self.cvar_days),
             locks=[],
             now_ms=now,
@@ -135,7 +147,7 @@ class PortfolioRun:
         for rule in rules:
             self.refused[rule] = self.refused.get(rule, 0) + 1
         if not rules:
-            self.entries.append(_windows(now))
+            self.entries.update(_windows(now).items())
         return rules
 
 

@@ -101,3 +101,13 @@ def test_a_backtest_reports_the_three_estimates_of_its_daily_equity_returns():
     assert report.estimates[0].var_pct == pytest.approx(hist.var * 100, abs=1e-4)
     assert report.estimates[0].cvar_pct == pytest.approx(hist.cvar * 100, abs=1e-4)
     assert daily_returns(equity[:1]).size == 0 and tail_risk_of(np.array([]), 0.99).estimates[0].var_pct is None
+
+
+def test_the_quantile_is_numpys_linear_one_bit_for_bit():
+    from jesse_mcp.backtesting.analysis.tail_risk import quantile
+
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        r = rng.standard_t(3, int(rng.integers(2, 300))) * 0.02
+        p = float(rng.choice([0.01, 0.05, 0.1, rng.uniform(0.0, 1.0)]))
+        assert quantile(r, p) == float(np.quantile(r, p))

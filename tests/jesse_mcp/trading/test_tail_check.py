@@ -86,6 +86,23 @@ def test_the_room_left_is_the_largest_order_that_keeps_the_cvar_within_the_limit
     assert order_tail(b, "A", tail.room_usd * 1.01, returns, 0.95, 0.02).after > 0.02
 
 
+def test_the_room_with_positions_held_is_what_a_plain_bisection_on_cvar_of_finds():
+    rng = np.random.default_rng(11)
+    for trial in range(20):
+        returns = DailyReturns(90, {s: rng.standard_t(3, 90) * 0.02 for s in ("A", "B", "C")})
+        b = book(10_000, [position("B", "long", 2_000.0), position("C", "short", 1_500.0)])
+        signed = 30_000.0 if trial % 2 else -30_000.0
+        tail = order_tail(b, "A", signed, returns, 0.95, 0.03)
+        if not tail.before <= 0.03 < tail.after:
+            continue
+        lo, hi = 0.0, 1.0  # the reference: 60 halvings, each a full cvar_of
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            held = {"B": 2_000.0, "C": -1_500.0, "A": signed * mid}
+            lo, hi = (mid, hi) if cvar_of(held, returns, 10_000, 0.95) <= 0.03 else (lo, mid)
+        assert tail.room_usd == pytest.approx(abs(signed) * lo, rel=1e-6, abs=0.01)
+
+
 def test_an_order_that_lowers_the_cvar_passes_even_above_the_limit():
     returns = DailyReturns(40, {"A": np.array([(-1) ** i * 0.05 for i in range(40)])})
     held = book(10_000, [position("A", "long", 10_000)])
