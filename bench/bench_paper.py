@@ -8,11 +8,11 @@ local fake market on 127.0.0.1; `quote_ttl_s` keeps the quote cached and closed 
 cached path is what is measured. Two positions in other symbols stay open, so the correlation check runs against
 both; each measured order's own position is closed again (not measured) so the next order meets the same book.
 
-Target: p99 < 10 ms. The pieces are timed with perf_counter accumulators patched around them (GuardedTool.run and
-._decide, PaperService.reconcile / ._daily_risk, PaperOrders.place_in, the max_cvar check's order_tail, the `decide`
-that orders.py calls, Store.transaction,
-the client's output-schema check). The guard's share: the wrapper's guard (configuration, trading state, decide)
-plus _place_in from its start to the return of its decide() (the reads the checks need, every check, the decision).
+Target: p99 < 10 ms. The pieces are timed with perf_counter accumulators patched around them (GuardedTool.run, the
+wrapper's policy_decision, PaperService.reconcile / ._daily_risk, PaperOrders.place_in, the max_cvar check's
+order_tail, the `decide` that orders.py calls, Store.transaction, the client's output-schema check). The guard's
+share: the wrapper's guard (configuration, trading state, decide) plus place_in from its start to the return of its
+decide() (the reads the checks need, every check, the decision).
 
 Run: uv run python bench/bench_paper.py [--no-autocheckpoint]
 (--no-autocheckpoint turns SQLite's automatic WAL checkpoint off for the run: a diagnostic of the tail, not a setting.)
@@ -42,6 +42,7 @@ from mcp.shared.memory import create_connected_server_and_client_session as conn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jesse_mcp.trading.checks as checks_module
 import jesse_mcp.trading.orders as orders_module
+import shared.server.calls as calls_module
 import shared.server.registry as tooling
 from jesse_mcp.server import build_server
 from shared.config.models import PRICE_PROVIDERS
@@ -144,12 +145,13 @@ def instrument(meter: Meter, deps: Any) -> Callable[[], None]:
     )
     # The server side of the tool call, and the wrapper's guard (configuration, trading state, decide).
     patch(tooling.GuardedTool, "run", meter.wrap("server", tooling.GuardedTool.run, True))
-    patch(tooling.GuardedTool, "_decide", meter.wrap("wrapper_guard", tooling.GuardedTool._decide, False))
-    patch(tooling, "decide", meter.wrap("decide", tooling.decide, False))
+    patch(tooling, "policy_decision", meter.wrap("wrapper_guard", tooling.policy_decision, False))
+    patch(calls_module, "decide", meter.wrap("decide", calls_module.decide, False))
     # The paper service: reconciliation, the price, correlations, the order transaction.
     patch(paper, "reconcile", meter.wrap("reconcile", paper.reconcile, True))
     patch(paper, "_daily_risk", meter.wrap("correlations", paper._daily_risk, True))
     patch(checks_module, "order_tail", meter.wrap("cvar", checks_module.order_tail, False))
+    patch(orders_module, "locks_in", meter.wrap("locks", orders_module.locks_in, False))
     quote = paper.prices.quote
 
     async def order_quote(symbol: str) -> Any:
@@ -210,6 +212,11 @@ def write_config(home: Path) -> None:
             "portfolio_limits.max_monthly_trades": 1_000_000,
             "portfolio_limits.min_account_balance": 0,
             "paper.starting_balance": 1_000_000,
+            # each measured order's position is closed again: no protection may pause the next (they stay checked)
+            "strategies.trend_following.risk_overrides.cooldown_minutes": 0.0,
+            "strategies.trend_following.risk_overrides.stoploss_guard_stops": 1000.0,
+            "strategies.trend_following.risk_overrides.low_profit_max_loss": 10.0,
+            "strategies.trend_following.risk_overrides.window_drawdown": 0.99,
             "paper.monitor_interval_s": 3600,  # the background monitor stays out of the measurement
             "price_config.quote_ttl_s": 3600,  # the price stays cached for the whole run
             "price_config.providers": providers,
@@ -229,13 +236,14 @@ def report(meter: Meter, failures: int, checks: list[dict[str, Any]]) -> None:
         ("MCP session + transport (end to end - server)", e2e - server, ""),
         ("  of which the client's output-schema check (SDK, jsonschema)", col["client_validate"], ""),
         ("server: GuardedTool.run", server, ""),
-        ("  wrapper guard (_decide: config, trading state, decide)", col["wrapper_guard"], "guard"),
+        ("  wrapper guard (policy_decision: config, trading state, decide)", col["wrapper_guard"], "guard"),
         ("  reconcile (2 open positions, cached marks)", col["reconcile"], ""),
         ("  consensus quote (cached)", col["quote"], ""),
         ("  daily returns: correlations, CVaR series (cached daily candles, numpy)", col["correlations"], ""),
         ("  order transaction (BEGIN IMMEDIATE .. COMMIT)", col["order_transaction"], ""),
         ("    pre-trade checks up to the decision (reads, checks, decide)", col["checks_to_decision"], "guard"),
         ("      of which the max_cvar check (order_tail: CVaR with and without the order)", col["cvar"], ""),
+        ("      of which the protections (locks_in: the strategy's exits and equity replayed)", col["locks"], ""),
         (
             "    order/fill/position writes, snapshot, result (rest of _place_in)",
             col["place_in"] - col["checks_to_decision"],

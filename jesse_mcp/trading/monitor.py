@@ -39,7 +39,7 @@ class PaperMonitor:
                 if self._leader is not me:
                     continue
                 try:
-                    await self.paper.reconcile()
+                    await self.paper.reconcile(record_locks=True)
                     await anyio.to_thread.run_sync(self.paper.store.checkpoint)
                     self.runs += 1
                 except Exception:  # the monitor must outlive a bad price, a locked database or a broken config

@@ -105,9 +105,10 @@ class PaperService:
                 tg.start_soon(one, s)
         return quotes, missing
 
-    async def reconcile(self) -> tuple[list[Event], dict[str, str]]:
+    async def reconcile(self, record_locks: bool = False) -> tuple[list[Event], dict[str, str]]:
         """Apply everything prices say should have happened: limit fills, stops, take profits, liquidations,
-        timeouts, then the kill switch. Returns the events and the symbols that had no fresh price."""
+        timeouts, then the kill switch; with `record_locks` (the monitor, the portfolio view) also record the
+        protection locks not seen before. Returns the events and the symbols that had no fresh price."""
         async with self._reconcile_lock:
             cfg = self.last_good_config()
             with self.store.reading() as db:
@@ -126,7 +127,8 @@ class PaperService:
                     events += paper_reconcile.cancel_orphans(db, cfg, now)
                     events += paper_reconcile.fill_limits(db, cfg, quotes, now, asked_ms)
                 events += paper_reconcile.apply_marks(db, cfg, quotes, now, asked_ms)
-                events += protect.record_all(db, cfg, now)  # each lock once, with its reason (journaled below)
+                if record_locks:  # each lock once, with its reason (journaled below); orders need not wait for it
+                    events += protect.record_all(db, cfg, now)
                 _, halt = snapshot_and_trip(db, self.store, self.server, cfg, now)
                 if halt is not None:
                     events.append(halt)
@@ -251,7 +253,7 @@ class PaperService:
 
     # --- reads ---------------------------------------------------------------------------------------------------
     async def portfolio(self, reconcile: bool = True) -> Portfolio:
-        events, missing = await self.reconcile() if reconcile else ([], {})
+        events, missing = await self.reconcile(record_locks=True) if reconcile else ([], {})
         cfg = self.config()
         now = self.now_ms()
 

@@ -23,17 +23,14 @@ def locks_in(db: sqlite3.Connection, strategy: str, risk: Any, now_ms: int) -> l
     """Every lock the strategy's exits and equity of the lookback made (active now or not)."""
     p = Protections.of(risk.model_dump())
     since = now_ms - p.lookback_ms
-    closed = ledger.select_positions(
-        db, "WHERE strategy = ? AND status = 'closed' AND closed_ms > ? ORDER BY closed_ms, id", (strategy, since)
-    )
+    closed = db.execute(  # only what the protections read: a busy day has many exits, read at every order
+        "SELECT symbol, closed_ms, realised_pnl, qty * entry_price, exit_reason FROM paper_positions "
+        "WHERE strategy = ? AND status = 'closed' AND closed_ms > ? ORDER BY closed_ms, id",
+        (strategy, since),
+    ).fetchall()
     exits = [
-        Exit(
-            symbol=c.symbol,
-            closed_ms=int(c.closed_ms or 0),
-            trade_return=(c.realised_pnl or 0.0) / (c.qty * c.entry_price) if c.qty * c.entry_price > 0 else 0.0,
-            stop_loss=c.exit_reason == "stop_loss",
-        )
-        for c in closed
+        Exit(symbol, int(closed_ms or 0), (pnl or 0.0) / size if size > 0 else 0.0, reason == "stop_loss")
+        for symbol, closed_ms, pnl, size, reason in closed
     ]
     points = ledger.select_equity(db, "WHERE strategy = ? AND ts_ms > ? ORDER BY ts_ms", (strategy, since))
     return replay(exits, [(e.ts_ms, e.equity) for e in points], p)

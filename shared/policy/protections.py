@@ -16,7 +16,7 @@ Locks are made by events (an exit, an equity reading) and are active until their
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,17 +91,52 @@ def _iso(ms: int) -> str:
 
 def locks_on_exit(exit: Exit, earlier: Sequence[Exit], p: Protections) -> list[Lock]:
     """The locks an exit makes; `earlier` are exits before it (any market, oldest first, may be longer)."""
+    window = ExitWindow(p)
+    for e in earlier:
+        window.add(e)
+    return window.add(exit)
+
+
+class ExitWindow:
+    """The exits of the last protection window (any market) and what the locks read of them: the stop losses and
+    each market's summed trade returns, kept up to date as exits arrive and age out (O(1) each, so a day of many
+    exits costs what one does). Backtests (per route) and paper (per strategy) feed exits oldest first."""
+
+    def __init__(self, p: Protections):
+        self.p = p
+        self._exits: deque[Exit] = deque()
+        self._stops = 0
+        self._count: Counter[str] = Counter()
+        self._returns: dict[str, float] = {}
+
+    def add(self, exit: Exit) -> list[Lock]:
+        """The locks this exit makes, with the exits of the window before it."""
+        start = exit.closed_ms - self.p.window_ms
+        while self._exits and self._exits[0].closed_ms <= start:
+            self._drop(self._exits.popleft())
+        self._exits.append(exit)
+        self._stops += exit.stop_loss
+        self._count[exit.symbol] += 1
+        self._returns[exit.symbol] = self._returns.get(exit.symbol, 0.0) + exit.trade_return
+        return _exit_locks(exit, self._stops, -self._returns[exit.symbol], self.p)
+
+    def _drop(self, old: Exit) -> None:
+        self._stops -= old.stop_loss
+        self._count[old.symbol] -= 1
+        left = self._count[old.symbol] > 0  # a market with none left restarts from 0: no rounding carried over
+        self._returns[old.symbol] = self._returns[old.symbol] - old.trade_return if left else 0.0
+
+
+def _exit_locks(exit: Exit, stops: int, loss: float, p: Protections) -> list[Lock]:
+    """The locks of an exit, given the stop losses of the window (it included) and its market's loss there."""
     t = exit.closed_ms
     locks: list[Lock] = []
     if p.cooldown_minutes > 0:
         until = t + int(p.cooldown_minutes * MINUTE_MS)
         locks.append(Lock("cooldown", exit.symbol, t, until, f"{p.cooldown_minutes:g} min after the exit at {_iso(t)}"))
-    recent = [e for e in earlier if t - p.window_ms < e.closed_ms <= t] + [exit]
-    stops = [e for e in recent if e.stop_loss]
-    if exit.stop_loss and len(stops) >= p.stoploss_guard_stops:
-        reason = f"{len(stops)} stop losses within {p.protection_window_hours:g} h (limit {p.stoploss_guard_stops:g})"
+    if exit.stop_loss and stops >= p.stoploss_guard_stops:
+        reason = f"{stops} stop losses within {p.protection_window_hours:g} h (limit {p.stoploss_guard_stops:g})"
         locks.append(Lock("stoploss_guard", None, t, t + p.pause_ms, reason))
-    loss = -sum(e.trade_return for e in recent if e.symbol == exit.symbol)
     if loss > p.low_profit_max_loss + EPS:
         reason = (
             f"trades closed within {p.protection_window_hours:g} h lost {loss * 100:.2f} % of their notional "
@@ -128,8 +163,9 @@ def drawdown_lock(now_ms: int, equity: float, window_peak: float, p: Protections
 def replay(exits: Sequence[Exit], equity: Sequence[tuple[int, float]], p: Protections) -> list[Lock]:
     """Every lock made by these exits and equity readings (each oldest first), as they happened."""
     locks: list[Lock] = []
-    for i, e in enumerate(exits):
-        locks += locks_on_exit(e, exits[:i], p)
+    window = ExitWindow(p)
+    for e in exits:
+        locks += window.add(e)
     peaks = WindowPeak(p.window_ms)
     for t, value in equity:
         lock = drawdown_lock(t, value, peaks.add(t, value), p)

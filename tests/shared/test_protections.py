@@ -78,3 +78,24 @@ def test_the_window_peak_is_the_highest_value_of_the_window(window):
     peaks = WindowPeak(window * MINUTE_MS)
     for i, (t, v) in enumerate(values):
         assert peaks.add(t, v) == max(x for s, x in values[: i + 1] if s > t - window * MINUTE_MS)
+
+
+def test_the_running_window_makes_the_locks_of_the_definition_on_a_long_random_history():
+    import random
+
+    rng = random.Random(4)
+    t, exits = T0, []
+    for _ in range(600):
+        t += rng.choice([0, MINUTE_MS, 20 * MINUTE_MS, 3 * HOUR_MS, 30 * HOUR_MS])
+        exits.append(Exit(rng.choice("ABC"), t, rng.uniform(-0.04, 0.02), rng.random() < 0.4))
+    expected = []  # the definition: each exit against every earlier one still within the window, summed afresh
+    for i, e in enumerate(exits):
+        recent = [x for x in exits[:i] if e.closed_ms - P.window_ms < x.closed_ms] + [e]
+        stops = sum(x.stop_loss for x in recent)
+        loss = -sum(x.trade_return for x in recent if x.symbol == e.symbol)
+        rules = ["cooldown"]
+        rules += ["stoploss_guard"] if e.stop_loss and stops >= P.stoploss_guard_stops else []
+        rules += ["low_profit_lock"] if loss > P.low_profit_max_loss + 1e-9 else []
+        expected += [(rule, e.closed_ms) for rule in rules]
+    got = [(k.rule, k.from_ms) for k in replay(exits, [], P)]
+    assert got == expected and {r for r, _ in got} == {"cooldown", "stoploss_guard", "low_profit_lock"}

@@ -28,12 +28,12 @@ from jesse_mcp.backtesting.strategies import portfolio
 from shared.policy.protections import (
     FIELDS,
     Exit,
+    ExitWindow,
     Lock,
     Protections,
     WindowPeak,
     blocking,
     drawdown_lock,
-    locks_on_exit,
 )
 
 RISK_KEY = "_risk"
@@ -51,7 +51,7 @@ class RiskManagedStrategy(Strategy):
         super().__init__()
         self._peak_equity: float | None = None
         self.entries_halted_at: int | None = None
-        self._exits: list[Exit] = []
+        self._window: ExitWindow | None = None  # the exits of the protection window (made on the first exit)
         self._locks: list[Lock] = []  # every lock made, in order (a drawdown pause extended in place)
         self._window_peak: WindowPeak | None = None
         self.refused_by_lock: dict[str, int] = {}
@@ -195,9 +195,9 @@ class RiskManagedStrategy(Strategy):
             return
         size = abs(closed_trade.qty) * closed_trade.entry_price
         exit = Exit(self.symbol, int(self.time), closed_trade.pnl / size if size else 0.0, bool(order.is_stop_loss))
-        recent = [e for e in self._exits if e.closed_ms > exit.closed_ms - p.window_ms]
-        self._locks += locks_on_exit(exit, recent, p)
-        self._exits = [*recent, exit]
+        if self._window is None:
+            self._window = ExitWindow(p)
+        self._locks += self._window.add(exit)
 
     def before_terminate(self) -> None:
         """Adds this route's report to the run's (a portfolio's routes report one after another)."""
