@@ -16,6 +16,7 @@ from trading_cli.client import (
     CliError,
     canonical_server,
     connect,
+    env_for,
     error_text,
     leaf_errors,
     open_session,
@@ -46,7 +47,7 @@ def _parse_args(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
 
 
 async def cmd_call(server: str, tool: str, arguments: dict[str, Any], as_json: bool) -> int:
-    async with open_session(server) as session:
+    async with open_session(server, env_for(server, tool)) as session:
         result = await session.call_tool(tool, arguments)
     at = f" at {SESSION_URL.get()}" if SESSION_URL.get() else ""
     print(f"-> {server}.{tool}{at} {json.dumps(arguments)}", file=sys.stderr)
@@ -62,7 +63,8 @@ async def cmd_tools(servers: list[str | None], as_json: bool) -> int:
     """`servers` is [None] with --url and no server named: list whichever server answers there."""
     listing: dict[str, list[dict[str, Any]]] = {}
     for server in servers:
-        async with connect(server, interactive=False) as (session, info):
+        env = env_for(server, "tools/list") if server else None
+        async with connect(server, env, interactive=False) as (session, info):
             tools = (await session.list_tools()).tools
         listing[info.serverInfo.name] = [
             {

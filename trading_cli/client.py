@@ -55,6 +55,31 @@ def canonical_server(name: str) -> str:
     return key
 
 
+# jesse-mcp tools that run Jesse in its workers: for these the server starts its zygote before importing itself
+# (jesse_mcp/__main__.py), for the others it need not (a one-call session then ends before Jesse is imported)
+JESSE_TOOLS = frozenset(
+    {
+        "backtest",
+        "compare_risk_profiles",
+        "backtest_batch",
+        "stress_test",
+        "monte_carlo",
+        "validate_strategy",
+        "optimize_strategy",
+        "list_strategies",
+    }
+)
+EARLY_ZYGOTE_ENV = "JESSE_MCP_EARLY_ZYGOTE"
+
+
+def env_for(server: str, tool: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The child's environment for a one-call session of `tool`."""
+    out = dict(env or {})
+    if server in ("jesse", "jesse-mcp"):
+        out.setdefault(EARLY_ZYGOTE_ENV, "1" if tool in JESSE_TOOLS else "0")
+    return out
+
+
 def server_parameters(server: str, env: dict[str, str] | None = None) -> StdioServerParameters:
     """Start the server with this same interpreter, passing the whole environment (home, keys, base URLs)."""
     merged = dict(os.environ)

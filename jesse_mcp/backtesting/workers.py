@@ -139,7 +139,7 @@ class _Worker:
             self.process.close()
 
 
-def _start_method(requested: str | None) -> str:
+def chosen_start_method(requested: str | None = None) -> str:
     method = requested or os.environ.get(START_METHOD_ENV) or "fork"
     if method not in ("fork", "spawn"):
         raise ValueError(f"start_method must be 'fork' or 'spawn', not {method!r}")
@@ -157,7 +157,7 @@ class WorkerPool:
         self.size = size
         self.warmup = warmup
         self.workdir = str(workdir) if workdir is not None else None
-        self.start_method = _start_method(start_method)
+        self.start_method = chosen_start_method(start_method)
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
@@ -203,7 +203,7 @@ class WorkerPool:
             with self._lock:
                 if self._closed or self._zygote is not None:
                     return
-                self._zygote, self._forks = zygotes.Zygote(self.warmup, self.workdir), queue.SimpleQueue()
+                self._zygote, self._forks = zygotes.adopt(self.warmup, self.workdir), queue.SimpleQueue()
                 zygote, forks = self._zygote, self._forks
             threading.Thread(target=self._keep, args=(zygote, forks), name="jesse-zygote-keeper", daemon=True).start()
         for _ in range(self.size):

@@ -82,10 +82,12 @@ class Zygote:
         return self.process.pid if self.process is not None else None
 
     def start(self) -> None:
+        """Starts the process (once: a zygote started early, see start_early, is already running)."""
         with self._life:
             if self._closed:
                 raise ZygoteError("the worker pool was shut down before its zygote started")
-            self._start()
+            if self.process is None:
+                self._start()
 
     def _start(self) -> None:
         control, remote = mp.Pipe()
@@ -156,6 +158,40 @@ class Zygote:
                 self._control.close()
         if self.process is not None:
             self.process.wait(timeout=5)
+
+
+_early: Zygote | None = None
+
+
+def start_early(warmup: tuple[str, ...], workdir: str | None) -> None:
+    """Start the server's zygote first thing (jesse_mcp.__main__), so that its import of Jesse (about 6 s) runs on
+    the other core while the server imports itself (about 2 s); the pool adopts it. Called from the main thread, which
+    lives as long as the server (the parent-death signal follows the starting thread)."""
+    global _early
+    if available() and _early is None:
+        zygote = Zygote(warmup, workdir)
+        zygote.start()
+        _early = zygote
+
+
+def adopt(warmup: tuple[str, ...], workdir: str | None) -> Zygote:
+    """The zygote started early when it was started for this pool, else a new one (to be started); an early one for
+    another pool is closed."""
+    global _early
+    early, _early = _early, None
+    if early is not None and (early.warmup, early.workdir) == (warmup, workdir):
+        return early
+    if early is not None:
+        early.close()
+    return Zygote(warmup, workdir)
+
+
+def discard_early() -> None:
+    """No local pool will adopt it (backtests run on Ray): end the early zygote."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        early.close()
 
 
 class Forked:

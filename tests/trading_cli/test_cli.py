@@ -246,3 +246,12 @@ def test_a_broken_configuration_still_lets_the_server_answer_with_the_problem(tm
     done = _run(tmp_path, "call", "prices", "get_policy")
     assert done.returncode == 1
     assert "config_invalid" in done.stderr and "not valid JSON" in done.stderr
+
+
+def test_a_one_call_session_starts_jesses_zygote_early_only_for_tools_that_run_jesse():
+    from trading_cli.client import EARLY_ZYGOTE_ENV, env_for
+
+    assert env_for("jesse-mcp", "backtest")[EARLY_ZYGOTE_ENV] == "1"
+    assert env_for("jesse", "get_stage")[EARLY_ZYGOTE_ENV] == "0"
+    assert EARLY_ZYGOTE_ENV not in env_for("asset-price-mcp", "get_price")
+    assert env_for("jesse-mcp", "get_stage", {EARLY_ZYGOTE_ENV: "1"})[EARLY_ZYGOTE_ENV] == "1"  # the caller's wins

@@ -31,7 +31,7 @@ from shared.redact import redact_text, secret_env_values
 from shared.server.registry import META_KEY
 from trading_cli.ask.parse import AskError, Call, Plan
 from trading_cli.ask.run import run_plan
-from trading_cli.client import SERVERS, SESSION_URL, connect, open_session
+from trading_cli.client import SERVERS, SESSION_URL, connect, env_for, open_session
 
 KEY_VAR = "ZHIPUAI_API_KEY"
 SAFE_CAPABILITIES = ("read", "research")  # with readOnlyHint and not destructive: runs without asking
@@ -116,7 +116,7 @@ async def server_tools(env: dict[str, str] | None = None) -> list[ToolInfo]:
     found: dict[str, list[ToolInfo]] = {}
 
     async def list_one(server: str) -> None:
-        async with open_session(server, env, interactive=False) as session:
+        async with open_session(server, env_for(server, "tools/list", env), interactive=False) as session:
             listed = await session.list_tools()
         found[server] = [tool_info(server, t) for t in listed.tools]
 

@@ -9,7 +9,7 @@ from typing import Any
 from mcp import types
 
 from trading_cli.ask.parse import Plan
-from trading_cli.client import error_text, open_session, result_payload
+from trading_cli.client import env_for, error_text, open_session, result_payload
 from trading_cli.render import render
 
 
@@ -22,7 +22,7 @@ async def run_plan(plan: Plan, as_json: bool, env: dict[str, str] | None = None,
     """0: the tool answered; 1: it returned an error or a denial; 2: nothing to run (e.g. no stored backtest).
     `announce=False`: the caller has printed the call already."""
     call = plan.call
-    async with open_session(call.server, env) as session:
+    async with open_session(call.server, env_for(call.server, call.tool, env)) as session:
         arguments = dict(call.arguments)
         if plan.latest_backtest_of is not None:
             lookup = {"strategy": plan.latest_backtest_of, "kind": "backtest", "limit": 1}

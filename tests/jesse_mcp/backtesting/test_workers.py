@@ -255,3 +255,29 @@ def test_closing_a_zygote_never_closes_its_pipe_under_a_read_of_the_warm_up_repl
     handle.close()
     reader.join(hang_guard(10))
     assert outcome == [1.5] and ours.closed
+
+
+async def test_a_zygote_started_early_is_the_one_the_pool_forks_from(tmp_path):
+    zygote.start_early((), str(tmp_path))
+    early = zygote._early
+    assert early is not None and early.process.poll() is None  # importing while the server would import itself
+    pool = WorkerPool(1, warmup=(), workdir=tmp_path)
+    pool.attach()
+    try:
+        await _ready(pool)
+        assert early.pid in pool.process_ids() and zygote._early is None
+        assert await pool.run("os", "getppid", {}, timeout_s=hang_guard(60)) == early.pid
+    finally:
+        pool.detach()
+    assert early.process.poll() is not None  # ended with the pool
+
+
+def test_an_early_zygote_no_pool_adopts_is_ended(tmp_path):
+    zygote.start_early((), str(tmp_path))
+    other = zygote._early
+    fresh = zygote.adopt(("json",), str(tmp_path))  # another warm-up: a zygote of its own
+    assert fresh is not other and fresh.process is None and other.process.poll() is not None
+    zygote.start_early((), str(tmp_path))
+    early = zygote._early
+    zygote.discard_early()  # the configuration names a Ray cluster
+    assert zygote._early is None and early.process.poll() is not None
