@@ -136,8 +136,6 @@ async def test_batch_runs_equal_single_backtests_of_the_same_settings(jesse_serv
     assert report["synthetic"] is True and sum(r["trades"] for r in report["rows"]) > 0
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("jesse-pool")
 async def test_a_portfolio_batch_needs_two_symbols_and_an_unstored_one_fails_its_row(cold_server):
     server, _ = cold_server
     args = {"strategies": ["momentum"], "symbols": ["BTC-USDT"], "portfolio": True}
@@ -149,6 +147,8 @@ async def test_a_portfolio_batch_needs_two_symbols_and_an_unstored_one_fails_its
     assert row["symbol"] == "BTC-USDT+DOGE-USDT" and row["error"].startswith("No candles stored for DOGE-USDT")
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("jesse-pool")
 async def test_a_market_without_candles_is_a_failed_row_not_a_failed_call(jesse_server, batch_home):
     args = {"strategies": ["momentum"], "symbols": ["DOGE-USDT", "BTC-USDT"], "days": 5, "sort_by": "trades"}
     async with connect(jesse_server) as client:
