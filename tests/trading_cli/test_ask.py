@@ -292,3 +292,31 @@ def test_ask_backtest_all_strategies_without_candles_answers_a_table_of_failed_r
     assert "note: BTC, ETH read as BTC-USDT, ETH-USDT." in done.stderr
     assert done.stdout.count("failed: No candles are stored yet.") == 8
     assert "note: 8 run(s) failed" in done.stdout
+
+
+def test_a_portfolio_backtest_reads_with_its_markets_contributions_and_refusals():
+    from trading_cli.ask.run import table
+
+    request = {"strategy": "momentum", "symbol": "BTC-USDT", "markets": ["BTC-USDT", "ETH-USDT"], "timeframe": "1h"}
+    payload = {
+        "id": "bt_1",
+        "synthetic": False,
+        "request": {**request, "risk_profile": "moderate", "start": "2024-01-01", "end": "2024-02-01"},
+        "performance": {
+            "net_profit_pct": 3.0,
+            "max_drawdown_pct": 2.0,
+            "sharpe": 1.5,
+            "trades": 12,
+            "win_rate_pct": 50,
+        },
+        "portfolio": {
+            "contributions": [
+                {"market": "BTC-USDT", "contribution_pct": 2.5},
+                {"market": "ETH-USDT", "contribution_pct": 0.5},
+            ],
+            "refused_entries": {"max_open_positions": 4},
+        },
+    }
+    text = table(payload)
+    assert text.startswith("momentum BTC-USDT+ETH-USDT 1h moderate")
+    assert "    BTC-USDT %     2.50" in text and "  refused entries  4 max_open_positions" in text

@@ -62,7 +62,8 @@ def table(payload: Any) -> str:
     if isinstance(payload, dict):
         if "performance" in payload and "request" in payload:  # a backtest
             p, r = payload["performance"], payload["request"]
-            head = f"{r['strategy']} {r['symbol']} {r['timeframe']} {r['risk_profile']} {r['start']} .. {r['end']}"
+            where = "+".join(r.get("markets") or []) or r["symbol"]
+            head = f"{r['strategy']} {where} {r['timeframe']} {r['risk_profile']} {r['start']} .. {r['end']}"
             synthetic = "  (SYNTHETIC data: hypothetical)" if payload.get("synthetic") else ""
             rows = [
                 ("net profit %", p.get("net_profit_pct")),
@@ -72,6 +73,11 @@ def table(payload: Any) -> str:
                 ("win rate %", p.get("win_rate_pct")),
                 ("result id", payload.get("id")),
             ]
+            for c in (payload.get("portfolio") or {}).get("contributions", []):  # a portfolio: each market's part
+                rows.insert(-1, (f"  {c['market']} %", c["contribution_pct"]))
+            refused = (payload.get("portfolio") or {}).get("refused_entries") or {}
+            if refused:
+                rows.insert(-1, ("refused entries", ", ".join(f"{n} {rule}" for rule, n in refused.items())))
             return head + synthetic + "\n" + "\n".join(f"  {k:<16} {_fmt(v)}" for k, v in rows)
         if "table" in payload and isinstance(payload["table"], str):  # comparisons, stress tests
             extra = f"\n{payload['verdict']}" if payload.get("verdict") else ""
