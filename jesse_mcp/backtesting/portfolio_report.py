@@ -24,6 +24,7 @@ from jesse_mcp.backtesting.trade_rows import (
     T_TYPE,
     union_ms,
 )
+from jesse_mcp.trading.stats import directional_correlation
 from shared.market.candles import MINUTE_MS, iso
 
 
@@ -98,16 +99,16 @@ def _weekly(points: list[ExposurePoint]) -> list[ExposurePoint]:
 
 
 def correlation_matrix(closes: dict[str, list[list[float]]]) -> tuple[dict[str, dict[str, float | None]], int]:
-    """Pairwise correlation of daily log returns over the days every market has."""
-    days = sorted(set.intersection(*(set(d for d, _ in v) for v in closes.values()))) if closes else []
-    by_day = {s: dict((int(d), c) for d, c in v) for s, v in closes.items()}
-    returns = {s: np.diff(np.log([by_day[s][d] for d in days])) for s in closes}
+    """Pairwise correlation of daily log returns (the paper checks' directional_correlation, over the days both
+    markets have; None where it cannot be measured), and the returns every market has."""
+    series = {s: [(int(d), float(c)) for d, c in v] for s, v in closes.items()}
     out: dict[str, dict[str, float | None]] = {}
-    for a, ra in returns.items():
+    for a, sa in series.items():
         out[a] = {}
-        for b, rb in returns.items():
-            ok = len(ra) >= 2 and np.std(ra) > 0 and np.std(rb) > 0
-            out[a][b] = float(np.corrcoef(ra, rb)[0, 1]) if ok else None
+        for b, sb in series.items():
+            value = directional_correlation(sa, sb, (a, b), min_overlap=2)
+            out[a][b] = value if isinstance(value, float) else None
+    days = set.intersection(*(set(d for d, _ in v) for v in series.values())) if series else set()
     return out, max(len(days) - 1, 0)
 
 
