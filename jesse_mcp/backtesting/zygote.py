@@ -230,10 +230,17 @@ class Forked:
 
 # --- inside the zygote ----------------------------------------------------------------------------------------
 def _thread_count() -> int:
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return threading.active_count()
+    """The process's threads before the first fork. A thread that Python has joined may still be listed by the
+    kernel for a moment while it exits (the watchdog, just stopped): give it up to half a second to go."""
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            n = len(os.listdir("/proc/self/task"))
+        except OSError:
+            return threading.active_count()
+        if n == 1 or time.monotonic() >= deadline:
+            return n
+        time.sleep(0.002)
 
 
 def _reap() -> None:
